@@ -1,0 +1,80 @@
+# lua-qstash: build, test and tooling. `make` builds build/$(LUA)/qstash.so.
+# LUA selects the Lua ABI: lua5.4 (default), lua5.3, lua5.1 or luajit.
+
+LUA        ?= lua5.4
+PKG_CONFIG ?= pkg-config
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+BUILD      ?= build/$(LUA)
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+
+# The interpreter that runs specs for each ABI.
+LUA_BIN_lua5.4 = lua5.4
+LUA_BIN_lua5.3 = lua5.3
+LUA_BIN_lua5.1 = lua5.1
+LUA_BIN_luajit = luajit
+LUA_BIN        = $(LUA_BIN_$(LUA))
+LUA_ABI_lua5.4 = 5.4
+LUA_ABI_lua5.3 = 5.3
+LUA_ABI_lua5.1 = 5.1
+LUA_ABI_luajit = 5.1
+LUA_ABI        = $(LUA_ABI_$(LUA))
+
+LUA_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(LUA) 2>/dev/null)
+CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+SSL_LIBS    := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS = -std=c99 -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L $(WARN) \
+             $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+# The module never links liblua: the host (lua, luajit, nginx) provides it.
+LIBS     = $(CURL_LIBS) $(SSL_LIBS) -lm -lpthread
+
+SRCS = $(wildcard src/*.c)
+OBJS = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+HDRS = $(wildcard src/*.h)
+
+SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
+           LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
+           QSTASH_SPEC_LUA="$(LUA_BIN)"
+BUSTED  ?= /usr/bin/busted
+SPECS   ?= spec
+
+.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz
+
+all: $(BUILD)/qstash.so
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/qstash.so: $(OBJS)
+	$(CC) -shared $(CFLAGS) $(EXTRA_LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+deps:
+	@sh tools/ensure-deps
+
+# `make test` installs (as root) or names the Debian packages it needs, then
+# runs every spec under $(LUA) and ends with "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(SPEC_ENV) sh tools/run-specs $(LUA_BIN) $(BUSTED) $(SPECS)
+
+test-all: deps
+	@for l in lua5.4 lua5.3 lua5.1 luajit; do $(MAKE) --no-print-directory LUA=$$l test || exit 1; done
+
+static: $(OBJS)
+	ar rcs $(BUILD)/libqstash.a $(OBJS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI) $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash
+	install -m 0755 $(BUILD)/qstash.so $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/qstash.so
+	for f in lua/qstash/*.lua; do [ -e "$$f" ] || continue; \
+	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/; done
+	if [ -e bin/qstash-dlq ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
+	  install -m 0755 bin/qstash-dlq $(DESTDIR)$(PREFIX)/bin/qstash-dlq; fi
+
+clean:
+	rm -rf build

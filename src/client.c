@@ -1,0 +1,167 @@
+/* Client lifecycle: creation from a config, the libcurl handles, close/__gc,
+ * fork safety and the jitter generator. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include "client.h"
+#include "compat.h"
+#include "config.h"
+#include "errors.h"
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_OK;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int make_handles(qs_client *c)
+{
+    c->multi = curl_multi_init();
+    c->easy = curl_easy_init();
+    if (!c->multi || !c->easy) {
+        if (c->multi) curl_multi_cleanup(c->multi);
+        if (c->easy) curl_easy_cleanup(c->easy);
+        c->multi = NULL;
+        c->easy = NULL;
+        return -1;
+    }
+    /* Bounded cache; HTTP/2 streams share a connection where offered. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 16L);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    c->pid = getpid();
+    return 0;
+}
+
+int qs_client_ready(qs_client *c)
+{
+    if (c->multi && c->pid == getpid()) return 0;
+    /* In a forked child the inherited handles share sockets and TLS state
+     * with the parent: abandon them (never clean up) and start afresh. */
+    c->multi = NULL;
+    c->easy = NULL;
+    c->slist = NULL;
+    return make_handles(c);
+}
+
+void qs_client_release(qs_client *c)
+{
+    if (c->closed) return;
+    c->closed = 1;
+    if (c->pid == getpid()) {
+        if (c->easy) curl_easy_cleanup(c->easy);
+        if (c->multi) curl_multi_cleanup(c->multi);
+        curl_slist_free_all(c->slist);
+    }
+    c->easy = NULL;
+    c->multi = NULL;
+    c->slist = NULL;
+    free(c->token);
+    free(c->missing_token);
+    free(c->base_url);
+    free(c->auth_header);
+    free(c->user_agent);
+    free(c->ca_file);
+    free(c->proxy);
+    c->token = c->missing_token = c->base_url = c->auth_header = NULL;
+    c->user_agent = c->ca_file = c->proxy = NULL;
+    qs_buf_free(&c->url);
+    qs_buf_free(&c->path);
+    qs_buf_free(&c->headers);
+    qs_buf_free(&c->query);
+    qs_buf_free(&c->body);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+double qs_client_random(qs_client *c)
+{
+    return (double)(splitmix64(&c->rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+qs_client *qs_client_check(lua_State *L, int idx)
+{
+    qs_client *c = (qs_client *)luaL_checkudata(L, idx, QS_CLIENT_MT);
+    if (c->closed) luaL_error(L, "qstash: the client is closed");
+    return c;
+}
+
+int qs_client_new(lua_State *L, int cfg_idx, int safe)
+{
+    qs_args a;
+    struct timespec ts;
+    qs_client *c;
+    a.L = L;
+    a.base = 1;
+    a.fname = "new";
+    if (cfg_idx && !lua_isnoneornil(L, cfg_idx) && lua_type(L, cfg_idx) != LUA_TTABLE)
+        qs_argerror(&a, cfg_idx, "config must be a table, got %s", luaL_typename(L, cfg_idx));
+    if (cfg_idx && lua_isnoneornil(L, cfg_idx)) cfg_idx = 0;
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) return luaL_error(L, "qstash: curl_global_init failed");
+
+    c = (qs_client *)qs_newudata(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->closed = 1; /* nothing to release until the handles exist */
+    luaL_getmetatable(L, QS_CLIENT_MT);
+    lua_setmetatable(L, -2);
+    c->closed = 0;
+    c->pid = getpid();
+    c->safe = safe;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40) ^
+             (uint64_t)(uintptr_t)c;
+    if (qs_config_load(L, c, cfg_idx, &a) != 0) {
+        /* a config error table is on the stack, above the client */
+        lua_remove(L, -2);
+        qs_client_release(c);
+        return qs_error_finish(L, safe);
+    }
+    if (make_handles(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
+    return 1;
+}
+
+static int client_close(lua_State *L)
+{
+    qs_client *c = (qs_client *)luaL_checkudata(L, 1, QS_CLIENT_MT);
+    qs_client_release(c);
+    return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+    qs_client *c = (qs_client *)luaL_checkudata(L, 1, QS_CLIENT_MT);
+    if (c->closed) lua_pushfstring(L, "qstash.client (closed): %p", (void *)c);
+    else lua_pushfstring(L, "qstash.client (%s): %p", c->base_url, (void *)c);
+    return 1;
+}
+
+void qs_client_register(lua_State *L)
+{
+    /* The metatable; methods are added by the module entry into __index. */
+    if (luaL_newmetatable(L, QS_CLIENT_MT)) {
+        lua_pushcfunction(L, client_close);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, client_close);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, client_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_newtable(L);
+        lua_pushcfunction(L, client_close);
+        lua_setfield(L, -2, "close");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}

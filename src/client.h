@@ -1,0 +1,82 @@
+/* The client: configuration, the libcurl handles that carry its connection
+ * cache, and the per-call buffers it reuses. */
+#ifndef QS_CLIENT_H
+#define QS_CLIENT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <curl/curl.h>
+#include <lua.h>
+#include "buf.h"
+
+#define QS_VERSION "0.1.0"
+#define QS_CLIENT_MT "qstash.client"
+
+/* Response headers the client acts on (429 waits, error fields). */
+enum {
+    QS_H_RETRY_AFTER,
+    QS_H_BURST_LIMIT,
+    QS_H_BURST_REMAINING,
+    QS_H_BURST_RESET,
+    QS_H_DAILY_LIMIT,
+    QS_H_DAILY_REMAINING,
+    QS_H_DAILY_RESET,
+    QS_H_COUNT
+};
+#define QS_HVAL_MAX 64
+
+typedef struct qs_client {
+    CURLM *multi;              /* owns the connection cache (and TLS sessions) */
+    CURL *easy;                /* reused for synchronous calls */
+    pid_t pid;                 /* the process that created the handles */
+    int closed;
+    int safe;                  /* created by qstash.safe: failures return nil, err */
+
+    /* configuration */
+    char *token;               /* NULL: missing, reported at call time */
+    char *missing_token;       /* the message naming the variables looked at */
+    char *base_url;            /* without a trailing '/' */
+    char *auth_header;         /* "Authorization: Bearer <token>" */
+    char *user_agent;
+    char *ca_file;
+    char *proxy;
+    long timeout_ms;
+    long connect_timeout_ms;
+    int token_in_query;
+    int attempts;              /* >= 1 */
+    double base_delay;         /* seconds */
+    double max_delay;          /* seconds */
+    long long max_response_bytes;
+    uint64_t rng;              /* per-client jitter generator state */
+
+    /* per-call state, reused */
+    qs_buf url;                /* full URL of the request */
+    qs_buf path;               /* path and query shown in errors (never the token) */
+    qs_buf headers;            /* request header lines, each NUL-terminated */
+    qs_buf query;              /* query string being built */
+    qs_buf body;               /* response body */
+    struct curl_slist *slist;
+    char errbuf[CURL_ERROR_SIZE];
+    char hvals[QS_H_COUNT][QS_HVAL_MAX];
+    int too_large;
+    int last_attempts;         /* attempts made by the last call */
+} qs_client;
+
+/* Checks that the value at idx is an open client (raising otherwise). */
+qs_client *qs_client_check(lua_State *L, int idx);
+
+/* qstash.new(config): pushes a client, or (safe) nil, err for a config error. */
+int qs_client_new(lua_State *L, int cfg_idx, int safe);
+
+/* Frees every resource; idempotent. */
+void qs_client_release(qs_client *c);
+
+/* Makes sure the handles belong to this process (rebuilds them after fork). 0 or -1. */
+int qs_client_ready(qs_client *c);
+
+/* Uniform random double in [0, 1) from the client's generator. */
+double qs_client_random(qs_client *c);
+
+void qs_client_register(lua_State *L);
+
+#endif

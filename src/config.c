@@ -1,0 +1,299 @@
+/* Client configuration from the qstash.new{} table and the environment
+ * (see design.md, "Client configuration"). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "config.h"
+#include "errors.h"
+
+static const char *const config_keys[] = {
+    "token", "base_url", "dev", "timeout", "connect_timeout", "retry", "token_in_query",
+    "user_agent", "ca_file", "proxy", "max_response_bytes", NULL};
+static const char *const retry_keys[] = {"attempts", "base_delay", "max_delay", NULL};
+
+static char *dupstr(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* Replaces *slot with a copy of s (raising on OOM: the client owns *slot). */
+static void set_string(lua_State *L, char **slot, const char *s)
+{
+    char *p = s ? dupstr(s) : NULL;
+    if (s && !p) luaL_error(L, "not enough memory");
+    free(*slot);
+    *slot = p;
+}
+
+static int has_ctl(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f) return 1;
+    }
+    return 0;
+}
+
+static int is_loopback_host(const char *h, size_t n)
+{
+    if (n == 9 && strncmp(h, "localhost", 9) == 0) return 1;
+    if (n == 5 && strncmp(h, "[::1]", 5) == 0) return 1;
+    if (n >= 4 && strncmp(h, "127.", 4) == 0) {
+        size_t i;
+        for (i = 4; i < n; i++)
+            if (!isdigit((unsigned char)h[i]) && h[i] != '.') return 0;
+        return 1;
+    }
+    return 0;
+}
+
+const char *qs_config_check_url(const char *url, int require_loopback_for_http)
+{
+    const char *host, *end;
+    size_t n = strlen(url), i;
+    int http;
+    if (has_ctl(url, n)) return "must not contain control bytes";
+    for (i = 0; i < n; i++)
+        if (url[i] == ' ' || url[i] == '#' || url[i] == '?') return "must not contain spaces, '?' or '#'";
+    if (strncmp(url, "https://", 8) == 0) {
+        http = 0;
+        host = url + 8;
+    } else if (strncmp(url, "http://", 7) == 0) {
+        http = 1;
+        host = url + 7;
+    } else {
+        return "must start with https:// (or http:// for a loopback host)";
+    }
+    if (strchr(host, '@')) return "must not contain credentials";
+    end = host;
+    if (*end == '[') {
+        end = strchr(end, ']');
+        if (!end) return "has an unterminated IPv6 address";
+        end++;
+    } else {
+        while (*end && *end != ':' && *end != '/') end++;
+    }
+    if (end == host) return "has no host";
+    if (http && require_loopback_for_http && !is_loopback_host(host, (size_t)(end - host)))
+        return "may use http:// only for a loopback host (127.0.0.1, localhost, [::1])";
+    return NULL;
+}
+
+/* Reads a table field as a positive number of seconds, or leaves *out alone when nil. */
+static void opt_seconds(const qs_args *a, int idx, const char *key, double *out, int allow_zero)
+{
+    lua_State *L = a->L;
+    lua_getfield(L, idx, key);
+    if (!lua_isnil(L, -1)) {
+        double v;
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            qs_argerror(a, idx, "'%s' must be a number of seconds", key);
+        v = lua_tonumber(L, -1);
+        if (!(v > 0 || (allow_zero && v == 0)) || v > 86400.0 * 365)
+            qs_argerror(a, idx, "'%s' must be a %s number of seconds", key,
+                        allow_zero ? "non-negative" : "positive");
+        *out = v;
+    }
+    lua_pop(L, 1);
+}
+
+static const char *opt_string(const qs_args *a, int idx, const char *key)
+{
+    lua_State *L = a->L;
+    const char *s = NULL;
+    lua_getfield(L, idx, key);
+    if (!lua_isnil(L, -1)) {
+        size_t n;
+        if (lua_type(L, -1) != LUA_TSTRING) qs_argerror(a, idx, "'%s' must be a string", key);
+        s = lua_tolstring(L, -1, &n);
+        if (n == 0) qs_argerror(a, idx, "'%s' must not be empty", key);
+        if (has_ctl(s, n)) qs_argerror(a, idx, "'%s' must not contain control bytes", key);
+    }
+    lua_pop(L, 1); /* the string stays alive in the table */
+    return s;
+}
+
+static int config_error(lua_State *L, const char *fmt, const char *detail)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, detail);
+    qs_error_push(L, "config", msg);
+    return -1;
+}
+
+/* Normalises QSTASH_REGION ("us-east-1" -> "US_EAST_1"). 0 ok, -1 invalid. */
+static int region_prefix(const char *region, char *out, size_t outsz)
+{
+    size_t i, n = strlen(region);
+    if (n == 0 || n >= outsz) return -1;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)region[i];
+        if (ch == '-') ch = '_';
+        else if (isalnum(ch) || ch == '_') ch = (unsigned char)toupper(ch);
+        else return -1;
+        out[i] = (char)ch;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
+{
+    const char *token = NULL, *base_url = NULL, *s, *why;
+    char looked[512] = "", url_buf[64], region[64], rt[96], ru[96];
+    int dev = -1; /* -1: not given in the table */
+    double timeout = 30, connect_timeout = 10;
+
+    c->attempts = 4;
+    c->base_delay = 0.2;
+    c->max_delay = 5;
+    c->max_response_bytes = 8LL * 1024 * 1024;
+
+    if (idx) {
+        qs_check_keys(a, idx, idx, "config key", config_keys);
+        token = opt_string(a, idx, "token");
+        base_url = opt_string(a, idx, "base_url");
+        lua_getfield(L, idx, "dev");
+        if (!lua_isnil(L, -1)) {
+            if (lua_type(L, -1) != LUA_TBOOLEAN) qs_argerror(a, idx, "'dev' must be a boolean");
+            dev = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        opt_seconds(a, idx, "timeout", &timeout, 0);
+        opt_seconds(a, idx, "connect_timeout", &connect_timeout, 0);
+        lua_getfield(L, idx, "retry");
+        if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+            c->attempts = 1;
+        } else if (lua_type(L, -1) == LUA_TTABLE) {
+            int r = lua_gettop(L);
+            double attempts = c->attempts;
+            qs_check_keys(a, idx, r, "retry key", retry_keys);
+            lua_getfield(L, r, "attempts");
+            if (!lua_isnil(L, -1)) {
+                attempts = lua_tonumber(L, -1);
+                if (lua_type(L, -1) != LUA_TNUMBER || attempts != (double)(int)attempts ||
+                    attempts < 1 || attempts > 100)
+                    qs_argerror(a, idx, "'retry.attempts' must be an integer from 1 to 100");
+            }
+            lua_pop(L, 1);
+            c->attempts = (int)attempts;
+            opt_seconds(a, r, "base_delay", &c->base_delay, 1);
+            opt_seconds(a, r, "max_delay", &c->max_delay, 1);
+        } else if (!lua_isnil(L, -1)) {
+            qs_argerror(a, idx, "'retry' must be a table or false");
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "token_in_query");
+        if (!lua_isnil(L, -1)) {
+            if (lua_type(L, -1) != LUA_TBOOLEAN) qs_argerror(a, idx, "'token_in_query' must be a boolean");
+            c->token_in_query = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "max_response_bytes");
+        if (!lua_isnil(L, -1)) {
+            double v = lua_tonumber(L, -1);
+            if (lua_type(L, -1) != LUA_TNUMBER || v < 1 || v > 1e15 || v != (double)(long long)v)
+                qs_argerror(a, idx, "'max_response_bytes' must be a positive integer");
+            c->max_response_bytes = (long long)v;
+        }
+        lua_pop(L, 1);
+        set_string(L, &c->user_agent, opt_string(a, idx, "user_agent"));
+        set_string(L, &c->ca_file, opt_string(a, idx, "ca_file"));
+        set_string(L, &c->proxy, opt_string(a, idx, "proxy"));
+        if (base_url && (why = qs_config_check_url(base_url, 1)) != NULL)
+            qs_argerror(a, idx, "'base_url' %s", why);
+    }
+    c->timeout_ms = (long)(timeout * 1000 + 0.5);
+    c->connect_timeout_ms = (long)(connect_timeout * 1000 + 0.5);
+
+    /* dev mode: the table, else QSTASH_DEV */
+    if (dev < 0) {
+        s = getenv("QSTASH_DEV");
+        if (!s || !*s || strcmp(s, "0") == 0 || strcmp(s, "false") == 0) dev = 0;
+        else if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0) dev = 1;
+        else return config_error(L, "QSTASH_DEV must be 1, true, 0 or false (got '%.100s')", s);
+    }
+    if (dev) {
+        const char *port = env("QSTASH_DEV_PORT");
+        long p = 8080;
+        if (port) {
+            char *end;
+            errno = 0;
+            p = strtol(port, &end, 10);
+            if (errno || *end || p < 1 || p > 65535)
+                return config_error(L, "QSTASH_DEV_PORT must be a port number (got '%.100s')", port);
+        }
+        snprintf(url_buf, sizeof url_buf, "http://127.0.0.1:%ld", p);
+        if (!base_url) base_url = url_buf;
+        if (!token) token = QS_DEV_TOKEN;
+    }
+
+    /* the region's variables, then the plain ones */
+    s = env("QSTASH_REGION");
+    if (s && !dev && (!token || !base_url)) {
+        if (region_prefix(s, region, sizeof region))
+            return config_error(L, "QSTASH_REGION is not a region name (got '%.100s')", s);
+        snprintf(rt, sizeof rt, "%s_QSTASH_TOKEN", region);
+        snprintf(ru, sizeof ru, "%s_QSTASH_URL", region);
+        if (!token) {
+            token = env(rt);
+            snprintf(looked, sizeof looked, "%s, ", rt);
+        }
+        if (!base_url && (base_url = env(ru)) != NULL && (why = qs_config_check_url(base_url, 1)))
+            return config_error(L, "%s is not a usable URL", ru);
+    }
+    if (!token) {
+        token = env("QSTASH_TOKEN");
+        strcat(looked, "QSTASH_TOKEN");
+    }
+    if (!base_url) {
+        base_url = env("QSTASH_URL");
+        if (base_url && (why = qs_config_check_url(base_url, 1)) != NULL) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "QSTASH_URL %s", why);
+            return config_error(L, "%s", msg);
+        }
+    }
+    if (!base_url) base_url = QS_DEFAULT_URL;
+    if (token && has_ctl(token, strlen(token)))
+        return config_error(L, "%s", "the QStash token contains control bytes");
+
+    set_string(L, &c->token, token);
+    set_string(L, &c->base_url, base_url);
+    {
+        size_t n = strlen(c->base_url);
+        if (n > 0 && c->base_url[n - 1] == '/') c->base_url[n - 1] = '\0';
+    }
+    if (!token) {
+        char msg[700];
+        snprintf(msg, sizeof msg,
+                 "no QStash token: pass token to qstash.new{...}, set dev = true, or set %s",
+                 looked);
+        set_string(L, &c->missing_token, msg);
+    } else {
+        size_t n = strlen(token) + sizeof "Authorization: Bearer ";
+        free(c->auth_header);
+        c->auth_header = malloc(n);
+        if (!c->auth_header) return luaL_error(L, "not enough memory");
+        snprintf(c->auth_header, n, "Authorization: Bearer %s", token);
+    }
+    if (!c->user_agent) {
+        char ua[128];
+        snprintf(ua, sizeof ua, "lua-qstash/%s libcurl/%s", QS_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+        set_string(L, &c->user_agent, ua);
+    }
+    return 0;
+}

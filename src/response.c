@@ -1,0 +1,142 @@
+/* JSON through lua-cjson and result shaping (see response.h). */
+#include <math.h>
+#include <lauxlib.h>
+#include "compat.h"
+#include "response.h"
+
+#define JSON_DECODE_KEY "qstash.json.decode"
+#define JSON_ENCODE_KEY "qstash.json.encode"
+
+void qs_json_init(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, JSON_DECODE_KEY);
+    if (!lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    lua_call(L, 1, 1);
+    /* A private instance: the application's cjson settings stay its own. */
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);
+    lua_getfield(L, -1, "decode_invalid_numbers");
+    if (lua_isfunction(L, -1)) {
+        lua_pushboolean(L, 0);
+        lua_call(L, 1, 0);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, "encode_invalid_numbers");
+    if (lua_isfunction(L, -1)) {
+        lua_pushboolean(L, 0);
+        lua_call(L, 1, 0);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, "decode");
+    lua_setfield(L, LUA_REGISTRYINDEX, JSON_DECODE_KEY);
+    lua_getfield(L, -1, "encode");
+    lua_setfield(L, LUA_REGISTRYINDEX, JSON_ENCODE_KEY);
+    lua_pop(L, 2);
+}
+
+static int is_json_null(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+
+/* Replaces JSON nulls by nil and integral floats by integers, in place. */
+static void normalise(lua_State *L, int idx, int depth)
+{
+    if (depth > 200) return;
+    luaL_checkstack(L, 4, "JSON nesting");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int t = lua_type(L, -1);
+        if (t == LUA_TTABLE) {
+            normalise(L, lua_gettop(L), depth + 1);
+        } else if (is_json_null(L, -1)) {
+            /* assigning nil to an existing field is allowed during lua_next */
+            lua_pushvalue(L, -2);
+            lua_pushnil(L);
+            lua_rawset(L, idx);
+        }
+#if LUA_VERSION_NUM >= 503
+        else if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+            lua_Number d = lua_tonumber(L, -1);
+            if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+                lua_pushvalue(L, -2);
+                lua_pushinteger(L, (lua_Integer)d);
+                lua_rawset(L, idx);
+            }
+        }
+#endif
+        lua_pop(L, 1);
+    }
+}
+
+int qs_json_decode(lua_State *L, const char *s, size_t n)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, JSON_DECODE_KEY);
+    lua_pushlstring(L, s, n);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        if (!lua_isstring(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "invalid JSON");
+        }
+        return -1;
+    }
+    if (is_json_null(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+        normalise(L, lua_gettop(L), 0);
+    }
+#if LUA_VERSION_NUM >= 503
+    else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+        lua_Number d = lua_tonumber(L, -1);
+        if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+            lua_pop(L, 1);
+            lua_pushinteger(L, (lua_Integer)d);
+        }
+    }
+#endif
+    return 0;
+}
+
+int qs_json_encode(lua_State *L, int idx)
+{
+    idx = qs_absindex(L, idx);
+    lua_getfield(L, LUA_REGISTRYINDEX, JSON_ENCODE_KEY);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        if (!lua_isstring(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "cannot encode the value as JSON");
+        }
+        return -1;
+    }
+    return 0;
+}
+
+const char *qs_shape_publish_response(lua_State *L)
+{
+    int t;
+    if (lua_type(L, -1) != LUA_TTABLE) return "expected a JSON object with messageId";
+    lua_getfield(L, -1, "messageId");
+    t = lua_type(L, -1);
+    lua_pop(L, 1);
+    if (t != LUA_TSTRING) return "the response has no messageId string";
+    lua_getfield(L, -1, "deduplicated");
+    t = lua_type(L, -1);
+    lua_pop(L, 1);
+    if (t == LUA_TNIL) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "deduplicated");
+    } else if (t != LUA_TBOOLEAN) {
+        return "deduplicated is not a boolean";
+    }
+    return NULL;
+}
