@@ -48,10 +48,12 @@ all: $(BUILD)/qstash.so
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/qstash.so: $(OBJS)
-	$(CC) -shared $(CFLAGS) $(EXTRA_LDFLAGS) -o $@ $(OBJS) $(LIBS)
+	@echo "LD $@"
+	@$(CC) -shared $(CFLAGS) $(EXTRA_LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 deps:
 	@sh tools/ensure-deps
@@ -60,7 +62,7 @@ deps:
 # runs every spec under $(LUA) and ends with "N passed, N failed".
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(SPEC_ENV) sh tools/run-specs $(LUA_BIN) $(BUSTED) $(SPECS)
+	@$(SPEC_ENV) bash tools/run-specs $(LUA_BIN) $(BUSTED) $(SPECS)
 
 test-all: deps
 	@for l in lua5.4 lua5.3 lua5.1 luajit; do $(MAKE) --no-print-directory LUA=$$l test || exit 1; done

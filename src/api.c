@@ -77,7 +77,7 @@ void qs_api_target(lua_State *L, qs_client *c, const char *path, size_t len)
     if (fail) luaL_error(L, "not enough memory");
 }
 
-void qs_api_add_id(const qs_args *a, int idx, qs_buf *out)
+const char *qs_api_check_id(const qs_args *a, int idx, size_t *len)
 {
     lua_State *L = a->L;
     size_t n, i;
@@ -93,7 +93,15 @@ void qs_api_add_id(const qs_args *a, int idx, qs_buf *out)
         unsigned char ch = (unsigned char)id[i];
         if (ch < 0x20 || ch == 0x7f) qs_argerror(a, idx, "DLQ id must not contain control bytes");
     }
-    if (qs_buf_add_pct(out, id, n)) luaL_error(L, "not enough memory");
+    *len = n;
+    return id;
+}
+
+void qs_api_add_id(const qs_args *a, int idx, qs_buf *out)
+{
+    size_t n;
+    const char *id = qs_api_check_id(a, idx, &n);
+    if (qs_buf_add_pct(out, id, n)) luaL_error(a->L, "not enough memory");
 }
 
 void qs_api_shape_error(lua_State *L, qs_client *c, const char *method, long status,

@@ -29,6 +29,9 @@ void qs_api_target(lua_State *L, qs_client *c, const char *path, size_t len);
  * control bytes) and appends it percent-encoded as one path segment. */
 void qs_api_add_id(const qs_args *a, int idx, qs_buf *out);
 
+/* The checks of qs_api_add_id alone: returns the id and its length. */
+const char *qs_api_check_id(const qs_args *a, int idx, size_t *len);
+
 /* Decodes the JSON body of a successful response and pushes it; on failure
  * pushes a `decode` error and returns 0. */
 int qs_api_decode(lua_State *L, qs_client *c, const char *method, long status);

@@ -156,14 +156,17 @@ int qs_engine_perform(qs_client *c, const qs_request *r, qs_attempt *out)
         if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->easy) out->code = msg->data.result;
     }
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &out->status);
-    /* Bytes of the request that reached the socket: whether the server may
-     * have acted on it. */
+    /* Whether the server may have acted on the request: bytes of it reached
+     * the socket, or the transfer got as far as sending (libcurl resends on a
+     * fresh connection when a reused one dies, and may then report 0 bytes). */
     {
         long req_size = 0;
+        curl_off_t pretransfer = 0;
         curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &req_size);
-        sent = req_size;
+        curl_easy_getinfo(c->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+        sent = req_size > 0 || pretransfer > 0;
     }
-    out->sent = sent > 0;
+    out->sent = sent != 0;
     out->too_large = c->too_large || out->code == CURLE_FILESIZE_EXCEEDED;
     curl_multi_remove_handle(c->multi, c->easy);
     if (mc != CURLM_OK && out->code == CURLE_OK) out->code = CURLE_FAILED_INIT;

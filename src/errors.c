@@ -88,7 +88,9 @@ void qs_error_setscrubbed(lua_State *L, const char *field, const char *s, size_t
                           const char *secret, size_t cap)
 {
     luaL_Buffer b;
-    size_t slen = secret ? strlen(secret) : 0;
+    /* A secret shorter than this is no real token: scrubbing it would only
+     * garble the text. */
+    size_t slen = secret && strlen(secret) >= 8 ? strlen(secret) : 0;
     size_t i = 0;
     if (len > cap) len = cap;
     luaL_buffinit(L, &b);

@@ -6,6 +6,7 @@
 #include "compat.h"
 #include "dlq.h"
 #include "errors.h"
+#include "publish.h"
 #include "response.h"
 #include "qstash.h"
 #include "verify.h"
@@ -46,6 +47,7 @@ static int open_variant(lua_State *L, int safe)
     lua_pushliteral(L, QS_VERSION);
     lua_setfield(L, -2, "_VERSION");
     qs_api_register(L, qs_dlq_apis, safe);
+    qs_api_register(L, qs_publish_apis, safe);
     return 1;
 }
 

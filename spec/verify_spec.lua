@@ -1,0 +1,370 @@
+-- qstash.verify: Upstash-Signature JWT verification (see "Receiving" in the design).
+-- The vectors come from spec/support/jwt_vectors.py, an independent Python
+-- implementation, generated at test time so that exp/nbf are relative to now.
+local cjson = require "cjson"
+local qstash = require "qstash"
+local qsafe = require "qstash.safe"
+
+local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function load_vectors()
+  local python = os.getenv("PYTHON") or "python3"
+  local p = assert(io.popen(python .. " " .. shell_quote(here .. "support/jwt_vectors.py"), "r"))
+  local out = p:read("*a")
+  p:close()
+  assert(out and out:sub(1, 1) == "{", "jwt_vectors.py produced no vectors")
+  return cjson.decode(out)
+end
+
+-- cjson decodes "\u00e9" to UTF-8; the vectors' bodies are latin-1 (one char = one byte).
+local latin1_map = {}
+for b = 128, 255 do
+  latin1_map[string.char(0xC0 + math.floor(b / 64), 0x80 + b % 64)] = string.char(b)
+end
+local function latin1(s)
+  return (s:gsub("[\194\195][\128-\191]", latin1_map))
+end
+
+local function unnull(v)
+  if v == cjson.null then return nil end
+  return v
+end
+
+local function params_of(v)
+  return {
+    signature = v.signature,
+    body = latin1(v.body),
+    url = unnull(v.url),
+    current_signing_key = unnull(v.current_signing_key),
+    next_signing_key = unnull(v.next_signing_key),
+    clock_tolerance = unnull(v.clock_tolerance),
+  }
+end
+
+local function check_no_null(t)
+  for _, v in pairs(t) do
+    assert.is_not.equal(cjson.null, v)
+    if type(v) == "table" then check_no_null(v) end
+  end
+end
+
+-- expected: the payload as the vectors give it (decoded by the spec's own cjson)
+local function check_claims(claims, expected, where)
+  assert.equals("table", type(claims), where)
+  check_no_null(claims)
+  for k, v in pairs(expected) do
+    local at = (where or "claims") .. "." .. tostring(k)
+    if v == cjson.null then
+      assert.is_nil(claims[k], at)
+    elseif type(v) == "table" then
+      check_claims(claims[k], v, at)
+    else
+      assert.equals(v, claims[k], at)
+      if math.type and type(v) == "number" then
+        -- integral numbers come back as integers where the Lua version has them
+        assert.equals(v == math.floor(v) and "integer" or "float", math.type(claims[k]), at)
+      end
+    end
+  end
+  for k in pairs(claims) do
+    assert.is_not_nil(unnull(expected[k]), "unexpected claim " .. tostring(k))
+  end
+end
+
+local function secrets_absent(s, v)
+  for _, key in ipairs({ v.current_signing_key, v.next_signing_key }) do
+    if key ~= cjson.null then
+      assert.is_nil(s:find(key, 1, true), "a signing key leaked into: " .. s)
+    end
+  end
+end
+
+local vectors = load_vectors()
+local names = {}
+for name in pairs(vectors) do names[#names + 1] = name end
+table.sort(names)
+
+describe("qstash.verify vectors", function()
+  it("has the cases it promises", function()
+    for _, reason in ipairs({ "ok", "malformed", "bad_signature", "wrong_issuer", "expired",
+                              "not_yet_valid", "url_mismatch", "body_mismatch" }) do
+      local n = 0
+      for _, v in pairs(vectors) do
+        if v.expect == reason then n = n + 1 end
+      end
+      assert.is_true(n > 0, reason)
+    end
+  end)
+
+  for _, name in ipairs(names) do
+    local v = vectors[name]
+    it(name .. " -> " .. v.expect, function()
+      local params = params_of(v)
+      if v.expect == "ok" then
+        local claims = qstash.verify(params)
+        check_claims(claims, v.claims)
+        assert.equals("Upstash", claims.iss)
+        local claims2, err = qsafe.verify(params)
+        assert.is_nil(err)
+        check_claims(claims2, v.claims)
+        assert.are_not.equal(claims, claims2) -- a fresh table every call
+      else
+        local ok, err = pcall(qstash.verify, params)
+        assert.is_false(ok)
+        assert.equals("table", type(err))
+        assert.is_true(qstash.is_error(err))
+        assert.equals("signature", err.kind)
+        assert.equals(v.expect, err.reason)
+        assert.equals("string", type(err.message))
+        local text = tostring(err)
+        local prefix = "qstash: signature [" .. v.expect .. "]: "
+        assert.equals(prefix, text:sub(1, #prefix))
+        secrets_absent(text, v)
+
+        local res, err2 = qsafe.verify(params)
+        assert.is_nil(res)
+        assert.is_true(qsafe.is_error(err2))
+        assert.equals("signature", err2.kind)
+        assert.equals(v.expect, err2.reason)
+      end
+    end)
+  end
+end)
+
+describe("qstash.verify", function()
+  local ok_vector = vectors.ok_current_key
+  local function valid(over)
+    local p = params_of(ok_vector)
+    for k, val in pairs(over or {}) do p[k] = val end
+    return p
+  end
+
+  it("does not change the params table", function()
+    local p = valid()
+    local copy = {}
+    for k, val in pairs(p) do copy[k] = val end
+    qstash.verify(p)
+    assert.same(copy, p)
+  end)
+
+  it("is not affected by how the shared cjson module is configured", function()
+    local nested = params_of(vectors.ok_nested_claims)
+    cjson.decode_max_depth(1)
+    local ok, claims = pcall(qstash.verify, nested)
+    cjson.decode_max_depth(1000)
+    assert.is_true(ok, tostring(claims))
+    assert.equals(3.5, claims.meta.e.f)
+  end)
+
+  it("rejects a very long token as malformed", function()
+    local long = string.rep("a", 1024 * 1024) .. "." .. string.rep("b", 10) .. "." .. "c"
+    local res, err = qsafe.verify(valid({ signature = long }))
+    assert.is_nil(res)
+    assert.equals("malformed", err.reason)
+  end)
+
+  it("survives arbitrary bytes as a token", function()
+    math.randomseed(12345)
+    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="
+    for round = 1, 3000 do
+      local n = math.random(0, 300)
+      local buf = {}
+      for i = 1, n do
+        if round % 3 == 0 then
+          buf[i] = string.char(math.random(0, 255))
+        else
+          local j = math.random(1, #alphabet)
+          buf[i] = alphabet:sub(j, j)
+        end
+      end
+      local tok = table.concat(buf)
+      if round % 5 == 0 then tok = ok_vector.signature:sub(1, math.random(0, #ok_vector.signature)) .. tok end
+      if tok == ok_vector.signature then tok = tok .. "=" end
+      local res, err = qsafe.verify(valid({ signature = tok }))
+      assert.is_nil(res)
+      assert.is_true(err.reason == "malformed" or err.reason == "bad_signature", tostring(err.reason))
+    end
+  end)
+
+  describe("argument errors raise a string in both variants", function()
+    local cases = {
+      { "params not a table", nil, "table expected" },
+      { "params a string", "tok", "table expected" },
+      { "signature missing", { body = "", current_signing_key = "k" }, "'signature' must be a string" },
+      { "signature not a string", { signature = 1, body = "", current_signing_key = "k" },
+        "'signature' must be a string" },
+      { "body missing", { signature = "a.b.c", current_signing_key = "k" }, "'body' must be a string" },
+      { "body not a string", { signature = "a.b.c", body = false, current_signing_key = "k" },
+        "'body' must be a string" },
+      { "url not a string", { signature = "a.b.c", body = "", url = 1, current_signing_key = "k" },
+        "'url' must be a string" },
+      { "current key not a string", { signature = "a.b.c", body = "", current_signing_key = 1 },
+        "'current_signing_key'" },
+      { "current key empty", { signature = "a.b.c", body = "", current_signing_key = "" },
+        "'current_signing_key' must be a non%-empty string" },
+      { "next key not a string", { signature = "a.b.c", body = "", next_signing_key = true },
+        "'next_signing_key'" },
+      { "negative tolerance", { signature = "a.b.c", body = "", current_signing_key = "k", clock_tolerance = -1 },
+        "'clock_tolerance'" },
+      { "string tolerance", { signature = "a.b.c", body = "", current_signing_key = "k", clock_tolerance = "5" },
+        "'clock_tolerance'" },
+      { "NaN tolerance", { signature = "a.b.c", body = "", current_signing_key = "k", clock_tolerance = 0 / 0 },
+        "'clock_tolerance'" },
+      { "infinite tolerance",
+        { signature = "a.b.c", body = "", current_signing_key = "k", clock_tolerance = math.huge },
+        "'clock_tolerance'" },
+      { "unknown key", { signature = "a.b.c", body = "", current_signing_key = "k", sig = "x" },
+        "unknown key 'sig'" },
+      { "array item", { "x", signature = "a.b.c", body = "", current_signing_key = "k" },
+        "unexpected number key" },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1], function()
+        for _, mod in ipairs({ qstash, qsafe }) do
+          local ok, err = pcall(mod.verify, c[2])
+          assert.is_false(ok)
+          assert.equals("string", type(err))
+          assert.truthy(err:find("bad argument #1", 1, true), err)
+          assert.truthy(err:find(c[3]), err)
+        end
+      end)
+    end
+
+    it("an empty signature is not an argument error but malformed", function()
+      local res, err = qsafe.verify(valid({ signature = "" }))
+      assert.is_nil(res)
+      assert.equals("malformed", err.reason)
+    end)
+
+    it("zero tolerance and an empty body are accepted", function()
+      local res, err = qsafe.verify(valid({ clock_tolerance = 0, body = "" }))
+      assert.is_nil(res)
+      assert.equals("body_mismatch", err.reason)
+    end)
+  end)
+end)
+
+-- Environment defaults: run a child interpreter with a controlled environment.
+describe("qstash.verify signing keys from the environment", function()
+  -- the interpreter running this spec cannot be found reliably under busted: $LUA, else by version
+  local lua = os.getenv("LUA") or (jit and "luajit") or ("lua" .. (_VERSION:match("%d+%.%d+") or "5.4"))
+  local script
+  local cur, nxt = vectors.ok_current_key.current_signing_key, vectors.ok_current_key.next_signing_key
+  local by_current, by_next = vectors.ok_current_key, vectors.ok_next_key_only
+  local managed = {
+    "QSTASH_REGION", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY",
+    "US_EAST_1_QSTASH_CURRENT_SIGNING_KEY", "US_EAST_1_QSTASH_NEXT_SIGNING_KEY",
+    "EU_CENTRAL_1_QSTASH_CURRENT_SIGNING_KEY", "EU_CENTRAL_1_QSTASH_NEXT_SIGNING_KEY",
+    "LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_PATH_5_3", "LUA_CPATH_5_3", "LUA_PATH_5_2", "LUA_CPATH_5_2",
+  }
+
+  setup(function()
+    script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local qstash = require(os.getenv("QS_VARIANT") or "qstash")
+      local p = { signature = os.getenv("QS_TOKEN"), body = os.getenv("QS_BODY") or "",
+                  current_signing_key = os.getenv("QS_CURRENT") }
+      local ok, res, err = pcall(qstash.verify, p)
+      if not ok then
+        if type(res) == "table" then io.write("error:", tostring(res.reason))
+        else io.write("argerror:", tostring(res)) end
+      elseif res == nil then io.write("nil:", tostring(err.reason))
+      else io.write("ok:", tostring(res.iss)) end
+    ]])
+    f:close()
+  end)
+
+  teardown(function()
+    if script then os.remove(script) end
+  end)
+
+  local function run(vector, env)
+    local cmd = { "env" }
+    for _, name in ipairs(managed) do cmd[#cmd + 1] = "-u " .. name end
+    cmd[#cmd + 1] = "LUA_PATH=" .. shell_quote(package.path)
+    cmd[#cmd + 1] = "LUA_CPATH=" .. shell_quote(package.cpath)
+    cmd[#cmd + 1] = "QS_TOKEN=" .. shell_quote(vector.signature)
+    cmd[#cmd + 1] = "QS_BODY=" .. shell_quote(latin1(vector.body))
+    for k, v in pairs(env) do cmd[#cmd + 1] = k .. "=" .. shell_quote(v) end
+    cmd[#cmd + 1] = lua .. " " .. shell_quote(script) .. " 2>&1"
+    local p = assert(io.popen(table.concat(cmd, " "), "r"))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  it("reads QSTASH_CURRENT_SIGNING_KEY", function()
+    assert.equals("ok:Upstash", run(by_current, { QSTASH_CURRENT_SIGNING_KEY = cur }))
+  end)
+
+  it("reads QSTASH_NEXT_SIGNING_KEY alone", function()
+    assert.equals("ok:Upstash", run(by_next, { QSTASH_NEXT_SIGNING_KEY = nxt }))
+  end)
+
+  it("falls back to the next key from the environment (rotation)", function()
+    assert.equals("ok:Upstash", run(by_next, { QSTASH_CURRENT_SIGNING_KEY = "sig_wrong", QSTASH_NEXT_SIGNING_KEY = nxt }))
+    assert.equals("error:bad_signature", run(by_next, { QSTASH_CURRENT_SIGNING_KEY = cur }))
+  end)
+
+  it("prefers <REGION>_QSTASH_*_SIGNING_KEY when QSTASH_REGION is set", function()
+    assert.equals("ok:Upstash", run(by_current, {
+      QSTASH_REGION = "us-east-1",
+      US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = cur,
+      QSTASH_CURRENT_SIGNING_KEY = "sig_wrong",
+    }))
+    assert.equals("error:bad_signature", run(by_current, {
+      QSTASH_REGION = "us-east-1",
+      US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = "sig_wrong",
+      QSTASH_CURRENT_SIGNING_KEY = cur,
+    }))
+  end)
+
+  it("normalizes QSTASH_REGION (US_EAST_1 and us-east-1 name the same variables)", function()
+    assert.equals("ok:Upstash", run(by_next, {
+      QSTASH_REGION = "US_EAST_1",
+      US_EAST_1_QSTASH_NEXT_SIGNING_KEY = nxt,
+      QSTASH_NEXT_SIGNING_KEY = "sig_wrong",
+    }))
+  end)
+
+  it("falls back to QSTASH_*_SIGNING_KEY when the region has no keys", function()
+    assert.equals("ok:Upstash", run(by_current, { QSTASH_REGION = "eu-central-1", QSTASH_CURRENT_SIGNING_KEY = cur }))
+  end)
+
+  it("uses only the keys in params when any is given", function()
+    assert.equals("error:bad_signature", run(by_current, { QSTASH_CURRENT_SIGNING_KEY = cur, QS_CURRENT = "sig_wrong" }))
+    assert.equals("error:bad_signature", run(by_next, { QSTASH_NEXT_SIGNING_KEY = nxt, QS_CURRENT = cur }))
+    assert.equals("ok:Upstash", run(by_current, { QSTASH_CURRENT_SIGNING_KEY = "sig_wrong", QS_CURRENT = cur }))
+  end)
+
+  it("returns nil, err from qstash.safe", function()
+    assert.equals("nil:bad_signature", run(by_current, { QS_VARIANT = "qstash.safe", QSTASH_CURRENT_SIGNING_KEY = "sig_wrong" }))
+    assert.equals("ok:Upstash", run(by_current, { QS_VARIANT = "qstash.safe", QSTASH_CURRENT_SIGNING_KEY = cur }))
+  end)
+
+  it("raises an argument error naming the variables when there is no key", function()
+    for _, variant in ipairs({ "qstash", "qstash.safe" }) do
+      local out = run(by_current, { QS_VARIANT = variant })
+      assert.truthy(out:find("^argerror:.*bad argument #1"), out)
+      assert.truthy(out:find("QSTASH_CURRENT_SIGNING_KEY", 1, true), out)
+      assert.truthy(out:find("QSTASH_NEXT_SIGNING_KEY", 1, true), out)
+    end
+    local out = run(by_current, { QSTASH_REGION = "eu-central-1" })
+    assert.truthy(out:find("^argerror:"), out)
+    assert.truthy(out:find("EU_CENTRAL_1_QSTASH_CURRENT_SIGNING_KEY", 1, true), out)
+    assert.truthy(out:find("EU_CENTRAL_1_QSTASH_NEXT_SIGNING_KEY", 1, true), out)
+  end)
+
+  it("treats empty variables as unset", function()
+    local out = run(by_current, { QSTASH_CURRENT_SIGNING_KEY = "", QSTASH_NEXT_SIGNING_KEY = "" })
+    assert.truthy(out:find("^argerror:"), out)
+    assert.equals("ok:Upstash", run(by_current, {
+      QSTASH_REGION = "us-east-1", US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = "", QSTASH_CURRENT_SIGNING_KEY = cur,
+    }))
+  end)
+end)

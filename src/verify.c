@@ -1,0 +1,499 @@
+/* qstash.verify{...}: checks an Upstash-Signature JWT against the raw request
+ * body (see verify.h and the "Receiving" section of the design).
+ *
+ * Every intermediate value lives on the Lua stack (decoded parts are Lua
+ * strings, the decode scratch space is a userdata), so no C memory is ever
+ * held when an error is raised. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <limits.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include "compat.h"
+#include "errors.h"
+#include "verify.h"
+
+/* Registry key of the private lua-cjson instance (cjson.new()), so that a
+ * caller reconfiguring the shared `cjson` module cannot change how tokens
+ * are decoded. */
+#define QS_VERIFY_CJSON "qstash.verify.cjson"
+/* Nesting limit of the private decoder (JWT claims are flat). */
+#define QS_VERIFY_MAX_DEPTH 64
+
+#define SHA256_LEN 32
+#define SHA256_B64_LEN 43 /* base64url of 32 bytes, without padding */
+
+/* Fixed stack slots. */
+enum {
+    A_PARAMS = 1,
+    A_SIG,
+    A_BODY,
+    A_URL,
+    A_CUR,
+    A_NEXT,
+    A_TOL,
+    S_SCRATCH,
+    S_HEADER_JSON,
+    S_PAYLOAD_JSON,
+    S_HEADER,
+    S_PAYLOAD
+};
+
+static const char *const known_keys[] = {
+    "signature", "body", "url", "current_signing_key", "next_signing_key", "clock_tolerance", NULL
+};
+
+static const char B64URL[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* ---- base64url ---------------------------------------------------------- */
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+/* Strict base64url (RFC 4648 section 5) decoding of in[0..n): only the
+ * URL-safe alphabet, `=` padding either absent or exactly right, and unused
+ * trailing bits zero (one canonical spelling per byte string). `out` must
+ * hold at least n / 4 * 3 + 3 bytes. Returns 1 on success. */
+static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t *outlen)
+{
+    size_t m = n, pad, i, o = 0;
+    unsigned long acc = 0;
+    int bits = 0;
+    while (m > 0 && in[m - 1] == '=') m--;
+    pad = n - m;
+    if (m % 4 == 1) return 0;
+    if (pad > 0 && (pad > 2 || m % 4 == 0 || (m + pad) % 4 != 0)) return 0;
+    for (i = 0; i < m; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0) return 0;
+        acc = (acc << 6) | (unsigned long)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1UL << bits) - 1;
+        }
+    }
+    if (acc != 0) return 0;
+    *outlen = o;
+    return 1;
+}
+
+/* base64url without padding; out must hold (n + 2) / 3 * 4 bytes. */
+static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t i, o = 0;
+    for (i = 0; i + 2 < n; i += 3) {
+        unsigned long v = ((unsigned long)in[i] << 16) | ((unsigned long)in[i + 1] << 8) | in[i + 2];
+        out[o++] = B64URL[(v >> 18) & 63];
+        out[o++] = B64URL[(v >> 12) & 63];
+        out[o++] = B64URL[(v >> 6) & 63];
+        out[o++] = B64URL[v & 63];
+    }
+    if (n - i == 1) {
+        unsigned long v = (unsigned long)in[i] << 16;
+        out[o++] = B64URL[(v >> 18) & 63];
+        out[o++] = B64URL[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        unsigned long v = ((unsigned long)in[i] << 16) | ((unsigned long)in[i + 1] << 8);
+        out[o++] = B64URL[(v >> 18) & 63];
+        out[o++] = B64URL[(v >> 12) & 63];
+        out[o++] = B64URL[(v >> 6) & 63];
+    }
+    return o;
+}
+
+/* ---- failures ----------------------------------------------------------- */
+
+/* Raises (or returns nil, err for the safe variant) a `signature` error. */
+static int fail(lua_State *L, int safe, const char *reason, const char *message)
+{
+    qs_error_push(L, "signature", message);
+    qs_error_setstr(L, "reason", reason, strlen(reason));
+    return qs_error_finish(L, safe);
+}
+
+/* ---- arguments ---------------------------------------------------------- */
+
+static void rawgetfield(lua_State *L, int idx, const char *k)
+{
+    idx = qs_absindex(L, idx);
+    lua_pushstring(L, k);
+    lua_rawget(L, idx);
+}
+
+static void check_keys(lua_State *L)
+{
+    lua_pushnil(L);
+    while (lua_next(L, A_PARAMS)) {
+        size_t len;
+        const char *k;
+        int i, found = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "unexpected %s key (keys are names)",
+                                                       luaL_typename(L, -1)));
+        k = lua_tolstring(L, -1, &len);
+        for (i = 0; known_keys[i]; i++)
+            if (strlen(known_keys[i]) == len && memcmp(known_keys[i], k, len) == 0) found = 1;
+        if (!found)
+            luaL_argerror(L, A_PARAMS,
+                          lua_pushfstring(L, "unknown key '%s' (known: signature, body, url, "
+                                             "current_signing_key, next_signing_key, clock_tolerance)",
+                                          k));
+    }
+}
+
+static void check_string(lua_State *L, int idx, const char *name, int required, int nonempty)
+{
+    int t = lua_type(L, idx);
+    if (t == LUA_TNIL && !required) return;
+    if (t != LUA_TSTRING)
+        luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "field '%s' must be a %sstring (got %s)", name,
+                                                   nonempty ? "non-empty " : "", lua_typename(L, t)));
+    if (nonempty && qs_rawlen(L, idx) == 0)
+        luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "field '%s' must be a non-empty string", name));
+}
+
+static lua_Number check_tolerance(lua_State *L)
+{
+    lua_Number n;
+    if (lua_isnil(L, A_TOL)) return 0;
+    if (lua_type(L, A_TOL) == LUA_TNUMBER) {
+        n = lua_tonumber(L, A_TOL);
+        /* rejects negatives, NaN and infinities */
+        if (n >= 0 && n - n == 0) return n;
+    }
+    luaL_argerror(L, A_PARAMS, "field 'clock_tolerance' must be a finite number >= 0 (seconds)");
+    return 0;
+}
+
+static const char *nonempty_env(const char *name)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : NULL;
+}
+
+/* Pushes <REGION>_<suffix> for a QSTASH_REGION value such as us-east-1. */
+static void push_region_name(lua_State *L, const char *region, const char *suffix)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (; *region; region++) {
+        char c = *region;
+        if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
+        else if (c == '-') c = '_';
+        luaL_addchar(&b, c);
+    }
+    luaL_addchar(&b, '_');
+    luaL_addstring(&b, suffix);
+    luaL_pushresult(&b);
+}
+
+static void set_keys(lua_State *L, const char *cur, const char *next)
+{
+    if (cur) lua_pushstring(L, cur); else lua_pushnil(L);
+    lua_replace(L, A_CUR);
+    if (next) lua_pushstring(L, next); else lua_pushnil(L);
+    lua_replace(L, A_NEXT);
+}
+
+/* Keys given in params are the whole key set; without any, the pair comes
+ * from <REGION>_QSTASH_*_SIGNING_KEY (when QSTASH_REGION is set and either
+ * exists), else from QSTASH_*_SIGNING_KEY. Empty variables count as unset. */
+static void resolve_keys(lua_State *L)
+{
+    const char *region, *cur, *next;
+    int top = lua_gettop(L);
+    if (!lua_isnil(L, A_CUR) || !lua_isnil(L, A_NEXT)) return;
+    region = nonempty_env("QSTASH_REGION");
+    if (region) {
+        push_region_name(L, region, "QSTASH_CURRENT_SIGNING_KEY");
+        push_region_name(L, region, "QSTASH_NEXT_SIGNING_KEY");
+        cur = nonempty_env(lua_tostring(L, -2));
+        next = nonempty_env(lua_tostring(L, -1));
+        if (cur || next) {
+            set_keys(L, cur, next);
+            lua_settop(L, top);
+            return;
+        }
+    }
+    cur = nonempty_env("QSTASH_CURRENT_SIGNING_KEY");
+    next = nonempty_env("QSTASH_NEXT_SIGNING_KEY");
+    if (cur || next) {
+        set_keys(L, cur, next);
+        lua_settop(L, top);
+        return;
+    }
+    if (region)
+        luaL_argerror(L, A_PARAMS,
+                      lua_pushfstring(L, "no signing key: pass current_signing_key/next_signing_key or "
+                                         "set %s, %s, QSTASH_CURRENT_SIGNING_KEY or QSTASH_NEXT_SIGNING_KEY",
+                                      lua_tostring(L, -2), lua_tostring(L, -1)));
+    luaL_argerror(L, A_PARAMS,
+                  "no signing key: pass current_signing_key/next_signing_key or set "
+                  "QSTASH_CURRENT_SIGNING_KEY or QSTASH_NEXT_SIGNING_KEY");
+}
+
+/* ---- JSON (lua-cjson) --------------------------------------------------- */
+
+static void call_config(lua_State *L, const char *fn, int set_bool, int b, lua_Number n)
+{
+    lua_getfield(L, -1, fn);
+    if (lua_isfunction(L, -1)) {
+        if (set_bool) lua_pushboolean(L, b); else lua_pushnumber(L, n);
+        lua_call(L, 1, 0);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+/* Pushes the private cjson instance, creating it on first use. */
+static void push_cjson(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, QS_VERIFY_CJSON);
+    if (lua_istable(L, -1)) return;
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    if (!lua_isfunction(L, -1)) luaL_error(L, "qstash.verify: 'require' is not available to load lua-cjson");
+    lua_pushliteral(L, "cjson");
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1)) luaL_error(L, "qstash.verify: require 'cjson' did not return a table");
+    lua_getfield(L, -1, "new");
+    if (!lua_isfunction(L, -1)) luaL_error(L, "qstash.verify: lua-cjson has no new()");
+    lua_call(L, 0, 1);
+    lua_remove(L, -2);
+    if (!lua_istable(L, -1)) luaL_error(L, "qstash.verify: cjson.new() did not return a table");
+    call_config(L, "decode_invalid_numbers", 1, 0, 0); /* no NaN, Infinity or hex */
+    call_config(L, "decode_max_depth", 0, 0, QS_VERIFY_MAX_DEPTH);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, QS_VERIFY_CJSON);
+}
+
+/* In place on a decoded table: cjson.null -> nil, integral floats -> integers
+ * where the Lua version has them. Depth is bounded by the decoder's limit. */
+static void normalize(lua_State *L, int idx)
+{
+    luaL_checkstack(L, 4, "qstash.verify: JSON nesting");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int t = lua_type(L, -1);
+        if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, idx); /* clearing an existing field during lua_next is allowed */
+            continue;
+        }
+        if (t == LUA_TTABLE) {
+            normalize(L, lua_gettop(L));
+        }
+#if LUA_VERSION_NUM >= 503
+        else if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+            lua_Number n = lua_tonumber(L, -1);
+            /* [-2^63, 2^63): the range where the conversion is defined */
+            if (n >= (lua_Number)LUA_MININTEGER && n < -(lua_Number)LUA_MININTEGER) {
+                lua_Integer i = (lua_Integer)n;
+                if ((lua_Number)i == n) {
+                    lua_pushvalue(L, -2);
+                    lua_pushinteger(L, i);
+                    lua_rawset(L, idx);
+                }
+            }
+        }
+#endif
+        lua_pop(L, 1);
+    }
+}
+
+/* Decodes the JSON text at json_idx. Pushes the normalized table and returns
+ * 1 when it is a JSON object; pushes nothing and returns 0 otherwise. */
+static int decode_object(lua_State *L, int json_idx)
+{
+    size_t n, i = 0;
+    const char *s = lua_tolstring(L, json_idx, &n);
+    int rc;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    if (i == n || s[i] != '{') return 0; /* arrays, scalars, empty text */
+    push_cjson(L);
+    lua_getfield(L, -1, "decode");
+    lua_remove(L, -2);
+    lua_pushvalue(L, json_idx);
+    rc = lua_pcall(L, 1, 1, 0);
+    if (rc == LUA_ERRMEM) lua_error(L);
+    if (rc != 0 || !lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    normalize(L, lua_gettop(L));
+    return 1;
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+/* Decodes part [p, p + n) into the scratch userdata and pushes it as a string. */
+static int push_part(lua_State *L, const char *p, size_t n)
+{
+    unsigned char *scratch = (unsigned char *)lua_touserdata(L, S_SCRATCH);
+    size_t len;
+    if (!b64url_decode(p, n, scratch, &len)) return 0;
+    lua_pushlstring(L, (const char *)scratch, len);
+    return 1;
+}
+
+static int hmac_matches(lua_State *L, int key_idx, const char *input, size_t input_len,
+                        const unsigned char *sig)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    size_t key_len;
+    const char *key;
+    if (lua_isnil(L, key_idx)) return 0;
+    key = lua_tolstring(L, key_idx, &key_len);
+    if (key_len > INT_MAX) return 0;
+    if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)input, input_len, mac, &mac_len))
+        luaL_error(L, "qstash.verify: HMAC-SHA256 failed in libcrypto");
+    if (mac_len != SHA256_LEN) luaL_error(L, "qstash.verify: HMAC-SHA256 gave %d bytes", (int)mac_len);
+    return CRYPTO_memcmp(mac, sig, SHA256_LEN) == 0;
+}
+
+static size_t strip_padding(const char *s, size_t n)
+{
+    while (n > 0 && s[n - 1] == '=') n--;
+    return n;
+}
+
+int qs_verify(lua_State *L)
+{
+    int safe = lua_toboolean(L, lua_upvalueindex(1));
+    const char *tok, *dot1, *dot2, *end, *s;
+    size_t tok_len, n, body_len;
+    lua_Number tol, now;
+    unsigned char digest[SHA256_LEN];
+    unsigned int digest_len = 0;
+    char expected[SHA256_B64_LEN + 4];
+
+    luaL_checktype(L, A_PARAMS, LUA_TTABLE);
+    lua_settop(L, A_PARAMS);
+    luaL_checkstack(L, 40, "qstash.verify");
+    check_keys(L);
+    rawgetfield(L, A_PARAMS, "signature");
+    rawgetfield(L, A_PARAMS, "body");
+    rawgetfield(L, A_PARAMS, "url");
+    rawgetfield(L, A_PARAMS, "current_signing_key");
+    rawgetfield(L, A_PARAMS, "next_signing_key");
+    rawgetfield(L, A_PARAMS, "clock_tolerance");
+    check_string(L, A_SIG, "signature", 1, 0);
+    check_string(L, A_BODY, "body", 1, 0);
+    check_string(L, A_URL, "url", 0, 0);
+    check_string(L, A_CUR, "current_signing_key", 0, 1);
+    check_string(L, A_NEXT, "next_signing_key", 0, 1);
+    tol = check_tolerance(L);
+    resolve_keys(L);
+
+    /* 1. three base64url parts, header and payload JSON objects */
+    tok = lua_tolstring(L, A_SIG, &tok_len);
+    if (tok_len == 0) return fail(L, safe, "malformed", "empty token");
+    if (tok_len > QS_VERIFY_MAX_TOKEN)
+        return fail(L, safe, "malformed",
+                    lua_pushfstring(L, "token longer than %d bytes", (int)QS_VERIFY_MAX_TOKEN));
+    end = tok + tok_len;
+    dot1 = memchr(tok, '.', tok_len);
+    dot2 = dot1 ? memchr(dot1 + 1, '.', (size_t)(end - dot1 - 1)) : NULL;
+    if (!dot1 || !dot2 || memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1)))
+        return fail(L, safe, "malformed", "token does not have three dot-separated parts");
+    qs_newudata(L, tok_len / 4 * 3 + 3); /* S_SCRATCH */
+    if (!push_part(L, tok, (size_t)(dot1 - tok))) /* S_HEADER_JSON */
+        return fail(L, safe, "malformed", "header is not base64url");
+    if (!push_part(L, dot1 + 1, (size_t)(dot2 - dot1 - 1))) /* S_PAYLOAD_JSON */
+        return fail(L, safe, "malformed", "payload is not base64url");
+    if (!push_part(L, dot2 + 1, (size_t)(end - dot2 - 1))) /* S_SIG_BYTES, below */
+        return fail(L, safe, "malformed", "signature part is not base64url");
+    /* the tables go below the signature bytes, into S_HEADER and S_PAYLOAD */
+    if (!decode_object(L, S_HEADER_JSON)) return fail(L, safe, "malformed", "header is not a JSON object");
+    lua_insert(L, S_HEADER);
+    if (!decode_object(L, S_PAYLOAD_JSON)) return fail(L, safe, "malformed", "payload is not a JSON object");
+    lua_insert(L, S_PAYLOAD);
+    /* stack: ..., S_HEADER, S_PAYLOAD, signature bytes */
+
+    /* 2. alg */
+    rawgetfield(L, S_HEADER, "alg");
+    s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (!s || n != 5 || memcmp(s, "HS256", 5) != 0)
+        return fail(L, safe, "bad_signature", "token alg is not HS256");
+    lua_pop(L, 1);
+
+    /* 3. HMAC-SHA256 with the current key, else the next key */
+    {
+        const unsigned char *sig = (const unsigned char *)lua_tolstring(L, S_PAYLOAD + 1, &n);
+        size_t input_len = (size_t)(dot2 - tok);
+        if (n != SHA256_LEN || (!hmac_matches(L, A_CUR, tok, input_len, sig) &&
+                                !hmac_matches(L, A_NEXT, tok, input_len, sig)))
+            return fail(L, safe, "bad_signature", "signature does not match the current or next signing key");
+    }
+
+    /* 4. issuer */
+    rawgetfield(L, S_PAYLOAD, "iss");
+    s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (!s || n != 7 || memcmp(s, "Upstash", 7) != 0)
+        return fail(L, safe, "wrong_issuer", "token issuer (iss) is not Upstash");
+    lua_pop(L, 1);
+
+    /* 5. exp, 6. nbf */
+    now = (lua_Number)time(NULL);
+    rawgetfield(L, S_PAYLOAD, "exp");
+    if (lua_type(L, -1) != LUA_TNUMBER) return fail(L, safe, "expired", "token has no numeric exp claim");
+    if (!(now <= lua_tonumber(L, -1) + tol))
+        return fail(L, safe, "expired", lua_pushfstring(L, "token expired (exp %f, now %f, tolerance %f)",
+                                                        lua_tonumber(L, -1), now, tol));
+    lua_pop(L, 1);
+    rawgetfield(L, S_PAYLOAD, "nbf");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            return fail(L, safe, "not_yet_valid", "token nbf claim is not a number");
+        if (!(now >= lua_tonumber(L, -1) - tol))
+            return fail(L, safe, "not_yet_valid",
+                        lua_pushfstring(L, "token not valid before %f (now %f, tolerance %f)",
+                                        lua_tonumber(L, -1), now, tol));
+    }
+    lua_pop(L, 1);
+
+    /* 7. subject */
+    if (!lua_isnil(L, A_URL)) {
+        size_t url_len;
+        const char *url = lua_tolstring(L, A_URL, &url_len);
+        rawgetfield(L, S_PAYLOAD, "sub");
+        s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        if (!s || n != url_len || memcmp(s, url, n) != 0)
+            return fail(L, safe, "url_mismatch", "token subject (sub) is not the given url");
+        lua_pop(L, 1);
+    }
+
+    /* 8. body hash */
+    s = lua_tolstring(L, A_BODY, &body_len);
+    if (!EVP_Digest(s, body_len, digest, &digest_len, EVP_sha256(), NULL) || digest_len != SHA256_LEN)
+        return luaL_error(L, "qstash.verify: SHA-256 failed in libcrypto");
+    b64url_encode(digest, SHA256_LEN, expected);
+    rawgetfield(L, S_PAYLOAD, "body");
+    s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (s) n = strip_padding(s, n);
+    if (!s || n != SHA256_B64_LEN || CRYPTO_memcmp(s, expected, SHA256_B64_LEN) != 0)
+        return fail(L, safe, "body_mismatch", "token body claim is not the SHA-256 of the body");
+    lua_pop(L, 1);
+
+    lua_pushvalue(L, S_PAYLOAD);
+    return 1;
+}
