@@ -1,6 +1,7 @@
 -- Every error kind with its fields, tostring, the token never shown, and
 -- qstash.safe returning nil, err.
 local server = require "spec.support.server"
+local ports = require "spec.support.ports"
 local qstash = require "qstash"
 local qsafe = require "qstash.safe"
 
@@ -94,7 +95,7 @@ describe("errors", function()
   end)
 
   it("a refused connection raises kind network with curl_code", function()
-    local c = qstash.new{ token = TOKEN, base_url = "http://127.0.0.1:1", retry = false }
+    local c = qstash.new{ token = TOKEN, base_url = "http://127.0.0.1:" .. ports.closed(), retry = false }
     local ok, err = pcall(c.dlq_retry, c, "abc")
     c:close()
     assert.is_false(ok)
@@ -154,7 +155,7 @@ describe("errors", function()
     local child = require "spec.support.child"
     local out, ok = child.run([[
       local q = require "qstash"
-      local c = q.new{ base_url = "http://127.0.0.1:1" }
+      local c = q.new{ base_url = "http://127.0.0.1:9" }
       local ok, err = pcall(c.dlq_retry, c, "abc")
       print(err.kind, err.message)
     ]], { QSTASH_REGION = "us-east-1" })

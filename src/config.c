@@ -87,17 +87,18 @@ const char *qs_config_check_url(const char *url, int require_loopback_for_http)
 }
 
 /* Reads a table field as a positive number of seconds, or leaves *out alone when nil. */
-static void opt_seconds(const qs_args *a, int idx, const char *key, double *out, int allow_zero)
+static void opt_seconds(const qs_args *a, int argidx, int idx, const char *key, double *out,
+                        int allow_zero)
 {
     lua_State *L = a->L;
     lua_getfield(L, idx, key);
     if (!lua_isnil(L, -1)) {
         double v;
         if (lua_type(L, -1) != LUA_TNUMBER)
-            qs_argerror(a, idx, "'%s' must be a number of seconds", key);
+            qs_argerror(a, argidx, "'%s' must be a number of seconds", key);
         v = lua_tonumber(L, -1);
         if (!(v > 0 || (allow_zero && v == 0)) || v > 86400.0 * 365)
-            qs_argerror(a, idx, "'%s' must be a %s number of seconds", key,
+            qs_argerror(a, argidx, "'%s' must be a %s number of seconds", key,
                         allow_zero ? "non-negative" : "positive");
         *out = v;
     }
@@ -172,8 +173,8 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
             dev = lua_toboolean(L, -1);
         }
         lua_pop(L, 1);
-        opt_seconds(a, idx, "timeout", &timeout, 0);
-        opt_seconds(a, idx, "connect_timeout", &connect_timeout, 0);
+        opt_seconds(a, idx, idx, "timeout", &timeout, 0);
+        opt_seconds(a, idx, idx, "connect_timeout", &connect_timeout, 0);
         lua_getfield(L, idx, "retry");
         if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
             c->attempts = 1;
@@ -190,8 +191,8 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
             }
             lua_pop(L, 1);
             c->attempts = (int)attempts;
-            opt_seconds(a, r, "base_delay", &c->base_delay, 1);
-            opt_seconds(a, r, "max_delay", &c->max_delay, 1);
+            opt_seconds(a, idx, r, "base_delay", &c->base_delay, 1);
+            opt_seconds(a, idx, r, "max_delay", &c->max_delay, 1);
         } else if (!lua_isnil(L, -1)) {
             qs_argerror(a, idx, "'retry' must be a table or false");
         }

@@ -1,0 +1,45 @@
+rockspec_format = "3.0"
+package = "qstash"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/lua-qstash/lua-qstash.git",
+}
+description = {
+  summary = "QStash client for Lua in C over libcurl: dead-letter queue, publish, signature verification",
+  detailed = [[
+    require "qstash" is a C module over libcurl: retry QStash dead-letter-queue
+    messages with overridden settings, list/get/delete them, publish, and verify
+    Upstash-Signature on the receiving side. Failures are structured errors;
+    "qstash.safe" returns nil, err instead.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson",
+}
+external_dependencies = {
+  -- library only: Debian's multiarch curl/curl.h is not found by a header check
+  CURL = { library = "curl" },
+  CRYPTO = { library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    qstash = {
+      sources = {
+        "src/api.c", "src/args.c", "src/buf.c", "src/call.c", "src/client.c", "src/config.c",
+        "src/dlq.c", "src/engine.c", "src/errors.c", "src/filters.c", "src/options.c",
+        "src/publish.c", "src/qstash.c", "src/response.c", "src/verify.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "crypto", "m", "pthread" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+    },
+  },
+  install = {
+    lua = {},
+    bin = {},
+  },
+}
