@@ -64,6 +64,11 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(SPEC_ENV) bash tools/run-specs $(LUA_BIN) $(BUSTED) $(SPECS)
 
+# The main job on the local emulator: fail, find, retry with overrides, deliver.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(SPEC_ENV) $(LUA_BIN) examples/demo.lua
+
 test-all: deps
 	@for l in lua5.4 lua5.3 lua5.1 luajit; do $(MAKE) --no-print-directory LUA=$$l test || exit 1; done
 
