@@ -26,6 +26,7 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
+    ["qstash.cli"] = "lua/qstash/cli.lua",
     qstash = {
       sources = {
         "src/api.c", "src/args.c", "src/buf.c", "src/call.c", "src/client.c", "src/config.c",
@@ -39,7 +40,6 @@ build = {
     },
   },
   install = {
-    lua = {},
-    bin = {},
+    bin = { ["qstash-dlq"] = "bin/qstash-dlq" },
   },
 }

@@ -119,6 +119,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 class Server(http.server.ThreadingHTTPServer):
+    # bursts of deliveries arrive at once: the default backlog of 5 drops connections
+    request_queue_size = 128
     daemon_threads = True
     allow_reuse_address = True
 
