@@ -8,24 +8,24 @@
 #include <time.h>
 #include <lauxlib.h>
 #include "call.h"
+#include "classify.h"
 #include "compat.h"
 #include "errors.h"
 #include "response.h"
 
 #define BODY_CAP 4096
 
-typedef enum { OUT_OK, OUT_FAIL, OUT_RETRY } outcome;
-
-typedef struct verdict {
-    outcome what;
-    const char *kind;
-    int unknown; /* the server may have acted on the request */
-} verdict;
-
 static double now_mono(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double now_real(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -38,90 +38,6 @@ static void sleep_for(double seconds)
         ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
         if (nanosleep(&ts, NULL) != 0 && errno != EINTR) break;
     }
-}
-
-static int permanent_transport(CURLcode code)
-{
-    switch (code) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CIPHER:
-    case CURLE_NOT_BUILT_IN:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static verdict classify(const qs_attempt *at)
-{
-    verdict v = {OUT_FAIL, "http", 0};
-    if (at->too_large) {
-        v.kind = "too_large";
-        /* a status line arrived: the server answered, so its outcome is known */
-        return v;
-    }
-    if (at->code != CURLE_OK) {
-        v.kind = at->code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
-        v.unknown = at->sent;
-        v.what = permanent_transport(at->code) ? OUT_FAIL : OUT_RETRY;
-        return v;
-    }
-    if (at->status >= 200 && at->status <= 202) {
-        v.what = OUT_OK;
-        return v;
-    }
-    switch (at->status) {
-    case 400: v.kind = "bad_request"; break;
-    case 401:
-    case 403: v.kind = "unauthorized"; break;
-    case 404: v.kind = "not_found"; break;
-    case 412: v.kind = "quota"; break;
-    case 429: v.kind = "rate_limited"; v.what = OUT_RETRY; break;
-    default:
-        if (at->status >= 500 && at->status <= 599) {
-            v.kind = "server";
-            v.what = OUT_RETRY;
-            v.unknown = 1;
-        }
-    }
-    return v;
-}
-
-/* Seconds to wait after a 429 as its headers say, or -1 when they say nothing. */
-static double rate_limit_wait(const qs_client *c)
-{
-    const char *ra = c->hvals[QS_H_RETRY_AFTER];
-    const char *reset = c->hvals[QS_H_BURST_RESET][0] ? c->hvals[QS_H_BURST_RESET]
-                                                      : c->hvals[QS_H_DAILY_RESET];
-    char *end;
-    double v;
-    if (ra[0]) {
-        v = strtod(ra, &end);
-        if (end != ra && *end == '\0' && v >= 0 && v < 1e9) return v;
-        {
-            time_t when = curl_getdate(ra, NULL);
-            if (when != (time_t)-1) {
-                v = difftime(when, time(NULL));
-                return v > 0 ? v : 0;
-            }
-        }
-    }
-    if (reset[0]) {
-        v = strtod(reset, &end);
-        if (end != reset && *end == '\0' && v >= 0) {
-            struct timespec ts;
-            double now;
-            if (v > 1e12) v /= 1000.0; /* milliseconds */
-            clock_gettime(CLOCK_REALTIME, &ts);
-            now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
-            return v > now ? v - now : 0;
-        }
-    }
-    return -1;
 }
 
 static double backoff(qs_client *c, int attempt)
@@ -196,7 +112,7 @@ static void push_http_message(lua_State *L, qs_client *c, long status)
 }
 
 static void push_error(lua_State *L, qs_client *c, const qs_call *call, const qs_attempt *at,
-                       const verdict *v, int attempts, int ambiguous, double wait)
+                       const qs_verdict *v, int attempts, int ambiguous, double wait)
 {
     qs_error_push(L, v->kind, NULL);
     lua_pushstring(L, call->req.method);
@@ -240,23 +156,23 @@ int qs_call_have_token(lua_State *L, qs_client *c)
 int qs_call_run(lua_State *L, qs_client *c, const qs_call *call, long *status)
 {
     qs_attempt at;
-    verdict v;
+    qs_verdict v;
     int attempt, ambiguous = 0;
     double wait = -1;
 
     if (qs_client_ready(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
     for (attempt = 1;; attempt++) {
         if (qs_engine_perform(c, &call->req, &at) != 0) return luaL_error(L, "not enough memory");
-        v = classify(&at);
+        v = qs_classify(&at);
         c->last_attempts = attempt;
-        if (v.what == OUT_OK) {
+        if (v.what == QS_OUT_OK) {
             *status = at.status;
             return 1;
         }
         wait = -1;
-        if (at.status == 429) wait = rate_limit_wait(c);
+        if (at.status == 429) wait = qs_rate_limit_wait((const char (*)[QS_HVAL_MAX])c->hvals, now_real());
         /* A later 404 only means "already done" if an earlier try may have acted. */
-        if (v.what == OUT_FAIL || attempt >= c->attempts) {
+        if (v.what == QS_OUT_FAIL || attempt >= c->attempts) {
             ambiguous = ambiguous || v.unknown;
             break;
         }
