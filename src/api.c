@@ -65,14 +65,14 @@ void qs_api_register(lua_State *L, const qs_api *apis, int safe)
 void qs_api_target(lua_State *L, qs_client *c, const char *path, size_t len)
 {
     int fail = 0;
-    qs_buf_clear(&c->path);
-    qs_buf_clear(&c->url);
-    fail |= qs_buf_add(&c->path, path, len);
-    fail |= qs_buf_adds(&c->url, c->base_url);
-    fail |= qs_buf_add(&c->url, path, len);
+    qs_buf_clear(&c->sync.path);
+    qs_buf_clear(&c->sync.url);
+    fail |= qs_buf_add(&c->sync.path, path, len);
+    fail |= qs_buf_adds(&c->sync.url, c->base_url);
+    fail |= qs_buf_add(&c->sync.url, path, len);
     if (c->token_in_query && c->token) {
-        fail |= qs_buf_adds(&c->url, memchr(path, '?', len) ? "&qstash_token=" : "?qstash_token=");
-        fail |= qs_buf_add_pct(&c->url, c->token, strlen(c->token));
+        fail |= qs_buf_adds(&c->sync.url, memchr(path, '?', len) ? "&qstash_token=" : "?qstash_token=");
+        fail |= qs_buf_add_pct(&c->sync.url, c->token, strlen(c->token));
     }
     if (fail) luaL_error(L, "not enough memory");
 }
@@ -104,27 +104,27 @@ void qs_api_add_id(const qs_args *a, int idx, qs_buf *out)
     if (qs_buf_add_pct(out, id, n)) luaL_error(a->L, "not enough memory");
 }
 
-void qs_api_shape_error(lua_State *L, qs_client *c, const char *method, long status,
-                        const char *why)
+void qs_api_shape_error(lua_State *L, qs_client *c, const qs_xfer *x, const char *method,
+                        long status, const char *why)
 {
     qs_error_push(L, "decode", why);
     qs_error_setint(L, "status", status);
     lua_pushstring(L, method);
     lua_setfield(L, -2, "method");
-    qs_error_setscrubbed(L, "path", c->path.p, c->path.n, c->token, 2048);
-    qs_error_setscrubbed(L, "body", c->body.p, c->body.n, c->token, 4096);
+    qs_error_setscrubbed(L, "path", x->path.p, x->path.n, c->token, 2048);
+    qs_error_setscrubbed(L, "body", x->body.p, x->body.n, c->token, 4096);
     qs_error_setint(L, "attempts", c->last_attempts);
     qs_error_setbool(L, "ambiguous", 0);
 }
 
-int qs_api_decode(lua_State *L, qs_client *c, const char *method, long status)
+int qs_api_decode(lua_State *L, qs_client *c, const qs_xfer *x, const char *method, long status)
 {
-    if (qs_json_decode(L, c->body.p ? c->body.p : "", c->body.n) == 0) return 1;
+    if (qs_json_decode(L, x->body.p ? x->body.p : "", x->body.n) == 0) return 1;
     {
         char why[300];
         snprintf(why, sizeof why, "invalid JSON in the response: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
-        qs_api_shape_error(L, c, method, status, why);
+        qs_api_shape_error(L, c, x, method, status, why);
     }
     return 0;
 }

@@ -34,10 +34,10 @@ const char *qs_api_check_id(const qs_args *a, int idx, size_t *len);
 
 /* Decodes the JSON body of a successful response and pushes it; on failure
  * pushes a `decode` error and returns 0. */
-int qs_api_decode(lua_State *L, qs_client *c, const char *method, long status);
+int qs_api_decode(lua_State *L, qs_client *c, const qs_xfer *x, const char *method, long status);
 
 /* Pushes a `decode` error for a body of the wrong shape. */
-void qs_api_shape_error(lua_State *L, qs_client *c, const char *method, long status,
-                        const char *why);
+void qs_api_shape_error(lua_State *L, qs_client *c, const qs_xfer *x, const char *method,
+                        long status, const char *why);
 
 #endif

@@ -22,17 +22,18 @@ static void global_init(void)
 static int make_handles(qs_client *c)
 {
     c->multi = curl_multi_init();
-    c->easy = curl_easy_init();
-    if (!c->multi || !c->easy) {
+    c->sync.easy = curl_easy_init();
+    if (!c->multi || !c->sync.easy) {
         if (c->multi) curl_multi_cleanup(c->multi);
-        if (c->easy) curl_easy_cleanup(c->easy);
+        if (c->sync.easy) curl_easy_cleanup(c->sync.easy);
         c->multi = NULL;
-        c->easy = NULL;
+        c->sync.easy = NULL;
         return -1;
     }
-    /* Bounded cache; HTTP/2 streams share a connection where offered. */
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 16L);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    /* The cache keeps a connection per concurrent transfer (HTTP/1.1), and
+     * HTTP/2 streams share one connection where the server offers it. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 128L);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 128L);
     c->pid = getpid();
     return 0;
 }
@@ -43,8 +44,9 @@ int qs_client_ready(qs_client *c)
     /* In a forked child the inherited handles share sockets and TLS state
      * with the parent: abandon them (never clean up) and start afresh. */
     c->multi = NULL;
-    c->easy = NULL;
-    c->slist = NULL;
+    c->sync.easy = NULL;
+    c->sync.slist = NULL;
+    c->sync.in_multi = 0;
     return make_handles(c);
 }
 
@@ -53,13 +55,16 @@ void qs_client_release(qs_client *c)
     if (c->closed) return;
     c->closed = 1;
     if (c->pid == getpid()) {
-        if (c->easy) curl_easy_cleanup(c->easy);
+        if (c->sync.in_multi) curl_multi_remove_handle(c->multi, c->sync.easy);
+        qs_xfer_free(&c->sync);
         if (c->multi) curl_multi_cleanup(c->multi);
-        curl_slist_free_all(c->slist);
+    } else {
+        /* the parent's handles: never touched in a child */
+        c->sync.easy = NULL;
+        c->sync.slist = NULL;
+        qs_xfer_free(&c->sync);
     }
-    c->easy = NULL;
     c->multi = NULL;
-    c->slist = NULL;
     free(c->token);
     free(c->missing_token);
     free(c->base_url);
@@ -67,13 +72,11 @@ void qs_client_release(qs_client *c)
     free(c->user_agent);
     free(c->ca_file);
     free(c->proxy);
+    free(c->ua_header);
     c->token = c->missing_token = c->base_url = c->auth_header = NULL;
-    c->user_agent = c->ca_file = c->proxy = NULL;
-    qs_buf_free(&c->url);
-    qs_buf_free(&c->path);
+    c->user_agent = c->ca_file = c->proxy = c->ua_header = NULL;
     qs_buf_free(&c->headers);
     qs_buf_free(&c->query);
-    qs_buf_free(&c->body);
 }
 
 static uint64_t splitmix64(uint64_t *x)

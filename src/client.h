@@ -8,22 +8,10 @@
 #include <curl/curl.h>
 #include <lua.h>
 #include "buf.h"
+#include "engine.h"
 
 #define QS_VERSION "0.1.0"
 #define QS_CLIENT_MT "qstash.client"
-
-/* Response headers the client acts on (429 waits, error fields). */
-enum {
-    QS_H_RETRY_AFTER,
-    QS_H_BURST_LIMIT,
-    QS_H_BURST_REMAINING,
-    QS_H_BURST_RESET,
-    QS_H_DAILY_LIMIT,
-    QS_H_DAILY_REMAINING,
-    QS_H_DAILY_RESET,
-    QS_H_COUNT
-};
-#define QS_HVAL_MAX 64
 
 typedef struct qs_client {
     CURLM *multi;              /* owns the connection cache (and TLS sessions) */
@@ -49,17 +37,19 @@ typedef struct qs_client {
     long long max_response_bytes;
     uint64_t rng;              /* per-client jitter generator state */
 
+    char *ua_header;           /* "User-Agent: ..." */
+
     /* per-call state, reused */
-    qs_buf url;                /* full URL of the request */
-    qs_buf path;               /* path and query shown in errors (never the token) */
     qs_buf headers;            /* request header lines, each NUL-terminated */
-    qs_buf query;              /* query string being built */
-    qs_buf body;               /* response body */
-    struct curl_slist *slist;
-    char errbuf[CURL_ERROR_SIZE];
-    char hvals[QS_H_COUNT][QS_HVAL_MAX];
-    int too_large;
+    qs_buf query;              /* path and query being built */
+    qs_xfer sync;              /* the transfer of synchronous calls */
     int last_attempts;         /* attempts made by the last call */
+
+    /* async requests (see async.c) */
+    struct qs_async *active;   /* every request not yet completed to Lua */
+    int pending;               /* how many */
+    double pause_until;        /* monotonic time before which none starts (429) */
+    int in_poll;               /* poll is running callbacks */
 } qs_client;
 
 /* Checks that the value at idx is an open client (raising otherwise). */

@@ -296,5 +296,12 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
         snprintf(ua, sizeof ua, "lua-qstash/%s libcurl/%s", QS_VERSION, curl_version_info(CURLVERSION_NOW)->version);
         set_string(L, &c->user_agent, ua);
     }
+    {
+        size_t n = strlen(c->user_agent) + sizeof "User-Agent: ";
+        free(c->ua_header);
+        c->ua_header = malloc(n);
+        if (!c->ua_header) return luaL_error(L, "not enough memory");
+        snprintf(c->ua_header, n, "User-Agent: %s", c->user_agent);
+    }
     return 0;
 }

@@ -32,10 +32,10 @@ static int dlq_retry(lua_State *L, qs_client *c, const qs_args *a)
      * succeeds or answers 404, which is reported as ambiguous. */
     call.resend_ok = 1;
     if (!qs_call_run(L, c, &call, &status)) return qs_error_finish(L, c->safe);
-    if (!qs_api_decode(L, c, "POST", status)) return qs_error_finish(L, c->safe);
+    if (!qs_api_decode(L, c, &c->sync, "POST", status)) return qs_error_finish(L, c->safe);
     if ((why = qs_shape_publish_response(L)) != NULL) {
         lua_pop(L, 1);
-        qs_api_shape_error(L, c, "POST", status, why);
+        qs_api_shape_error(L, c, &c->sync, "POST", status, why);
         return qs_error_finish(L, c->safe);
     }
     return 1;
@@ -60,10 +60,10 @@ static int run_json(lua_State *L, qs_client *c, const char *method, const char *
     call.req.method = method;
     call.resend_ok = resend_ok;
     if (!qs_call_run(L, c, &call, &status)) return 0;
-    if (!qs_api_decode(L, c, method, status)) return 0;
+    if (!qs_api_decode(L, c, &c->sync, method, status)) return 0;
     if (lua_type(L, -1) != LUA_TTABLE) {
         lua_pop(L, 1);
-        qs_api_shape_error(L, c, method, status, "expected a JSON object");
+        qs_api_shape_error(L, c, &c->sync, method, status, "expected a JSON object");
         return 0;
     }
     return 1;
@@ -109,7 +109,7 @@ static int list_page(lua_State *L, qs_client *c, const qs_args *a, int pidx)
         lua_setfield(L, -2, "messages");
     } else if (lua_type(L, -1) != LUA_TTABLE) {
         lua_pop(L, 2);
-        qs_api_shape_error(L, c, "GET", 200, "messages is not an array");
+        qs_api_shape_error(L, c, &c->sync, "GET", 200, "messages is not an array");
         return 0;
     } else {
         lua_pop(L, 1);

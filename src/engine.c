@@ -1,34 +1,37 @@
-/* One HTTP attempt over libcurl (see engine.h). Every call, sequential or
+/* HTTP attempts over libcurl (see engine.h). Every call, sequential or
  * not, runs through the client's multi handle, which owns the connection
- * cache: sequential calls reuse one keep-alive (and TLS) connection. */
+ * cache: sequential calls reuse one keep-alive (and TLS) connection, and
+ * concurrent ones share HTTP/2 connections where the server offers them. */
 #include <string.h>
 #include <strings.h>
+#include "client.h"
 #include "engine.h"
 
 static const char *const captured[QS_H_COUNT] = {
-    "retry-after",          "burst-ratelimit-limit", "burst-ratelimit-remaining",
-    "burst-ratelimit-reset", "ratelimit-limit",      "ratelimit-remaining",
+    "retry-after",           "burst-ratelimit-limit", "burst-ratelimit-remaining",
+    "burst-ratelimit-reset", "ratelimit-limit",       "ratelimit-remaining",
     "ratelimit-reset"};
 
+/* libcurl callbacks: C only, never Lua. */
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    qs_client *c = (qs_client *)ud;
+    qs_xfer *x = (qs_xfer *)ud;
     size_t len = size * nmemb;
-    if ((long long)(c->body.n + len) > c->max_response_bytes) {
-        c->too_large = 1;
+    if ((long long)(x->body.n + len) > x->max_response_bytes) {
+        x->too_large = 1;
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
     }
-    if (qs_buf_add(&c->body, ptr, len)) return 0;
+    if (qs_buf_add(&x->body, ptr, len)) return 0;
     return len;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    qs_client *c = (qs_client *)ud;
+    qs_xfer *x = (qs_xfer *)ud;
     size_t len = size * nmemb, i;
     if (len >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
         /* a new response (after a 1xx): forget earlier headers */
-        memset(c->hvals, 0, sizeof c->hvals);
+        memset(x->hvals, 0, sizeof x->hvals);
         return len;
     }
     for (i = 0; i < QS_H_COUNT; i++) {
@@ -41,63 +44,68 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
                 end--;
             vlen = (size_t)(end - v);
             if (vlen >= QS_HVAL_MAX) vlen = QS_HVAL_MAX - 1;
-            memcpy(c->hvals[i], v, vlen);
-            c->hvals[i][vlen] = '\0';
+            memcpy(x->hvals[i], v, vlen);
+            x->hvals[i][vlen] = '\0';
             break;
         }
     }
     return len;
 }
 
-static int build_slist(qs_client *c, const qs_request *r)
+static struct curl_slist *add_line(struct curl_slist *l, const char *line, int *oom)
 {
-    struct curl_slist *l = NULL, *t;
+    struct curl_slist *t = curl_slist_append(l, line);
+    if (!t) *oom = 1;
+    return t ? t : l;
+}
+
+int qs_engine_headers(qs_client *c, qs_xfer *x, const qs_request *r)
+{
+    struct curl_slist *l = NULL;
     size_t off = 0;
-    char ua[300];
-    curl_slist_free_all(c->slist);
-    c->slist = NULL;
-#define ADD(s) do { if (!(t = curl_slist_append(l, (s)))) goto oom; l = t; } while (0)
-    if (!c->token_in_query) ADD(c->auth_header);
+    int oom = 0;
+    curl_slist_free_all(x->slist);
+    x->slist = NULL;
+    if (!c->token_in_query) l = add_line(l, c->auth_header, &oom);
     /* libcurl would add "Content-Type: application/x-www-form-urlencoded"
      * to a POST and "Expect: 100-continue" to a large one: neither is ours. */
     if (r->content_type) {
-        /* the publish body's type, checked by the caller */
         qs_buf tmp = {0, 0, 0};
-        if (qs_buf_adds(&tmp, "Content-Type: ") || qs_buf_adds(&tmp, r->content_type)) {
-            qs_buf_free(&tmp);
-            goto oom;
-        }
-        t = curl_slist_append(l, tmp.p);
+        if (qs_buf_adds(&tmp, "Content-Type: ") || qs_buf_adds(&tmp, r->content_type)) oom = 1;
+        else l = add_line(l, tmp.p, &oom);
         qs_buf_free(&tmp);
-        if (!t) goto oom;
-        l = t;
     } else {
-        ADD("Content-Type:");
+        l = add_line(l, "Content-Type:", &oom);
     }
-    ADD("Expect:");
-    if (strlen(c->user_agent) < sizeof ua - 20) {
-        memcpy(ua, "User-Agent: ", 12);
-        strcpy(ua + 12, c->user_agent);
-        ADD(ua);
-    }
+    l = add_line(l, "Expect:", &oom);
+    l = add_line(l, c->ua_header, &oom);
     while (off < c->headers.n) {
         const char *line = c->headers.p + off;
-        ADD(line);
+        l = add_line(l, line, &oom);
         off += strlen(line) + 1;
     }
-#undef ADD
-    c->slist = l;
+    if (oom) {
+        curl_slist_free_all(l);
+        return -1;
+    }
+    x->slist = l;
     return 0;
-oom:
-    curl_slist_free_all(l);
-    return -1;
 }
 
-static void set_options(qs_client *c, const qs_request *r)
+int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
 {
-    CURL *e = c->easy;
+    CURL *e = x->easy;
+    qs_buf_clear(&x->body);
+    if (qs_buf_terminate(&x->body)) return -1;
+    memset(x->hvals, 0, sizeof x->hvals);
+    x->errbuf[0] = '\0';
+    x->too_large = 0;
+    x->done = 0;
+    x->result = CURLE_OK;
+    x->max_response_bytes = c->max_response_bytes;
+
     curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, c->url.p);
+    curl_easy_setopt(e, CURLOPT_URL, x->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -111,13 +119,17 @@ static void set_options(qs_client *c, const qs_request *r)
     /* A connection idle this long is not reused: libcurl silently resends a
      * request whose reused connection died before any answer. */
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 30L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->slist);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x == &c->sync ? NULL : (void *)x);
+    /* HTTP/2 only over TLS (never cleartext h2); wait to multiplex on it. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    if (pipewait) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     if (c->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     if (c->proxy) curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
     if (strcmp(r->method, "GET") == 0) {
@@ -129,46 +141,73 @@ static void set_options(qs_client *c, const qs_request *r)
     } else {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
+    return 0;
+}
+
+void qs_engine_outcome(qs_xfer *x, qs_attempt *out)
+{
+    long req_size = 0;
+    curl_off_t pretransfer = 0;
+    memset(out, 0, sizeof *out);
+    out->code = x->result;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
+    /* Whether the server may have acted on the request: bytes of it reached
+     * the socket, or the transfer got as far as sending (libcurl resends on a
+     * fresh connection when a reused one dies, and may then report 0 bytes). */
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &req_size);
+    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    out->sent = req_size > 0 || pretransfer > 0;
+    out->too_large = x->too_large || out->code == CURLE_FILESIZE_EXCEEDED;
+}
+
+void qs_engine_collect(qs_client *c)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        qs_xfer *x = NULL;
+        if (msg->msg != CURLMSG_DONE) continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (!x) x = &c->sync;
+        x->done = 1;
+        x->result = msg->data.result;
+    }
 }
 
 int qs_engine_perform(qs_client *c, const qs_request *r, qs_attempt *out)
 {
-    CURLMsg *msg;
-    int running = 1, left;
+    qs_xfer *x = &c->sync;
+    int running = 1;
     CURLMcode mc = CURLM_OK;
-    curl_off_t sent = 0;
 
-    memset(out, 0, sizeof *out);
-    qs_buf_clear(&c->body);
-    memset(c->hvals, 0, sizeof c->hvals);
-    c->errbuf[0] = '\0';
-    c->too_large = 0;
-    if (qs_buf_terminate(&c->body) || build_slist(c, r)) return -1;
-    set_options(c, r);
-
-    out->code = CURLE_FAILED_INIT;
-    if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) return 0;
-    while (running && mc == CURLM_OK) {
+    if (qs_engine_headers(c, x, r) || qs_engine_setup(c, x, r, 0)) return -1;
+    x->result = CURLE_FAILED_INIT;
+    if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
+        qs_engine_outcome(x, out);
+        return 0;
+    }
+    x->in_multi = 1;
+    while (!x->done && mc == CURLM_OK) {
         mc = curl_multi_perform(c->multi, &running);
-        if (mc == CURLM_OK && running) mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+        qs_engine_collect(c);
+        if (mc == CURLM_OK && !x->done && running)
+            mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+        if (!running && !x->done) break;
     }
-    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->easy) out->code = msg->data.result;
-    }
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &out->status);
-    /* Whether the server may have acted on the request: bytes of it reached
-     * the socket, or the transfer got as far as sending (libcurl resends on a
-     * fresh connection when a reused one dies, and may then report 0 bytes). */
-    {
-        long req_size = 0;
-        curl_off_t pretransfer = 0;
-        curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &req_size);
-        curl_easy_getinfo(c->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
-        sent = req_size > 0 || pretransfer > 0;
-    }
-    out->sent = sent != 0;
-    out->too_large = c->too_large || out->code == CURLE_FILESIZE_EXCEEDED;
-    curl_multi_remove_handle(c->multi, c->easy);
-    if (mc != CURLM_OK && out->code == CURLE_OK) out->code = CURLE_FAILED_INIT;
+    if (!x->done) x->result = CURLE_FAILED_INIT;
+    qs_engine_outcome(x, out);
+    curl_multi_remove_handle(c->multi, x->easy);
+    x->in_multi = 0;
     return 0;
+}
+
+void qs_xfer_free(qs_xfer *x)
+{
+    if (x->easy) curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->slist);
+    x->easy = NULL;
+    x->slist = NULL;
+    qs_buf_free(&x->url);
+    qs_buf_free(&x->path);
+    qs_buf_free(&x->body);
 }

@@ -62,7 +62,7 @@ static int shape_result(lua_State *L, qs_client *c, long status)
     }
     if (why) {
         lua_pop(L, 1);
-        qs_api_shape_error(L, c, "POST", status, why);
+        qs_api_shape_error(L, c, &c->sync, "POST", status, why);
         return 0;
     }
     return 1;
@@ -107,7 +107,7 @@ static int do_publish(lua_State *L, qs_client *c, const qs_args *a, const char *
         lua_pop(L, 1);
     }
     if (!qs_call_run(L, c, &call, &status)) return qs_error_finish(L, c->safe);
-    if (!qs_api_decode(L, c, "POST", status) || !shape_result(L, c, status))
+    if (!qs_api_decode(L, c, &c->sync, "POST", status) || !shape_result(L, c, status))
         return qs_error_finish(L, c->safe);
     return 1;
 }
