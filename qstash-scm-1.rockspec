@@ -29,7 +29,7 @@ build = {
     ["qstash.cli"] = "lua/qstash/cli.lua",
     qstash = {
       sources = {
-        "src/api.c", "src/args.c", "src/buf.c", "src/call.c", "src/classify.c", "src/client.c", "src/config.c",
+        "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/classify.c", "src/client.c", "src/config.c",
         "src/dlq.c", "src/engine.c", "src/errors.c", "src/filters.c", "src/options.c",
         "src/publish.c", "src/qstash.c", "src/response.c", "src/verify.c",
       },

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
+#include "async.h"
 #include "client.h"
 #include "compat.h"
 #include "config.h"
@@ -137,6 +138,7 @@ int qs_client_new(lua_State *L, int cfg_idx, int safe)
 static int client_close(lua_State *L)
 {
     qs_client *c = (qs_client *)luaL_checkudata(L, 1, QS_CLIENT_MT);
+    if (!c->closed) qs_async_close_all(L, c);
     qs_client_release(c);
     return 0;
 }

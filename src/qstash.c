@@ -2,6 +2,7 @@
  * (runtime failures return nil, err), both from this shared object. */
 #include <lauxlib.h>
 #include "api.h"
+#include "async.h"
 #include "client.h"
 #include "compat.h"
 #include "dlq.h"
@@ -34,6 +35,7 @@ static int open_variant(lua_State *L, int safe)
     qs_errors_init(L);
     qs_client_register(L);
     qs_json_init(L);
+    qs_async_register(L);
 
     lua_newtable(L);
     lua_pushboolean(L, safe);
@@ -48,6 +50,7 @@ static int open_variant(lua_State *L, int safe)
     lua_setfield(L, -2, "_VERSION");
     qs_api_register(L, qs_dlq_apis, safe);
     qs_api_register(L, qs_publish_apis, safe);
+    qs_api_register(L, qs_async_apis, safe);
     return 1;
 }
 
