@@ -190,7 +190,7 @@ describe("async", function()
       c:close()
     end)
 
-    it("keeps at most `concurrency` transfers in flight", function()
+    it("keeps at most `concurrency` transfers in flight #timing", function()
       local c = new()
       srv:default{ status = 201, json = { messageId = "m" }, delay = 0.2 }
       local ids = {}
@@ -209,7 +209,7 @@ describe("async", function()
       c:close()
     end)
 
-    it("pauses the whole batch after a 429 until its wait is over", function()
+    it("pauses the whole batch after a 429 until its wait is over #timing", function()
       local c = new{ retry = { attempts = 3, base_delay = 0.01, max_delay = 3 } }
       srv:script{ { status = 429, headers = { ["Retry-After"] = "1" } } }
       srv:default{ status = 201, json = { messageId = "m" } }

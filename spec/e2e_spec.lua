@@ -126,7 +126,7 @@ describe("client + emulator", function()
     assert.equal("body_mismatch", err.reason)
   end)
 
-  it("waits out the burst limit's 429 by its reset header", function()
+  it("waits out the burst limit's 429 by its reset header #timing", function()
     local limited = E.start{ time_scale = 0.001, burst_limit = 2 }
     local c = qstash.new{ base_url = limited.url, token = limited.token,
       retry = { attempts = 5, base_delay = 0.01, max_delay = 2 } }

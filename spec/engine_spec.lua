@@ -31,7 +31,7 @@ describe("engine", function()
     for _, r in ipairs(reqs) do assert.equal(reqs[1].conn, r.conn) end
   end)
 
-  it("honours the timeout within a second of its limit", function()
+  it("honours the timeout within a second of its limit #timing", function()
     local c = new{ timeout = 1, retry = false }
     srv:script{ { fault = "hang" } }
     local t0 = socket.gettime()
@@ -43,7 +43,7 @@ describe("engine", function()
     assert.is_true(took >= 0.9 and took < 2.5, "took " .. took)
   end)
 
-  it("bounds a stalled body by the timeout too", function()
+  it("bounds a stalled body by the timeout too #timing", function()
     local c = new{ timeout = 1, retry = false }
     srv:script{ { status = 201, body = '{"messageId":"m"}', fault = "headers_then_stall" } }
     local t0 = socket.gettime()
@@ -54,7 +54,7 @@ describe("engine", function()
     assert.is_true(socket.gettime() - t0 < 2.5)
   end)
 
-  it("waits out a 429 by its reset header, then succeeds", function()
+  it("waits out a 429 by its reset header, then succeeds #timing", function()
     local c = new{ retry = { attempts = 3, base_delay = 0.01, max_delay = 5 } }
     srv:script{
       { status = 429, json = { error = "burst" }, headers = { ["Retry-After"] = "1" } },
@@ -69,7 +69,7 @@ describe("engine", function()
     assert.equal(2, #reqs)
   end)
 
-  it("waits per Burst-RateLimit-Reset (unix seconds)", function()
+  it("waits per Burst-RateLimit-Reset (unix seconds) #timing", function()
     local c = new{ retry = { attempts = 2, base_delay = 0.01, max_delay = 5 } }
     local reset = math.ceil(socket.gettime()) + 1
     srv:script{
@@ -82,7 +82,7 @@ describe("engine", function()
     c:close()
   end)
 
-  it("does not sleep a 429 wait longer than max_delay: raises with retry_after at once", function()
+  it("does not sleep a 429 wait longer than max_delay: raises with retry_after at once #timing", function()
     local c = new{ retry = { attempts = 4, base_delay = 0.01, max_delay = 1 } }
     srv:script{ { status = 429, headers = { ["Retry-After"] = "30" } } }
     local t0 = socket.gettime()
