@@ -410,13 +410,37 @@ describe("qstash-dlq", function()
       assert.are.equal(1, status)
       local l = lines(out)
       assert.are.equal(2, #l)
-      assert.matches("^" .. esc(e[1].dlqId) .. " %-> msg_", l[1])
-      assert.matches("^" .. esc(e[2].dlqId) .. " %-> msg_", l[2])
+      table.sort(l) -- concurrent: lines come in completion order
+      local want = { e[1].dlqId, e[2].dlqId }
+      table.sort(want)
+      assert.matches("^" .. esc(want[1]) .. " %-> msg_", l[1])
+      assert.matches("^" .. esc(want[2]) .. " %-> msg_", l[2])
       assert.matches("1-404: qstash: not_found (404)", err, 1, true)
       assert.are.equal(1, #received("/r/m1"))
       assert.are.equal(1, #received("/r/m2"))
       local _, n = dlq_ids()
       assert.are.equal(0, n)
+    end)
+
+    it("retries the ids of --file with --concurrency", function()
+      local e = dead{ "/r/file1", "/r/file2", "/r/file3" }
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write("# ids to replay\n", e[1].dlqId, "\n\n", e[2].dlqId, "\n", e[3].dlqId, "\n")
+      f:close()
+      local status, out, err = cli{ "retry", "--file", path, "--concurrency", "2", "--header", "X-From: file" }
+      os.remove(path)
+      assert.are.equal(0, status, err)
+      assert.are.equal(3, #lines(out))
+      assert.matches("retried 3 of 3 messages", err, 1, true)
+      assert.are.equal(1, #received("/r/file1"))
+      assert.are.equal(1, #received("/r/file3"))
+      local _, n = dlq_ids()
+      assert.are.equal(0, n)
+      status, out, err = cli{ "retry", "--file", "/nonexistent/ids.txt" }
+      assert.are.equal(2, status)
+      status, out, err = cli{ "retry", "x", "--concurrency", "0" }
+      assert.are.equal(2, status)
     end)
 
     it("retries the messages matching a filter", function()

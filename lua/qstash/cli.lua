@@ -83,6 +83,14 @@ local function conv_count(s)
   return nil, ("count must be an integer from 1 to %d, got '%s'"):format(PAGE, s)
 end
 
+local function conv_concurrency(s)
+  local n = tonumber(s)
+  if not n or n ~= math.floor(n) or n < 1 or n > 1024 then
+    return nil, "--concurrency must be an integer from 1 to 1024"
+  end
+  return math.floor(n)
+end
+
 local function conv_status(s)
   local n = s:match("^%d%d%d$") and tonumber(s)
   if n and n >= 100 then return toint(n) end
@@ -286,6 +294,10 @@ Run 'qstash-dlq <command> --help' for the options of a command.]]
   add_help(retry, state)
   retry:argument("dlq-id", "DLQ ids to retry.") :args "*" :target "ids"
   retry:flag("--all", "Retry every message in the DLQ.")
+  retry:option("--file", "Read DLQ ids from this file, one per line ('-' for stdin; blank lines and # comments skipped).")
+    :argname "<path>"
+  retry:option("--concurrency", "Retries of given ids in flight at once (1-1024, default 16).")
+    :argname "<n>" :convert(conv_concurrency)
   add_filters(retry, "--filter-label")
   retry:option("--retries", "Delivery retries (Upstash-Retries).") :argname "<n>" :convert(conv_uint("--retries"))
   retry:option("--delay", "Delay before delivery (Upstash-Delay).") :argname "<duration>"
@@ -651,9 +663,29 @@ end
 -- Checks done before any client exists: usage errors come first.
 local checks = {}
 
+-- DLQ ids from a file (or stdin with "-"), one per line.
+local function read_ids(path)
+  local f, err
+  if path == "-" then f = io.stdin else f, err = io.open(path, "r") end
+  if not f then return nil, "cannot read --file: " .. tostring(err) end
+  local ids = {}
+  for line in f:lines() do
+    line = trim(line)
+    if line ~= "" and line:sub(1, 1) ~= "#" then ids[#ids + 1] = line end
+  end
+  if f ~= io.stdin then f:close() end
+  return ids
+end
+
 function checks.retry(a)
   local opts, why = retry_opts(a)
   if not opts then return why end
+  if a.file then
+    local ids, ferr = read_ids(a.file)
+    if not ids then return ferr end
+    for _, id in ipairs(ids) do a.ids[#a.ids + 1] = id end
+    if #a.ids == 0 then return "--file holds no DLQ ids" end
+  end
   local filter, why2 = selection(a, "retry")
   if not filter then return why2 end
   a.opts, a.filter = opts, filter
@@ -670,15 +702,25 @@ function commands.retry(run, a)
 
   local status = EXIT_OK
   if #a.ids > 0 then
-    for _, id in ipairs(a.ids) do
-      local ok, err = retry_one(run, id, opts)
-      if not ok then
-        local code = run:failure(err, id)
-        if code == EXIT_USAGE then return code end
-        status = EXIT_FAIL
-      end
+    -- many ids at once over the client's connections (dlq_retry_each)
+    local total = #a.ids
+    local ok, res = run:call("dlq_retry_each", a.ids, opts, {
+      concurrency = a.concurrency or 16,
+      on_result = function(id, r, err)
+        if r then
+          run:clear_progress()
+          run:out(id, " -> ", tostring(r.messageId), r.deduplicated and " (deduplicated)" or "", "\n")
+        else
+          run:failure(err, id)
+        end
+      end,
+      on_progress = function(done) if total > 1 then run:progress("retrying", done, total) end end,
+    })
+    if not ok then return run:failure(res) end
+    if total > 1 then
+      run:summary(("retried %d of %s"):format(res.ok, plural(total, "message")))
     end
-    return status
+    return res.failed == 0 and EXIT_OK or EXIT_FAIL
   end
 
   local ids, err = snapshot(run, filter)
