@@ -73,7 +73,18 @@ test-all: deps
 	@for l in lua5.4 lua5.3 lua5.1 luajit; do $(MAKE) --no-print-directory LUA=$$l test || exit 1; done
 
 static: $(OBJS)
+	@rm -f $(BUILD)/libqstash.a
 	ar rcs $(BUILD)/libqstash.a $(OBJS)
+
+# examples/embed: a C program that embeds Lua and links the module statically.
+LUA_LIBS    := $(shell $(PKG_CONFIG) --libs $(LUA) 2>/dev/null)
+EMBED_CFLAGS = -std=c99 $(WARN) -Isrc $(LUA_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+
+.PHONY: embed
+embed: static
+	@echo "LD $(BUILD)/embed-host"
+	@$(CC) $(EMBED_CFLAGS) $(EXTRA_LDFLAGS) -o $(BUILD)/embed-host examples/embed/host.c \
+	  $(BUILD)/libqstash.a $(LUA_LIBS) $(LIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI) $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash

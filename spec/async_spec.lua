@@ -51,6 +51,18 @@ describe("async", function()
       c:close()
     end)
 
+    it("sends concurrent requests at once over http:// too #timing", function()
+      local c = new()
+      srv:default{ status = 201, json = { messageId = "m" }, delay = 0.3 }
+      for i = 1, 5 do c:dlq_retry_async("p-" .. i, nil, function() end) end
+      c:wait()
+      local reqs = srv:requests()
+      assert.equal(5, #reqs)
+      -- none waited for another's answer (0.3 s)
+      assert.is_true(reqs[5].t - reqs[1].t < 0.2, "spread " .. (reqs[5].t - reqs[1].t))
+      c:close()
+    end)
+
     it("wait runs many requests concurrently to completion", function()
       local c = new()
       local n = 0

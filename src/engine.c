@@ -129,7 +129,9 @@ int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x == &c->sync ? NULL : (void *)x);
     /* HTTP/2 only over TLS (never cleartext h2); wait to multiplex on it. */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    if (pipewait) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Only where HTTP/2 can happen (TLS): over http:// libcurl would hold
+     * every further request until the first answer arrives. */
+    if (pipewait && strncmp(x->url.p, "https://", 8) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     if (c->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     if (c->proxy) curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
     if (strcmp(r->method, "GET") == 0) {
