@@ -27,6 +27,7 @@ build = {
   type = "builtin",
   modules = {
     ["qstash.cli"] = "lua/qstash/cli.lua",
+    ["qstash.resty"] = "lua/qstash/resty.lua",
     qstash = {
       sources = {
         "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/classify.c", "src/client.c", "src/config.c",
