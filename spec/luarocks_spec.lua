@@ -1,0 +1,70 @@
+-- LuaRocks: `luarocks make --deps-mode=none` into a temporary tree installs
+-- the module, qstash.safe, qstash.resty and the CLI, which then run from there.
+local E = require "spec.support.emulator"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"EXIT=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber(out:match("EXIT=(%d+)%s*$"))
+  return out:gsub("EXIT=%d+%s*$", ""), code
+end
+
+local describe_54 = _VERSION == "Lua 5.4" and describe or function(name)
+  describe(name, function() pending("runs under lua5.4 only (luarocks --lua-version 5.4)") end)
+end
+
+describe_54("luarocks make", function()
+  local dir, tree, emu
+
+  setup(function()
+    dir = E.tmpdir()
+    tree = dir .. "/tree"
+    -- a copy of the sources: luarocks builds in the source folder
+    local out, code = sh(("mkdir -p %s/src && cp -r src lua bin qstash-scm-1.rockspec %s/src/ && cd %s/src && " ..
+      "luarocks --lua-version 5.4 --tree %s make --deps-mode=none qstash-scm-1.rockspec"):format(dir, dir, dir, tree))
+    assert(code == 0, out)
+    emu = E.start{ time_scale = 0.001 }
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  local function lua(code)
+    return sh(("env -u LUA_PATH -u LUA_CPATH LUA_PATH='%s/share/lua/5.4/?.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' lua5.4 -e %q")
+      :format(tree, tree, code))
+  end
+
+  it("installs the module, qstash.safe and qstash.resty", function()
+    local out, code = lua([[
+      local q = require "qstash"
+      local s = require "qstash.safe"
+      local r = require "qstash.resty"
+      assert(package.searchpath("qstash", package.cpath):find("/tree/lib/lua/5.4/", 1, true))
+      print(q._VERSION, type(s.dlq_retry), type(r.dlq_retry), type(r.verify_request))
+    ]])
+    assert.equal(0, code, out)
+    assert.matches("^%d+%.%d+%.%d+\tfunction\tfunction\tfunction", out)
+  end)
+
+  it("the installed module talks to the emulator", function()
+    local out, code = lua(([[
+      local c = require("qstash").new{ base_url = %q, token = %q }
+      print(#c:dlq_list().messages)
+    ]]):format(emu.url, emu.token))
+    assert.equal(0, code, out)
+    assert.equal("0\n", out)
+  end)
+
+  it("installs the CLI, which runs from the tree", function()
+    -- a tree of one's own is put on the paths the LuaRocks way: `luarocks path`
+    local env = ("eval \"$(luarocks --lua-version 5.4 --tree %s path)\" && "):format(tree)
+    local out, code = sh(("%s QSTASH_TOKEN=%s %s/bin/qstash-dlq --base-url %s list --json")
+      :format(env, emu.token, tree, emu.url))
+    assert.equal(0, code, out)
+    out, code = sh(env .. tree .. "/bin/qstash-dlq --help")
+    assert.equal(0, code, out)
+    assert.matches("Usage: qstash%-dlq", out)
+  end)
+end)
