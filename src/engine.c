@@ -59,13 +59,26 @@ static struct curl_slist *add_line(struct curl_slist *l, const char *line, int *
     return t ? t : l;
 }
 
+/* Whether x->slist was built from these header lines and content type. */
+static int same_headers(const qs_client *c, const qs_xfer *x, const char *ct)
+{
+    size_t ctlen = ct ? strlen(ct) + 1 : 0;
+    if (!x->slist || x->hkey.n != 1 + ctlen + c->headers.n) return 0;
+    if (x->hkey.p[0] != (ct ? 'C' : '-')) return 0;
+    if (ctlen && memcmp(x->hkey.p + 1, ct, ctlen) != 0) return 0;
+    return c->headers.n == 0 || memcmp(x->hkey.p + 1 + ctlen, c->headers.p, c->headers.n) == 0;
+}
+
 int qs_engine_headers(qs_client *c, qs_xfer *x, const qs_request *r)
 {
     struct curl_slist *l = NULL;
     size_t off = 0;
     int oom = 0;
+    /* sequential calls with the same options reuse the list as it is */
+    if (same_headers(c, x, r->content_type)) return 0;
     curl_slist_free_all(x->slist);
     x->slist = NULL;
+    qs_buf_clear(&x->hkey);
     if (!c->token_in_query) l = add_line(l, c->auth_header, &oom);
     /* libcurl would add "Content-Type: application/x-www-form-urlencoded"
      * to a POST and "Expect: 100-continue" to a large one: neither is ours. */
@@ -84,8 +97,13 @@ int qs_engine_headers(qs_client *c, qs_xfer *x, const qs_request *r)
         l = add_line(l, line, &oom);
         off += strlen(line) + 1;
     }
+    if (!oom && (qs_buf_addc(&x->hkey, r->content_type ? 'C' : '-') ||
+                 (r->content_type && qs_buf_add(&x->hkey, r->content_type, strlen(r->content_type) + 1)) ||
+                 qs_buf_add(&x->hkey, c->headers.p ? c->headers.p : "", c->headers.n)))
+        oom = 1;
     if (oom) {
         curl_slist_free_all(l);
+        qs_buf_clear(&x->hkey);
         return -1;
     }
     x->slist = l;
@@ -212,4 +230,5 @@ void qs_xfer_free(qs_xfer *x)
     qs_buf_free(&x->url);
     qs_buf_free(&x->path);
     qs_buf_free(&x->body);
+    qs_buf_free(&x->hkey);
 }

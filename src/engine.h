@@ -39,6 +39,7 @@ typedef struct qs_attempt {
 typedef struct qs_xfer {
     CURL *easy;
     struct curl_slist *slist; /* request headers, built once per request */
+    qs_buf hkey;              /* what slist was built from: reused while it matches */
     qs_buf url;               /* full URL (may carry the token query) */
     qs_buf path;              /* path and query shown in errors (never the token) */
     qs_buf body;              /* response body */
