@@ -120,6 +120,11 @@ VALGRIND_SPECS ?= spec/dlq_retry_spec.lua spec/errors_spec.lua spec/dlq_api_spec
 valgrind: deps all
 	@$(SPEC_ENV) bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 
+# libFuzzer harnesses (fuzz/), FUZZ_SECONDS each, on copies of the seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@bash tools/fuzz $(FUZZ_SECONDS)
+
 # 100,000 sequential calls against a local server; RSS growth after warm-up
 # must stay under 1 MiB. Not part of `make test`.
 SOAK_CALLS ?= 100000

@@ -63,14 +63,16 @@ void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
     while (lua_next(L, idx)) {
         const char *const *k;
         const char *name, *hint;
+        size_t len;
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
             qs_argerror(a, argidx, "%s keys must be strings, got a %s key", what,
                         luaL_typename(L, -1));
         }
-        name = lua_tostring(L, -1);
+        name = lua_tolstring(L, -1, &len);
+        /* byte for byte: "retries\0x" is not "retries" */
         for (k = known; *k; k++)
-            if (strcmp(*k, name) == 0) break;
+            if (strlen(*k) == len && memcmp(*k, name, len) == 0) break;
         if (*k) continue;
         hint = qs_closest(name, known);
         if (hint)

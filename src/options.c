@@ -158,10 +158,15 @@ static void forward_headers(ctx *x, int idx, const char *what, const char *prefi
         qs_argerror(x->a, x->argidx, "option '%s' must be a table of name = value", what);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
+        size_t nlen;
         if (lua_type(L, -2) != LUA_TSTRING)
             qs_argerror(x->a, x->argidx, "option '%s' must have string names", what);
         if (lua_type(L, -1) != LUA_TSTRING)
             qs_argerror(x->a, x->argidx, "option '%s': the value of '%s' must be a string", what,
+                        lua_tostring(L, -2));
+        /* names are used as C strings below: a NUL would cut them short */
+        if (strlen(lua_tolstring(L, -2, &nlen)) != nlen)
+            qs_argerror(x->a, x->argidx, "%s: header name '%s' is not a valid token", what,
                         lua_tostring(L, -2));
         count++;
         lua_pop(L, 1);
@@ -183,6 +188,9 @@ static void forward_headers(ctx *x, int idx, const char *what, const char *prefi
         v = lua_tolstring(L, -1, &vlen);
         lua_pop(L, 1);
         if (content_type && strcasecmp(names[i], "Content-Type") == 0) {
+            /* used as a C string: a NUL would cut it short */
+            if (strlen(v) != vlen || strpbrk(v, "\r\n"))
+                qs_argerror(x->a, x->argidx, "%s: header value must not contain CR, LF or NUL", what);
             *content_type = v;
             continue;
         }

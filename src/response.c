@@ -6,6 +6,9 @@
 
 #define JSON_DECODE_KEY "qstash.json.decode"
 #define JSON_ENCODE_KEY "qstash.json.encode"
+/* The nesting the private decoder accepts (lua-cjson's default, made
+ * explicit); normalise() walks all of it, so no JSON null is left behind. */
+#define JSON_MAX_DEPTH 1000
 
 void qs_json_init(lua_State *L)
 {
@@ -24,6 +27,13 @@ void qs_json_init(lua_State *L)
     lua_getfield(L, -1, "decode_invalid_numbers");
     if (lua_isfunction(L, -1)) {
         lua_pushboolean(L, 0);
+        lua_call(L, 1, 0);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, "decode_max_depth");
+    if (lua_isfunction(L, -1)) {
+        lua_pushinteger(L, JSON_MAX_DEPTH);
         lua_call(L, 1, 0);
     } else {
         lua_pop(L, 1);
@@ -50,7 +60,7 @@ static int is_json_null(lua_State *L, int idx)
 /* Replaces JSON nulls by nil and integral floats by integers, in place. */
 static void normalise(lua_State *L, int idx, int depth)
 {
-    if (depth > 200) return;
+    if (depth > JSON_MAX_DEPTH) return;
     luaL_checkstack(L, 4, "JSON nesting");
     lua_pushnil(L);
     while (lua_next(L, idx)) {
