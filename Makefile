@@ -120,6 +120,11 @@ VALGRIND_SPECS ?= spec/dlq_retry_spec.lua spec/errors_spec.lua spec/dlq_api_spec
 valgrind: deps all
 	@$(SPEC_ENV) bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 
+# Benchmarks against raw libcurl loops, the TypeScript SDK, luasocket and wrk,
+# on a local nginx; prints one table and writes build/bench/results.md.
+bench: deps all
+	@LUA=$(LUA) bash bench/run
+
 # libFuzzer harnesses (fuzz/), FUZZ_SECONDS each, on copies of the seed corpus.
 FUZZ_SECONDS ?= 60
 fuzz: deps

@@ -59,10 +59,11 @@ static void detach(qs_client *c, qs_async *a)
     a->x.in_multi = 0;
 }
 
-/* Releases what the request holds: its transfer and its registry refs. */
+/* Releases what the request holds: its transfer (whose handle the client
+ * keeps for the next request) and its registry refs. */
 static void release(lua_State *L, qs_async *a)
 {
-    qs_xfer_free(&a->x);
+    qs_client_give_spare(a->c, &a->x);
     luaL_unref(L, LUA_REGISTRYINDEX, a->cb_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, a->client_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, a->self_ref);
@@ -251,8 +252,7 @@ static qs_async *new_request(lua_State *L, qs_client *c, const qs_args *a, int i
     luaL_getmetatable(L, QS_ASYNC_MT);
     lua_setmetatable(L, -2);
     top = lua_gettop(L);
-    r->x.easy = curl_easy_init();
-    if (!r->x.easy || qs_buf_add(&r->x.url, c->sync.url.p, c->sync.url.n) ||
+    if (qs_client_take_spare(c, &r->x) || qs_buf_add(&r->x.url, c->sync.url.p, c->sync.url.n) ||
         qs_buf_add(&r->x.path, c->sync.path.p, c->sync.path.n) ||
         qs_engine_headers(c, &r->x, &retry_request)) {
         qs_xfer_free(&r->x);
@@ -390,6 +390,12 @@ static int each_done(lua_State *L)
     int st = lua_upvalueindex(1), id = lua_upvalueindex(2);
     int ok = lua_isnil(L, 2);
     lua_Number n;
+    /* no longer in flight: nothing to cancel, and its handle can be collected */
+    lua_getfield(L, st, "handles");
+    lua_pushvalue(L, id);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     lua_getfield(L, st, "results");
     lua_pushvalue(L, id);
     lua_pushvalue(L, ok ? 1 : 2);
@@ -501,8 +507,10 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     lua_setfield(L, st, "done");
     qs_pushint(L, (long long)total);
     lua_setfield(L, st, "total");
-    lua_newtable(L); /* this batch's handles, to cancel on error */
+    lua_newtable(L); /* this batch's requests in flight, by id, to cancel on error */
     handles = lua_gettop(L);
+    lua_pushvalue(L, handles);
+    lua_setfield(L, st, "handles");
 
     if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
     if (c->in_poll) return luaL_error(L, "qstash: dlq_retry_each cannot run inside a callback");
@@ -529,15 +537,18 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
                 la.base = a->base; /* ids were checked above */
                 new_request(L, c, &la, idx, lua_gettop(L));
             }
-            lua_rawseti(L, handles, (int)next);
+            /* stack: id, closure, handle */
+            lua_pushvalue(L, -3);
+            lua_insert(L, -2);
+            lua_rawset(L, handles);
             lua_pop(L, 2);
             next++;
         }
         if (done >= (lua_Number)total || c->closed) break;
         if (err_ref != LUA_NOREF) {
             /* a callback failed: cancel the rest of the batch, then report */
-            for (i = 1; i < next; i++) {
-                lua_rawgeti(L, handles, (int)i);
+            lua_pushnil(L);
+            while (lua_next(L, handles)) {
                 lua_getfield(L, -1, "cancel");
                 lua_insert(L, -2);
                 lua_call(L, 1, 0);

@@ -15,9 +15,19 @@
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_OK;
 
+/* Bumped in every forked child: a client notices a fork without a syscall
+ * per call. */
+static volatile unsigned fork_gen = 0;
+
+static void on_fork_child(void)
+{
+    fork_gen++;
+}
+
 static void global_init(void)
 {
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_atfork(NULL, NULL, on_fork_child);
 }
 
 static int make_handles(qs_client *c)
@@ -36,25 +46,77 @@ static int make_handles(qs_client *c)
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 128L);
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 128L);
     c->pid = getpid();
+    c->fork_gen = fork_gen;
     return 0;
 }
 
 int qs_client_ready(qs_client *c)
 {
-    if (c->multi && c->pid == getpid()) return 0;
+    if (c->multi && c->fork_gen == fork_gen) return 0;
+    if (c->multi && c->pid == getpid()) {
+        c->fork_gen = fork_gen; /* a fork happened, but this is the parent */
+        return 0;
+    }
     /* In a forked child the inherited handles share sockets and TLS state
      * with the parent: abandon them (never clean up) and start afresh. */
     c->multi = NULL;
     c->sync.easy = NULL;
     c->sync.slist = NULL;
     c->sync.in_multi = 0;
+    qs_buf_clear(&c->sync.hkey);
+    c->nspares = 0;
     return make_handles(c);
+}
+
+int qs_client_take_spare(qs_client *c, qs_xfer *x)
+{
+    if (c->nspares > 0) {
+        struct qs_spare *sp = &c->spares[--c->nspares];
+        x->easy = sp->easy;
+        x->slist = sp->slist;
+        x->hkey = sp->hkey;
+        x->body = sp->body;
+        memset(sp, 0, sizeof *sp);
+        return 0;
+    }
+    x->easy = curl_easy_init();
+    return x->easy ? 0 : -1;
+}
+
+void qs_client_give_spare(qs_client *c, qs_xfer *x)
+{
+    if (!c->closed && x->easy && c->nspares < QS_SPARES_MAX && c->pid == getpid()) {
+        struct qs_spare *sp = &c->spares[c->nspares++];
+        sp->easy = x->easy;
+        sp->slist = x->slist;
+        sp->hkey = x->hkey;
+        sp->body = x->body;
+        x->easy = NULL;
+        x->slist = NULL;
+        memset(&x->hkey, 0, sizeof x->hkey);
+        memset(&x->body, 0, sizeof x->body);
+    }
+    qs_xfer_free(x);
+}
+
+static void free_spares(qs_client *c, int owned)
+{
+    while (c->nspares > 0) {
+        struct qs_spare *sp = &c->spares[--c->nspares];
+        if (owned) {
+            curl_easy_cleanup(sp->easy);
+            curl_slist_free_all(sp->slist);
+        }
+        qs_buf_free(&sp->hkey);
+        qs_buf_free(&sp->body);
+    }
 }
 
 void qs_client_release(qs_client *c)
 {
     if (c->closed) return;
     c->closed = 1;
+    free_spares(c, c->pid == getpid());
     if (c->pid == getpid()) {
         if (c->sync.in_multi) curl_multi_remove_handle(c->multi, c->sync.easy);
         qs_xfer_free(&c->sync);

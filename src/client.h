@@ -12,6 +12,7 @@
 
 #define QS_VERSION "0.1.0"
 #define QS_CLIENT_MT "qstash.client"
+#define QS_SPARES_MAX 128
 
 typedef struct qs_client {
     CURLM *multi;              /* owns the connection cache (and TLS sessions) */
@@ -45,6 +46,16 @@ typedef struct qs_client {
     qs_xfer sync;              /* the transfer of synchronous calls */
     int last_attempts;         /* attempts made by the last call */
 
+    /* idle libcurl handles (and their buffers) kept for the next async request */
+    struct qs_spare {
+        CURL *easy;
+        struct curl_slist *slist;
+        qs_buf hkey;
+        qs_buf body;
+    } spares[QS_SPARES_MAX];
+    int nspares;
+    unsigned fork_gen;         /* qs_fork_gen when the handles were made */
+
     /* async requests (see async.c) */
     struct qs_async *active;   /* every request not yet completed to Lua */
     int pending;               /* how many */
@@ -63,6 +74,13 @@ void qs_client_release(qs_client *c);
 
 /* Makes sure the handles belong to this process (rebuilds them after fork). 0 or -1. */
 int qs_client_ready(qs_client *c);
+
+/* Takes an idle transfer's handle and buffers into x (0), or creates a
+ * handle (0), or -1 when out of memory. */
+int qs_client_take_spare(qs_client *c, qs_xfer *x);
+
+/* Gives x's handle and buffers back for reuse (or frees them); frees the rest of x. */
+void qs_client_give_spare(qs_client *c, qs_xfer *x);
 
 /* Uniform random double in [0, 1) from the client's generator. */
 double qs_client_random(qs_client *c);

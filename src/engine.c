@@ -29,6 +29,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     qs_xfer *x = (qs_xfer *)ud;
     size_t len = size * nmemb, i;
+    /* only lines starting with r/R/b/B can be ours, or a status line */
+    if (len == 0 || !strchr("rRbBH", ptr[0])) return len;
     if (len >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
         /* a new response (after a 1xx): forget earlier headers */
         memset(x->hvals, 0, sizeof x->hvals);

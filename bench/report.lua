@@ -1,0 +1,281 @@
+-- The bench's table: medians of the rounds, ratios to the reference measured
+-- in the same run, the targets, and the same as Markdown for the README.
+-- Usage: lua5.4 bench/report.lua RAW_TSV META_TXT RESULTS_MD
+-- Exits 1 when a contender broke (an ERR row), else 0 whatever the targets.
+local raw_path, meta_path, md_path = arg[1], arg[2], arg[3]
+
+local meta = {}
+for line in io.lines(meta_path) do
+  local k, v = line:match("^([%w_]+):%s*(.*)$")
+  if k then meta[k] = v end
+end
+local conc = meta.conc or "64"
+local ncpu = tonumber(meta.ncpu_all) or tonumber(meta.nproc) or 1
+-- A run is quiet when other processes took less than this share of the
+-- machine's CPU meanwhile; quiet rounds are preferred where there are any.
+local QUIET = 0.10
+
+-- key -> list of per-round records (each with its round number)
+local runs = {}
+for line in io.lines(raw_path) do
+  local key, round, rest = line:match("^([^\t]+)\t([^\t]+)\t(.*)$")
+  if key then
+    local r = { round = tonumber(round) }
+    for k, v in rest:gmatch("([%w_]+)=(%S+)") do r[k] = v end
+    if r.status == "ok" then
+      r.calls = tonumber(r.calls)
+      r.rate = r.calls / tonumber(r.wall)
+      r.cpu_us = tonumber(r.cpu) / r.calls * 1e6
+      r.rss = tonumber(r.rss_kb) / 1024
+      r.elapsed = tonumber(r.elapsed) or 0
+      r.foreign = tonumber(r.foreign) or 0
+      r.share = r.elapsed > 0 and math.min(1, r.foreign / (r.elapsed * ncpu)) or 0
+      r.quiet = r.share < QUIET
+    end
+    runs[key] = runs[key] or {}
+    table.insert(runs[key], r)
+  end
+end
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  if n == 0 then return nil end
+  if n % 2 == 1 then return t[(n + 1) // 2] end
+  return (t[n // 2] + t[n // 2 + 1]) / 2
+end
+
+-- figures of one contender: {status = "ok"|"na"|"err"|"missing", rate, cpu_us,
+-- rss (medians of its quiet rounds, or of all when none was quiet), by_round,
+-- quiet_n, rounds, proto, n}
+local function figures(key)
+  local list = runs[key]
+  if not list or #list == 0 then return { status = "missing" } end
+  local by_round, quiet_n, proto, n = {}, 0, nil, nil
+  for _, r in ipairs(list) do
+    if r.status == "err" then return { status = "err" } end
+    if r.status == "na" then return { status = "na" } end
+    by_round[r.round] = r
+    if r.quiet then quiet_n = quiet_n + 1 end
+    proto = proto or r.proto
+    n = n or r.calls
+  end
+  local rates, cpus, rsss = {}, {}, {}
+  for _, r in ipairs(list) do
+    if r.quiet or quiet_n == 0 then
+      rates[#rates + 1] = r.rate
+      cpus[#cpus + 1] = r.cpu_us
+      rsss[#rsss + 1] = r.rss
+    end
+  end
+  return { status = "ok", rate = median(rates), cpu_us = median(cpus), rss = median(rsss),
+           by_round = by_round, quiet_n = quiet_n, rounds = #list, proto = proto, n = n }
+end
+
+local C = conc
+local rows = {
+  { "qstash dlq_retry seq, HTTP", "seq_http", "raw_seq_http", "ts_seq_http" },
+  { "raw libcurl easy loop, HTTP", "raw_seq_http" },
+  { "luasocket keep-alive loop, HTTP", "luasocket_http", "raw_seq_http" },
+  { "TypeScript SDK seq, HTTP", "ts_seq_http", "raw_seq_http" },
+  { "qstash dlq_retry seq, HTTPS", "seq_https", "raw_seq_https", "ts_seq_https" },
+  { "raw libcurl easy loop, HTTPS", "raw_seq_https" },
+  { "luasocket+luasec loop, HTTPS", "luasocket_https", "raw_seq_https" },
+  { "TypeScript SDK seq, HTTPS", "ts_seq_https", "raw_seq_https" },
+  { "qstash dlq_retry_each @" .. C .. ", HTTP", "each_http", "raw_multi_http", "ts_multi_http" },
+  { "raw libcurl multi @" .. C .. ", HTTP", "raw_multi_http" },
+  { "TypeScript SDK @" .. C .. ", HTTP", "ts_multi_http", "raw_multi_http" },
+  { "qstash dlq_retry_each @" .. C .. ", HTTPS", "each_https", "raw_multi_https", "ts_multi_https" },
+  { "raw libcurl multi @" .. C .. ", HTTPS", "raw_multi_https" },
+  { "TypeScript SDK @" .. C .. ", HTTPS", "ts_multi_https", "raw_multi_https" },
+  { "wrk -c1 (server ceiling), HTTP", "wrk1_http" },
+  { "wrk -c" .. C .. " (server ceiling), HTTP", "wrk_multi_http" },
+  { "wrk -c1 (server ceiling), HTTPS", "wrk1_https" },
+  { "wrk -c" .. C .. " (server ceiling), HTTPS", "wrk_multi_https" },
+  { "20 ms: qstash dlq_retry seq", "lat_seq" },
+  { "20 ms: qstash dlq_retry_each @" .. C, "lat_each", "lat_seq" },
+  { "20 ms: raw libcurl multi @" .. C, "lat_raw_multi", "lat_seq" },
+}
+local short = {
+  raw_seq_http = "raw seq HTTP", raw_seq_https = "raw seq HTTPS",
+  raw_multi_http = "raw multi HTTP", raw_multi_https = "raw multi HTTPS",
+  ts_seq_http = "TS seq HTTP", ts_seq_https = "TS seq HTTPS",
+  ts_multi_http = "TS @" .. C .. " HTTP", ts_multi_https = "TS @" .. C .. " HTTPS",
+  lat_seq = "20 ms seq",
+}
+
+local targets = {
+  { "sequential >= 0.9 x raw libcurl loop, HTTP", "seq_http", "raw_seq_http", 0.9 },
+  { "sequential >= 0.9 x raw libcurl loop, HTTPS", "seq_https", "raw_seq_https", 0.9 },
+  { "dlq_retry_each @" .. C .. " >= 0.85 x raw multi loop, HTTP", "each_http", "raw_multi_http", 0.85 },
+  { "dlq_retry_each @" .. C .. " >= 0.85 x raw multi loop, HTTPS", "each_https", "raw_multi_https", 0.85 },
+  { "sequential >= 2.5 x TypeScript SDK sequential, HTTP", "seq_http", "ts_seq_http", 2.5 },
+  { "sequential >= 2.5 x TypeScript SDK sequential, HTTPS", "seq_https", "ts_seq_https", 2.5 },
+  { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTP", "each_http", "ts_multi_http", 8 },
+  { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTPS", "each_https", "ts_multi_https", 8 },
+}
+
+local F = {}
+local broke = false
+for _, row in ipairs(rows) do
+  F[row[2]] = F[row[2]] or figures(row[2])
+  if F[row[2]].status == "err" or F[row[2]].status == "missing" then broke = true end
+end
+
+local function status_text(f)
+  return ({ na = "n/a", err = "ERR", missing = "-" })[f.status]
+end
+
+local function fmt_num(v, digits)
+  if v == nil then return "" end
+  if digits == 0 then return string.format("%.0f", v) end
+  return string.format("%." .. digits .. "f", v)
+end
+
+-- The ratio of two contenders: the median over the rounds of the ratio within
+-- each round (the two ran next to each other), so that a slow spell of the
+-- machine during one round does not tilt it; only rounds quiet for both when
+-- there are any. Second result: whether it rests on quiet rounds.
+local function ratio(a, b, field)
+  if not a or not b or a.status ~= "ok" or b.status ~= "ok" then return nil end
+  local quiet, all = {}, {}
+  for round, ra in pairs(a.by_round) do
+    local rb = b.by_round[round]
+    if rb then
+      local v = ra[field] / rb[field]
+      all[#all + 1] = v
+      if ra.quiet and rb.quiet then quiet[#quiet + 1] = v end
+    end
+  end
+  if #quiet > 0 then return median(quiet), true end
+  return median(all), false
+end
+
+local function rx(v) return v and string.format("%.2f", v) or "" end
+
+-- the cells of each row
+local header = { "contender", "N", "quiet", "calls/s", "CPU us/call", "RSS MiB", "reference",
+                 "x calls/s", "x CPU", "x RSS", "vs TS x calls/s", "vs TS x CPU" }
+local cells = {}
+for _, row in ipairs(rows) do
+  local label, key, ref, ts = row[1], row[2], row[3], row[4]
+  local f = F[key]
+  local r = ref and F[ref] or nil
+  local t = ts and F[ts] or nil
+  if ref and not F[ref] then F[ref] = figures(ref); r = F[ref] end
+  local c
+  if f.status == "ok" then
+    c = { label, tostring(f.n), f.quiet_n .. "/" .. f.rounds, fmt_num(f.rate, 0), fmt_num(f.cpu_us, 1), fmt_num(f.rss, 1),
+          ref and short[ref] or "",
+          rx(ratio(f, r, "rate")), rx(ratio(f, r, "cpu_us")), rx(ratio(f, r, "rss")),
+          rx(ratio(f, t, "rate")), rx(ratio(f, t, "cpu_us")) }
+  else
+    local s = status_text(f)
+    c = { label, "", "", s, s, s, ref and short[ref] or "", "", "", "", "", "" }
+  end
+  cells[#cells + 1] = c
+end
+
+local target_lines = {}
+for _, t in ipairs(targets) do
+  local a, b = F[t[2]] or figures(t[2]), F[t[3]] or figures(t[3])
+  local v, quiet = ratio(a, b, "rate")
+  local verdict
+  if v then verdict = (v >= t[4] and "PASS" or "FAIL") .. (quiet and "" or " (noisy rounds only)")
+  elseif a.status == "na" or b.status == "na" then verdict = "n/a"
+  else verdict = "ERR" end
+  target_lines[#target_lines + 1] = { t[1], v and string.format("%.2f", v) or "-", verdict }
+end
+
+-- text table
+local widths = {}
+for i, h in ipairs(header) do widths[i] = #h end
+for _, c in ipairs(cells) do
+  for i, v in ipairs(c) do if #v > widths[i] then widths[i] = #v end end
+end
+local function text_row(c)
+  local parts = {}
+  for i, v in ipairs(c) do
+    if i == 1 or i == 7 then parts[i] = v .. string.rep(" ", widths[i] - #v)
+    else parts[i] = string.rep(" ", widths[i] - #v) .. v end
+  end
+  return table.concat(parts, "  ")
+end
+
+local proto_https = (F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
+local notes = {
+  string.format("N = %s sequential (TypeScript SDK %s), %s at %s (TypeScript SDK %s), %s in the 20 ms drain; wrk %s s; median of %s interleaved rounds.",
+    meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.wrk_seconds, meta.rounds),
+  "x columns: this row / its reference row, the median over the rounds of the ratio within each round (the two run next to each other) (calls/s: higher is better; CPU and RSS: lower is better). vs TS: this row / the TypeScript SDK row of the same kind.",
+  "CPU us/call: user+sys of the client process over the timed loop (getrusage / process.cpuUsage; wrk: /usr/bin/time over its run). RSS: peak of the whole process (/usr/bin/time %M).",
+  string.format("HTTPS: the libcurl contenders negotiate %s (ALPN); luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
+  meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker to CPU 1." or "No CPU pinning.",
+}
+
+-- other load on the machine while the contenders ran
+do
+  local fsum, esum, noisy, total = 0, 0, 0, 0
+  for _, list in pairs(runs) do
+    for _, r in ipairs(list) do
+      if r.status == "ok" and r.elapsed > 0 then
+        fsum, esum, total = fsum + r.foreign, esum + r.elapsed, total + 1
+        if not r.quiet then noisy = noisy + 1 end
+      end
+    end
+  end
+  if esum > 0 then
+    local line = string.format("Other processes used %.1f%% of the machine's CPU while contenders ran; %d of %d runs were noisy (others took >= %d%% meanwhile).",
+      fsum / (esum * ncpu) * 100, noisy, total, QUIET * 100)
+    if noisy > 0 then
+      line = line .. " quiet = quiet rounds / rounds: figures and ratios use the quiet rounds where there are any, all rounds otherwise; a target judged on noisy rounds only says so. Rerun on a quiet machine for README figures."
+    end
+    notes[#notes + 1] = line
+  end
+  if (tonumber(meta.quiet_waited) or 0) > 0 then
+    notes[#notes + 1] = string.format("The bench waited %s s in all for the machine to be quiet before contenders.", meta.quiet_waited)
+  end
+end
+
+local out = {}
+local function p(s) out[#out + 1] = s end
+p(text_row(header))
+p(text_row((function() local d = {} for i = 1, #header do d[i] = string.rep("-", widths[i]) end return d end)()))
+for _, c in ipairs(cells) do p(text_row(c)) end
+p("")
+p("targets:")
+local tw = 0
+for _, t in ipairs(target_lines) do if #t[1] > tw then tw = #t[1] end end
+for _, t in ipairs(target_lines) do
+  p(string.format("  %-" .. tw .. "s  %6s  %s", t[1], t[2], t[3]))
+end
+p("")
+for _, n in ipairs(notes) do p(n) end
+print(table.concat(out, "\n"))
+
+-- Markdown
+local md = {}
+local function m(s) md[#md + 1] = s end
+m("## Benchmark results (`make bench`)")
+m("")
+m(string.format("Run: %s.", meta.date or "?"))
+m(string.format("Machine: %s cores, %s; %s; %s.", meta.nproc or "?", meta.cpu or "?", meta.kernel or "?", meta.os or "?"))
+m(string.format("Versions: libcurl %s, OpenSSL %s, nginx %s (1 worker), Node %s with %s, %s, wrk %s.",
+  meta.libcurl or "?", meta.openssl or "?", meta.nginx or "?", meta.node or "?", meta.sdk or "?", meta.lua or "?", meta.wrk or "?"))
+m("")
+m("| " .. table.concat(header, " | ") .. " |")
+local align = {}
+for i = 1, #header do align[i] = (i == 1 or i == 7) and ":--" or "--:" end
+m("| " .. table.concat(align, " | ") .. " |")
+for _, c in ipairs(cells) do m("| " .. table.concat(c, " | ") .. " |") end
+m("")
+m("| target | ratio | result |")
+m("|:--|--:|:--|")
+for _, t in ipairs(target_lines) do m("| " .. t[1] .. " | " .. t[2] .. " | " .. t[3] .. " |") end
+m("")
+for _, n in ipairs(notes) do m("- " .. n) end
+local fh = assert(io.open(md_path, "w"))
+fh:write(table.concat(md, "\n"), "\n")
+fh:close()
+print("\n(written to " .. md_path .. ")")
+
+os.exit(broke and 1 or 0)
