@@ -31,6 +31,8 @@ typedef struct qs_async {
     qs_attempt at;
     double start_at;   /* A_WAITING: not before this (monotonic) */
     int cb_ref, self_ref, client_ref;
+    int batch_idx;         /* dlq_retry_each: the id's index, passed to the callback */
+    const void *batch;     /* dlq_retry_each: which batch it belongs to */
 } qs_async;
 
 static const qs_request retry_request = {"POST", NULL, 0, NULL};
@@ -126,9 +128,15 @@ static void settle(qs_client *c, double now)
 
 /* Pushes callback, res, err for a finished or cancelled request, then
  * releases it. */
-static void push_completion(lua_State *L, qs_client *c, qs_async *a)
+static int push_completion(lua_State *L, qs_client *c, qs_async *a)
 {
+    int nargs = 2;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->cb_ref);
+    if (a->batch) {
+        /* a batch's one callback learns which id from its index */
+        qs_pushint(L, a->batch_idx);
+        nargs = 3;
+    }
     if (a->state == A_CANCELLED) {
         lua_pushnil(L);
         qs_error_push(L, "cancelled", "the request was cancelled");
@@ -160,6 +168,7 @@ static void push_completion(lua_State *L, qs_client *c, qs_async *a)
     detach(c, a);
     unlink_active(c, a);
     release(L, a);
+    return nargs;
 }
 
 /* Runs the callbacks of every completed request. Returns how many ran; the
@@ -172,12 +181,16 @@ static int run_callbacks(lua_State *L, qs_client *c, int *err_ref)
         for (a = c->active; a; a = a->next)
             if (a->state == A_FINISHED || a->state == A_CANCELLED) break;
         if (!a) return ran;
-        push_completion(L, c, a);
-        ran++;
-        if (lua_pcall(L, 2, 0, 0) != 0) {
+        {
+            int nargs = push_completion(L, c, a);
+            ran++;
+            if (lua_pcall(L, nargs, 0, 0) == 0) goto next;
+        }
+        {
             if (*err_ref == LUA_NOREF) *err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
             else lua_pop(L, 1);
         }
+    next:
         if (c->closed) return ran; /* close() inside a callback cancels the rest */
     }
 }
@@ -237,7 +250,8 @@ static void raise_callback_error(lua_State *L, int err_ref)
 
 /* Creates an active request for the id at idx, with the header lines now in
  * c->headers; the callback is at cb. Pushes the handle. */
-static qs_async *new_request(lua_State *L, qs_client *c, const qs_args *a, int idx, int cb)
+static qs_async *new_request(lua_State *L, qs_client *c, const qs_args *a, int idx, int cb,
+                             const void *batch, int batch_idx)
 {
     qs_async *r;
     int top;
@@ -265,6 +279,8 @@ static qs_async *new_request(lua_State *L, qs_client *c, const qs_args *a, int i
     r->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, top);
     r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->batch = batch;
+    r->batch_idx = batch_idx;
     r->state = A_WAITING;
     r->start_at = qs_now();
     link_active(c, r);
@@ -283,7 +299,7 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
         qs_argerror(a, cb, "callback must be a function, got %s", luaL_typename(L, cb));
     if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
     if (qs_client_ready(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
-    new_request(L, c, a, a->base, cb);
+    new_request(L, c, a, a->base, cb, NULL, 0);
     return 1;
 }
 
@@ -326,19 +342,22 @@ static int wait_all(lua_State *L, qs_client *c, const qs_args *a)
 
 /* handle:cancel() -> true when it was still pending (its callback gets a
  * `cancelled` error from the next poll), false otherwise */
-static int handle_cancel(lua_State *L)
+/* Completes a pending request with `cancelled`; 0 if it was not pending. */
+static int cancel(qs_async *r)
 {
-    qs_async *r = (qs_async *)luaL_checkudata(L, 1, QS_ASYNC_MT);
-    if (r->state != A_WAITING && r->state != A_RUNNING) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
+    if (r->state != A_WAITING && r->state != A_RUNNING) return 0;
     if (r->x.in_multi) {
         r->st.ambiguous = 1; /* it may have been sent */
         detach(r->c, r);
     }
     r->state = A_CANCELLED;
-    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int handle_cancel(lua_State *L)
+{
+    qs_async *r = (qs_async *)luaL_checkudata(L, 1, QS_ASYNC_MT);
+    lua_pushboolean(L, cancel(r));
     return 1;
 }
 
@@ -382,23 +401,22 @@ void qs_async_register(lua_State *L)
 
 static const char *const each_keys[] = {"concurrency", "on_result", "on_progress", NULL};
 
-/* The callback of one request of a batch: upvalues batch state table, id.
+/* The one callback of a batch's requests: (index of the id, res, err);
+ * upvalues: the batch state table and the list of distinct ids.
  * state = { results = {}, ok = n, failed = n, done = n, total = n,
  *           on_result = fn?, on_progress = fn? } */
 static int each_done(lua_State *L)
 {
-    int st = lua_upvalueindex(1), id = lua_upvalueindex(2);
-    int ok = lua_isnil(L, 2);
+    int st = lua_upvalueindex(1), id;
+    int ok;
     lua_Number n;
-    /* no longer in flight: nothing to cancel, and its handle can be collected */
-    lua_getfield(L, st, "handles");
-    lua_pushvalue(L, id);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
+    lua_rawgeti(L, lua_upvalueindex(2), (int)lua_tointeger(L, 1));
+    lua_replace(L, 1); /* args: id, res, err */
+    id = 1;
+    ok = lua_isnil(L, 3);
     lua_getfield(L, st, "results");
     lua_pushvalue(L, id);
-    lua_pushvalue(L, ok ? 1 : 2);
+    lua_pushvalue(L, ok ? 2 : 3);
     lua_rawset(L, -3);
     lua_pop(L, 1);
     lua_getfield(L, st, ok ? "ok" : "failed");
@@ -414,8 +432,8 @@ static int each_done(lua_State *L)
     lua_getfield(L, st, "on_result");
     if (!lua_isnil(L, -1)) {
         lua_pushvalue(L, id);
-        lua_pushvalue(L, 1);
         lua_pushvalue(L, 2);
+        lua_pushvalue(L, 3);
         lua_call(L, 3, 0);
     } else {
         lua_pop(L, 1);
@@ -436,7 +454,7 @@ static int each_done(lua_State *L)
 static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
 {
     int ids = a->base, opts = a->base + 1, cfg = a->base + 2;
-    int st, list, handles, headers, err_ref = LUA_NOREF;
+    int st, list, done_cb, headers, err_ref = LUA_NOREF;
     size_t n, i, total = 0, next = 1, concurrency = 32;
     lua_settop(L, cfg);
     if (lua_type(L, ids) != LUA_TTABLE)
@@ -507,10 +525,10 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     lua_setfield(L, st, "done");
     qs_pushint(L, (long long)total);
     lua_setfield(L, st, "total");
-    lua_newtable(L); /* this batch's requests in flight, by id, to cancel on error */
-    handles = lua_gettop(L);
-    lua_pushvalue(L, handles);
-    lua_setfield(L, st, "handles");
+    lua_pushvalue(L, st);
+    lua_pushvalue(L, list);
+    lua_pushcclosure(L, each_done, 2); /* the batch's one callback */
+    done_cb = lua_gettop(L);
 
     if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
     if (c->in_poll) return luaL_error(L, "qstash: dlq_retry_each cannot run inside a callback");
@@ -528,31 +546,17 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
             qs_buf_clear(&c->headers);
             if (qs_buf_add(&c->headers, h, hl)) return luaL_error(L, "not enough memory");
             lua_rawgeti(L, list, (int)next);
-            lua_pushvalue(L, st);
-            lua_pushvalue(L, -2);
-            lua_pushcclosure(L, each_done, 2);
-            {
-                qs_args la = *a;
-                int idx = lua_gettop(L) - 1;
-                la.base = a->base; /* ids were checked above */
-                new_request(L, c, &la, idx, lua_gettop(L));
-            }
-            /* stack: id, closure, handle */
-            lua_pushvalue(L, -3);
-            lua_insert(L, -2);
-            lua_rawset(L, handles);
+            /* ids were checked above */
+            new_request(L, c, a, lua_gettop(L), done_cb, (const void *)&st, (int)next);
             lua_pop(L, 2);
             next++;
         }
         if (done >= (lua_Number)total || c->closed) break;
         if (err_ref != LUA_NOREF) {
             /* a callback failed: cancel the rest of the batch, then report */
-            lua_pushnil(L);
-            while (lua_next(L, handles)) {
-                lua_getfield(L, -1, "cancel");
-                lua_insert(L, -2);
-                lua_call(L, 1, 0);
-            }
+            qs_async *r;
+            for (r = c->active; r; r = r->next)
+                if (r->batch == (const void *)&st) cancel(r);
             while (c->pending > 0 && !c->closed) {
                 int dummy = LUA_NOREF;
                 drive(L, c, 0.1, &dummy);

@@ -76,6 +76,10 @@ int qs_client_take_spare(qs_client *c, qs_xfer *x)
         x->slist = sp->slist;
         x->hkey = sp->hkey;
         x->body = sp->body;
+        x->url = sp->url;
+        x->path = sp->path;
+        qs_buf_clear(&x->url);
+        qs_buf_clear(&x->path);
         memset(sp, 0, sizeof *sp);
         return 0;
     }
@@ -91,10 +95,14 @@ void qs_client_give_spare(qs_client *c, qs_xfer *x)
         sp->slist = x->slist;
         sp->hkey = x->hkey;
         sp->body = x->body;
+        sp->url = x->url;
+        sp->path = x->path;
         x->easy = NULL;
         x->slist = NULL;
         memset(&x->hkey, 0, sizeof x->hkey);
         memset(&x->body, 0, sizeof x->body);
+        memset(&x->url, 0, sizeof x->url);
+        memset(&x->path, 0, sizeof x->path);
     }
     qs_xfer_free(x);
 }
@@ -109,6 +117,8 @@ static void free_spares(qs_client *c, int owned)
         }
         qs_buf_free(&sp->hkey);
         qs_buf_free(&sp->body);
+        qs_buf_free(&sp->url);
+        qs_buf_free(&sp->path);
     }
 }
 

@@ -52,6 +52,8 @@ typedef struct qs_client {
         struct curl_slist *slist;
         qs_buf hkey;
         qs_buf body;
+        qs_buf url;
+        qs_buf path;
     } spares[QS_SPARES_MAX];
     int nspares;
     unsigned fork_gen;         /* qs_fork_gen when the handles were made */
