@@ -7,6 +7,7 @@
  * pcall once a request's C state is complete: no Lua runs inside libcurl and
  * no error unwinds through half-open transfers. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 #include "api.h"
@@ -32,7 +33,8 @@ typedef struct qs_async {
     double start_at;   /* A_WAITING: not before this (monotonic) */
     int cb_ref, self_ref, client_ref;
     int batch_idx;         /* dlq_retry_each: the id's index, passed to the callback */
-    const void *batch;     /* dlq_retry_each: which batch it belongs to */
+    const void *batch;     /* dlq_retry_each: which batch it belongs to; such a request
+                              is plain C memory with no handle, and the batch owns cb_ref */
 } qs_async;
 
 static const qs_request retry_request = {"POST", NULL, 0, NULL};
@@ -66,6 +68,10 @@ static void detach(qs_client *c, qs_async *a)
 static void release(lua_State *L, qs_async *a)
 {
     qs_client_give_spare(a->c, &a->x);
+    if (a->batch) {
+        free(a);
+        return;
+    }
     luaL_unref(L, LUA_REGISTRYINDEX, a->cb_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, a->client_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, a->self_ref);
@@ -249,36 +255,49 @@ static void raise_callback_error(lua_State *L, int err_ref)
 }
 
 /* Creates an active request for the id at idx, with the header lines now in
- * c->headers; the callback is at cb. Pushes the handle. */
+ * c->headers. A single request gets a handle (pushed) holding refs to its
+ * callback at cb and to the client; a batch request (batch != NULL) is plain
+ * C memory whose callback ref cb_ref belongs to the batch. */
 static qs_async *new_request(lua_State *L, qs_client *c, const qs_args *a, int idx, int cb,
-                             const void *batch, int batch_idx)
+                             const void *batch, int batch_idx, int cb_ref)
 {
     qs_async *r;
-    int top;
+    int top = 0;
     qs_buf_clear(&c->query);
     if (qs_buf_adds(&c->query, "/v2/dlq/retry/")) luaL_error(L, "not enough memory");
     qs_api_add_id(a, idx, &c->query);
     qs_api_target(L, c, c->query.p, c->query.n);
-    r = (qs_async *)qs_newudata(L, sizeof *r);
-    memset(r, 0, sizeof *r);
+    if (batch) {
+        r = (qs_async *)calloc(1, sizeof *r);
+        if (!r) luaL_error(L, "not enough memory");
+    } else {
+        r = (qs_async *)qs_newudata(L, sizeof *r);
+        memset(r, 0, sizeof *r);
+        luaL_getmetatable(L, QS_ASYNC_MT);
+        lua_setmetatable(L, -2);
+        top = lua_gettop(L);
+    }
     r->cb_ref = r->self_ref = r->client_ref = LUA_NOREF;
     r->state = A_DONE;
-    luaL_getmetatable(L, QS_ASYNC_MT);
-    lua_setmetatable(L, -2);
-    top = lua_gettop(L);
     if (qs_client_take_spare(c, &r->x) || qs_buf_add(&r->x.url, c->sync.url.p, c->sync.url.n) ||
         qs_buf_add(&r->x.path, c->sync.path.p, c->sync.path.n) ||
         qs_engine_headers(c, &r->x, &retry_request)) {
         qs_xfer_free(&r->x);
+        if (batch) free(r);
         luaL_error(L, "not enough memory");
+        return NULL;
     }
     r->c = c;
-    lua_pushvalue(L, cb);
-    r->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, a->base - 1);
-    r->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, top);
-    r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (batch) {
+        r->cb_ref = cb_ref;
+    } else {
+        lua_pushvalue(L, cb);
+        r->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pushvalue(L, a->base - 1);
+        r->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pushvalue(L, top);
+        r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     r->batch = batch;
     r->batch_idx = batch_idx;
     r->state = A_WAITING;
@@ -299,7 +318,7 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
         qs_argerror(a, cb, "callback must be a function, got %s", luaL_typename(L, cb));
     if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
     if (qs_client_ready(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
-    new_request(L, c, a, a->base, cb, NULL, 0);
+    new_request(L, c, a, a->base, cb, NULL, 0, LUA_NOREF);
     return 1;
 }
 
@@ -454,7 +473,7 @@ static int each_done(lua_State *L)
 static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
 {
     int ids = a->base, opts = a->base + 1, cfg = a->base + 2;
-    int st, list, done_cb, headers, err_ref = LUA_NOREF;
+    int st, list, done_cb, headers, err_ref = LUA_NOREF, cb_ref;
     size_t n, i, total = 0, next = 1, concurrency = 32;
     lua_settop(L, cfg);
     if (lua_type(L, ids) != LUA_TTABLE)
@@ -533,6 +552,9 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
     if (c->in_poll) return luaL_error(L, "qstash: dlq_retry_each cannot run inside a callback");
     if (qs_client_ready(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
+    /* one ref for the whole batch: its requests hold no refs of their own */
+    lua_pushvalue(L, done_cb);
+    cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     for (;;) {
         lua_Number done;
@@ -547,8 +569,8 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
             if (qs_buf_add(&c->headers, h, hl)) return luaL_error(L, "not enough memory");
             lua_rawgeti(L, list, (int)next);
             /* ids were checked above */
-            new_request(L, c, a, lua_gettop(L), done_cb, (const void *)&st, (int)next);
-            lua_pop(L, 2);
+            new_request(L, c, a, lua_gettop(L), done_cb, (const void *)&st, (int)next, cb_ref);
+            lua_pop(L, 1);
             next++;
         }
         if (done >= (lua_Number)total || c->closed) break;
@@ -566,10 +588,12 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
                 lua_pop(L, 1);
                 if (done + (double)(total - (next - 1)) >= (double)total) break;
             }
+            luaL_unref(L, LUA_REGISTRYINDEX, cb_ref);
             raise_callback_error(L, err_ref);
         }
         drive(L, c, 1.0, &err_ref);
     }
+    luaL_unref(L, LUA_REGISTRYINDEX, cb_ref);
     lua_createtable(L, 0, 3);
     lua_getfield(L, st, "ok");
     lua_setfield(L, -2, "ok");
