@@ -337,52 +337,19 @@ end
 
 ---------------------------------------------------------------- API
 
---- res, err = qr.dlq_retry(id, opts, config)
-function M.dlq_retry(id, opts, config)
-  local res, err = call("dlq_retry", id, opts, config)
-  return res, err
-end
-
---- page, err = qr.dlq_list(params, config)
-function M.dlq_list(params, config)
-  local res, err = call("dlq_list", params, config)
-  return res, err
-end
-
---- msg, err = qr.dlq_get(id, config)
-function M.dlq_get(id, config)
-  local res, err = call("dlq_get", id, config)
-  return res, err
-end
-
---- ok, err = qr.dlq_delete(id, config)
-function M.dlq_delete(id, config)
-  local res, err = call("dlq_delete", id, config)
-  return res, err
-end
-
---- res, err = qr.dlq_delete_many(ids_or_filter, config)
-function M.dlq_delete_many(ids_or_filter, config)
-  local res, err = call("dlq_delete_many", ids_or_filter, config)
-  return res, err
-end
-
---- res, err = qr.dlq_retry_many(ids_or_filter, opts, config)
-function M.dlq_retry_many(ids_or_filter, opts, config)
-  local res, err = call("dlq_retry_many", ids_or_filter, opts, config)
-  return res, err
-end
-
---- res, err = qr.publish(destination, body, opts, config)
-function M.publish(destination, body, opts, config)
-  local res, err = call("publish", destination, body, opts, config)
-  return res, err
-end
-
---- res, err = qr.publish_json(destination, value, opts, config)
-function M.publish_json(destination, value, opts, config)
-  local res, err = call("publish_json", destination, value, opts, config)
-  return res, err
+-- qr.dlq_retry(id, opts, config), qr.dlq_list(params, config), qr.dlq_get(id, config),
+-- qr.dlq_delete(id, config), qr.dlq_delete_many(ids_or_filter, config),
+-- qr.dlq_retry_many(ids_or_filter, opts, config), qr.publish(destination, body, opts, config),
+-- qr.publish_json(destination, value, opts, config): the client method's arguments (ARG_NAMES),
+-- then config; each returns res, or nil, err.
+for fname in pairs(ARG_NAMES) do
+  if fname ~= "dlq_retry_each" then
+    M[fname] = function(...)
+      -- not a tail call: the error levels in call() count this frame
+      local res, err = call(fname, ...)
+      return res, err
+    end
+  end
 end
 
 --- res, err = qr.dlq_retry_each(ids, opts, batch, config)
