@@ -1,0 +1,42 @@
+-- make install honours PREFIX and DESTDIR, and what it installs runs.
+local E = require "spec.support.emulator"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"EXIT=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber(out:match("EXIT=(%d+)%s*$"))
+  return out:gsub("EXIT=%d+%s*$", ""), code
+end
+
+local describe_54 = _VERSION == "Lua 5.4" and describe or function(name)
+  describe(name, function() pending("runs under lua5.4 only") end)
+end
+
+describe_54("make install", function()
+  local dest
+
+  setup(function()
+    dest = E.tmpdir()
+    local out, code = sh(("make -s install LUA=lua5.4 PREFIX=/opt/qs DESTDIR=%s"):format(dest))
+    assert(code == 0, out)
+  end)
+  teardown(function() os.execute("rm -rf '" .. dest .. "'") end)
+
+  it("puts the module, the Lua add-ons and the CLI under DESTDIR/PREFIX", function()
+    for _, f in ipairs{ "/opt/qs/lib/lua/5.4/qstash.so", "/opt/qs/share/lua/5.4/qstash/cli.lua",
+                        "/opt/qs/share/lua/5.4/qstash/resty.lua", "/opt/qs/bin/qstash-dlq" } do
+      assert.is_truthy(io.open(dest .. f), dest .. f .. " missing")
+    end
+  end)
+
+  it("runs from there", function()
+    local root = dest .. "/opt/qs"
+    local env = ("env LUA_PATH='%s/share/lua/5.4/?.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' "):format(root, root)
+    local out, code = sh(env .. "lua5.4 -e 'print(require(\"qstash.safe\")._VERSION)'")
+    assert.equal(0, code, out)
+    assert.matches("^%d+%.%d+%.%d+", out)
+    out, code = sh(env .. root .. "/bin/qstash-dlq --help")
+    assert.equal(0, code, out)
+  end)
+end)
