@@ -16,15 +16,11 @@
 #include <lauxlib.h>
 #include "../src/options.h"
 
-static const char *const top_keys[] = {
-    "retries", "retry_delay", "delay", "not_before", "timeout", "method", "callback",
-    "failure_callback", "callback_options", "failure_callback_options", "deduplication_id",
-    "content_based_deduplication", "flow_control", "label", "redact", "headers",
-    "content_type", NULL};
-static const char *const callback_keys[] = {"method", "timeout", "retries", "retry_delay",
-                                            "headers", NULL};
-static const char *const flow_keys[] = {"key", "parallelism", "rate", "period", NULL};
-static const char *const redact_keys[] = {"body", "header", NULL};
+/* The known keys come from src/options.c itself, so the two cannot drift. */
+#define top_keys qs_option_keys
+#define callback_keys qs_callback_option_keys
+#define flow_keys qs_flow_control_keys
+#define redact_keys qs_redact_keys
 
 /* Key choices: every known name at every level, misspellings, header names. */
 static const char *const key_dict_opts[] = {

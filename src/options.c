@@ -10,15 +10,15 @@
 #include "compat.h"
 #include "options.h"
 
-static const char *const option_keys[] = {
+const char *const qs_option_keys[] = {
     "retries", "retry_delay", "delay", "not_before", "timeout", "method", "callback",
     "failure_callback", "callback_options", "failure_callback_options", "deduplication_id",
     "content_based_deduplication", "flow_control", "label", "redact", "headers",
     "content_type", NULL};
-static const char *const callback_keys[] = {"method", "timeout", "retries", "retry_delay",
+const char *const qs_callback_option_keys[] = {"method", "timeout", "retries", "retry_delay",
                                             "headers", NULL};
-static const char *const flow_keys[] = {"key", "parallelism", "rate", "period", NULL};
-static const char *const redact_keys[] = {"body", "header", NULL};
+const char *const qs_flow_control_keys[] = {"key", "parallelism", "rate", "period", NULL};
+const char *const qs_redact_keys[] = {"body", "header", NULL};
 
 typedef struct ctx {
     const qs_args *a;
@@ -211,7 +211,7 @@ static void callback_options(ctx *x, int idx, const char *what, const char *fami
     {
         char kwhat[64];
         snprintf(kwhat, sizeof kwhat, "%s key", what);
-        qs_check_keys(x->a, x->argidx, idx, kwhat, callback_keys);
+        qs_check_keys(x->a, x->argidx, idx, kwhat, qs_callback_option_keys);
     }
     lua_getfield(L, idx, "method");
     if (!lua_isnil(L, -1)) {
@@ -254,7 +254,7 @@ static void flow_control(ctx *x, int idx)
     int have_limit = 0;
     if (lua_type(L, idx) != LUA_TTABLE)
         qs_argerror(x->a, x->argidx, "option 'flow_control' must be a table {key, parallelism, rate, period}");
-    qs_check_keys(x->a, x->argidx, idx, "flow_control key", flow_keys);
+    qs_check_keys(x->a, x->argidx, idx, "flow_control key", qs_flow_control_keys);
     lua_getfield(L, idx, "key");
     if (lua_isnil(L, -1)) qs_argerror(x->a, x->argidx, "option 'flow_control' needs a key");
     add(x, "Upstash-Flow-Control-Key", get_string(x, -1, "flow_control.key", NULL), "flow_control.key");
@@ -330,7 +330,7 @@ static void redact(ctx *x, int idx)
     int any = 0;
     if (lua_type(L, idx) != LUA_TTABLE)
         qs_argerror(x->a, x->argidx, "option 'redact' must be a table {body = true, header = true or {names}}");
-    qs_check_keys(x->a, x->argidx, idx, "redact key", redact_keys);
+    qs_check_keys(x->a, x->argidx, idx, "redact key", qs_redact_keys);
     lua_getfield(L, idx, "body");
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
         qs_argerror(x->a, x->argidx, "option 'redact.body' must be a boolean");
@@ -391,7 +391,7 @@ void qs_opts_marshal(const qs_args *a, int idx, qs_buf *out, int publish, const 
     if (lua_isnoneornil(L, idx)) return;
     if (lua_type(L, idx) != LUA_TTABLE)
         qs_argerror(a, idx, "options must be a table, got %s", luaL_typename(L, idx));
-    qs_check_keys(a, idx, idx, "option", option_keys);
+    qs_check_keys(a, idx, idx, "option", qs_option_keys);
 
 #define FIELD(key) (lua_settop(L, top), lua_getfield(L, idx, key), !lua_isnil(L, -1))
     if (FIELD("retries")) {

@@ -5,6 +5,12 @@
 #include "args.h"
 #include "buf.h"
 
+/* The known keys of the options table and of its nested tables (NULL-ended). */
+extern const char *const qs_option_keys[];
+extern const char *const qs_callback_option_keys[];
+extern const char *const qs_flow_control_keys[];
+extern const char *const qs_redact_keys[];
+
 /* Validates the options table at idx (nil allowed) and appends one
  * "Name: value" line per header to out, each NUL-terminated. Raises an
  * argument error for anything wrong, before anything is sent. With

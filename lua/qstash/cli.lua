@@ -589,12 +589,14 @@ function commands.list(run, a)
   return EXIT_OK
 end
 
-function commands.get(run, a)
+-- Calls method(id) for each id, handing results to done(id, res); a failure is
+-- reported and the rest go on. Returns the exit status.
+local function each_id(run, ids, method, done)
   local status = EXIT_OK
-  for _, id in ipairs(a.ids) do
-    local ok, res = run:call("dlq_get", id)
+  for _, id in ipairs(ids) do
+    local ok, res = run:call(method, id)
     if ok then
-      run:out(pretty(res), "\n")
+      done(id, res)
     else
       local code = run:failure(res, id)
       if code == EXIT_USAGE then return code end
@@ -602,6 +604,10 @@ function commands.get(run, a)
     end
   end
   return status
+end
+
+function commands.get(run, a)
+  return each_id(run, a.ids, "dlq_get", function(_, res) run:out(pretty(res), "\n") end)
 end
 
 -- The ids of every message matching filter, page by page.  Taken before any
@@ -769,17 +775,7 @@ function commands.delete(run, a)
 
   local status = EXIT_OK
   if #a.ids > 0 then
-    for _, id in ipairs(a.ids) do
-      local ok, err = run:call("dlq_delete", id)
-      if ok then
-        run:out("deleted ", id, "\n")
-      else
-        local code = run:failure(err, id)
-        if code == EXIT_USAGE then return code end
-        status = EXIT_FAIL
-      end
-    end
-    return status
+    return each_id(run, a.ids, "dlq_delete", function(id) run:out("deleted ", id, "\n") end)
   end
 
   local ids, err = snapshot(run, filter)
