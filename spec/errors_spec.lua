@@ -94,6 +94,37 @@ describe("errors", function()
     assert.is_true(err.retry_after > 3500 and err.retry_after <= 3601)
   end)
 
+  it("rate-limit headers come from the final response, never from a 1xx before it", function()
+    srv:script{ { status = 429, interim = {
+        { status = 103, headers = { ["Retry-After"] = "5000", ["Burst-RateLimit-Limit"] = "1",
+          ["Burst-RateLimit-Remaining"] = "1", ["Burst-RateLimit-Reset"] = "1" } } },
+      headers = { ["Retry-After"] = "60", ["RateLimit-Limit"] = "1000", ["RateLimit-Remaining"] = "0" } } }
+    local err = failure()
+    assert.equal("rate_limited", err.kind)
+    assert.equal(60, err.retry_after)
+    assert.same({ scope = "daily", limit = 1000, remaining = 0 }, err.ratelimit)
+  end)
+
+  it("a rate-limit header sent twice counts by its last value, names in any case", function()
+    srv:script{ { status = 429, headers = { { "retry-after", "5" }, { "RETRY-AFTER", "7" },
+      { "burst-ratelimit-limit", "10" } } } }
+    local err = failure()
+    assert.equal(7, err.retry_after)
+    assert.same({ scope = "burst", limit = 10 }, err.ratelimit)
+  end)
+
+  it("a 1xx before a success leaves no rate-limit trace on a later failure", function()
+    srv:script{
+      { status = 201, json = { messageId = "m1" }, interim = { { status = 103, headers = { ["Retry-After"] = "9" } } } },
+      { status = 503, json = { error = "down" } },
+    }
+    assert.equal("m1", client:dlq_retry("abc").messageId)
+    local err = failure()
+    assert.equal("server", err.kind)
+    assert.is_nil(err.retry_after)
+    assert.is_nil(err.ratelimit)
+  end)
+
   it("a refused connection raises kind network with curl_code", function()
     local c = qstash.new{ token = TOKEN, base_url = "http://127.0.0.1:" .. ports.closed(), retry = false }
     local ok, err = pcall(c.dlq_retry, c, "abc")

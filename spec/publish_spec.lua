@@ -39,6 +39,18 @@ describe("publish", function()
     assert.is_nil(req.h["upstash-forward-content-type"])
   end)
 
+  it("sends no Expect header, for small bodies and for ones over 1 MiB alike", function()
+    local big = ("0123456789abcdef"):rep(100 * 1024) -- 1.6 MiB: libcurl would add Expect: 100-continue
+    for _, body in ipairs{ "x", ("y"):rep(1025), big, "z" } do
+      srv:reset()
+      assert.equal("msg_test", client:publish("https://example.com", body).messageId)
+      local req = srv:requests()[1]
+      assert.is_nil(req.h["expect"])
+      assert.equal(#body, req.body_len)
+      assert.equal(body, req.body)
+    end
+  end)
+
   it("publish_json encodes with lua-cjson and sends application/json", function()
     client:publish_json("https://example.com/hook", { a = 1 })
     local req = srv:requests()[1]

@@ -420,50 +420,38 @@ void qs_async_register(lua_State *L)
 
 static const char *const each_keys[] = {"concurrency", "on_result", "on_progress", NULL};
 
-/* The one callback of a batch's requests: (index of the id, res, err);
- * upvalues: the batch state table and the list of distinct ids.
- * state = { results = {}, ok = n, failed = n, done = n, total = n,
- *           on_result = fn?, on_progress = fn? } */
+/* A batch's counters, kept in C: its one callback runs once per id. */
+typedef struct each_state {
+    size_t ok, failed, done, total;
+} each_state;
+
+/* The one callback of a batch's requests: (index of the id, res, err).
+ * Upvalues: the counters (userdata), the list of distinct ids, the results
+ * table, on_result, on_progress (either may be nil). */
 static int each_done(lua_State *L)
 {
-    int st = lua_upvalueindex(1), id;
-    int ok;
-    lua_Number n;
+    each_state *s = (each_state *)lua_touserdata(L, lua_upvalueindex(1));
+    int ok = lua_isnil(L, 3);
     lua_rawgeti(L, lua_upvalueindex(2), (int)lua_tointeger(L, 1));
     lua_replace(L, 1); /* args: id, res, err */
-    id = 1;
-    ok = lua_isnil(L, 3);
-    lua_getfield(L, st, "results");
-    lua_pushvalue(L, id);
+    lua_pushvalue(L, 1);
     lua_pushvalue(L, ok ? 2 : 3);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    lua_getfield(L, st, ok ? "ok" : "failed");
-    n = lua_tonumber(L, -1) + 1;
-    lua_pop(L, 1);
-    qs_pushint(L, (long long)n);
-    lua_setfield(L, st, ok ? "ok" : "failed");
-    lua_getfield(L, st, "done");
-    n = lua_tonumber(L, -1) + 1;
-    lua_pop(L, 1);
-    qs_pushint(L, (long long)n);
-    lua_setfield(L, st, "done");
-    lua_getfield(L, st, "on_result");
-    if (!lua_isnil(L, -1)) {
-        lua_pushvalue(L, id);
+    lua_rawset(L, lua_upvalueindex(3));
+    if (ok) s->ok++;
+    else s->failed++;
+    s->done++;
+    if (!lua_isnil(L, lua_upvalueindex(4))) {
+        lua_pushvalue(L, lua_upvalueindex(4));
+        lua_pushvalue(L, 1);
         lua_pushvalue(L, 2);
         lua_pushvalue(L, 3);
         lua_call(L, 3, 0);
-    } else {
-        lua_pop(L, 1);
     }
-    lua_getfield(L, st, "on_progress");
-    if (!lua_isnil(L, -1)) {
-        lua_getfield(L, st, "done");
-        lua_getfield(L, st, "total");
+    if (!lua_isnil(L, lua_upvalueindex(5))) {
+        lua_pushvalue(L, lua_upvalueindex(5));
+        qs_pushint(L, (long long)s->done);
+        qs_pushint(L, (long long)s->total);
         lua_call(L, 2, 0);
-    } else {
-        lua_pop(L, 1);
     }
     return 0;
 }
@@ -473,7 +461,8 @@ static int each_done(lua_State *L)
 static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
 {
     int ids = a->base, opts = a->base + 1, cfg = a->base + 2;
-    int st, list, done_cb, headers, err_ref = LUA_NOREF, cb_ref;
+    int list, results, on_result, on_progress, done_cb, headers, err_ref = LUA_NOREF, cb_ref;
+    each_state *st;
     size_t n, i, total = 0, next = 1, concurrency = 32;
     lua_settop(L, cfg);
     if (lua_type(L, ids) != LUA_TTABLE)
@@ -485,8 +474,10 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     lua_pushlstring(L, c->headers.p ? c->headers.p : "", c->headers.n);
     headers = lua_gettop(L);
 
-    lua_createtable(L, 0, 8); /* batch state */
-    st = lua_gettop(L);
+    lua_pushnil(L);
+    on_result = lua_gettop(L);
+    lua_pushnil(L);
+    on_progress = lua_gettop(L);
     if (!lua_isnil(L, cfg)) {
         if (lua_type(L, cfg) != LUA_TTABLE) qs_argerror(a, cfg, "options of the batch must be a table");
         qs_check_keys(a, cfg, cfg, "batch option", each_keys);
@@ -501,17 +492,17 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
         lua_getfield(L, cfg, "on_result");
         if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION)
             qs_argerror(a, cfg, "'on_result' must be a function");
-        lua_setfield(L, st, "on_result");
+        lua_replace(L, on_result);
         lua_getfield(L, cfg, "on_progress");
         if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION)
             qs_argerror(a, cfg, "'on_progress' must be a function");
-        lua_setfield(L, st, "on_progress");
+        lua_replace(L, on_progress);
     }
 
     /* distinct ids, checked before anything is sent */
-    lua_newtable(L);
+    lua_createtable(L, (int)n, 0);
     list = lua_gettop(L);
-    lua_newtable(L); /* seen */
+    lua_createtable(L, 0, (int)n); /* seen */
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, ids, (int)i);
         {
@@ -534,19 +525,16 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
         }
     }
     lua_pop(L, 1);
-    lua_newtable(L);
-    lua_setfield(L, st, "results");
-    qs_pushint(L, 0);
-    lua_setfield(L, st, "ok");
-    qs_pushint(L, 0);
-    lua_setfield(L, st, "failed");
-    qs_pushint(L, 0);
-    lua_setfield(L, st, "done");
-    qs_pushint(L, (long long)total);
-    lua_setfield(L, st, "total");
-    lua_pushvalue(L, st);
+    lua_createtable(L, 0, (int)total);
+    results = lua_gettop(L);
+    st = (each_state *)qs_newudata(L, sizeof *st);
+    memset(st, 0, sizeof *st);
+    st->total = total;
     lua_pushvalue(L, list);
-    lua_pushcclosure(L, each_done, 2); /* the batch's one callback */
+    lua_pushvalue(L, results);
+    lua_pushvalue(L, on_result);
+    lua_pushvalue(L, on_progress);
+    lua_pushcclosure(L, each_done, 5); /* the batch's one callback */
     done_cb = lua_gettop(L);
 
     if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
@@ -557,36 +545,29 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     for (;;) {
-        lua_Number done;
         /* keep `concurrency` requests of this batch in flight */
-        lua_getfield(L, st, "done");
-        done = lua_tonumber(L, -1);
-        lua_pop(L, 1);
-        while (err_ref == LUA_NOREF && next <= total && (double)(next - 1) - done < (double)concurrency) {
+        while (err_ref == LUA_NOREF && next <= total && next - 1 - st->done < concurrency) {
             size_t hl;
             const char *h = lua_tolstring(L, headers, &hl);
             qs_buf_clear(&c->headers);
             if (qs_buf_add(&c->headers, h, hl)) return luaL_error(L, "not enough memory");
             lua_rawgeti(L, list, (int)next);
             /* ids were checked above */
-            new_request(L, c, a, lua_gettop(L), done_cb, (const void *)&st, (int)next, cb_ref);
+            new_request(L, c, a, lua_gettop(L), done_cb, (const void *)st, (int)next, cb_ref);
             lua_pop(L, 1);
             next++;
         }
-        if (done >= (lua_Number)total || c->closed) break;
+        if (st->done >= total || c->closed) break;
         if (err_ref != LUA_NOREF) {
             /* a callback failed: cancel the rest of the batch, then report */
             qs_async *r;
             for (r = c->active; r; r = r->next)
-                if (r->batch == (const void *)&st) cancel(r);
+                if (r->batch == (const void *)st) cancel(r);
             while (c->pending > 0 && !c->closed) {
                 int dummy = LUA_NOREF;
                 drive(L, c, 0.1, &dummy);
                 if (dummy != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, dummy);
-                lua_getfield(L, st, "done");
-                done = lua_tonumber(L, -1);
-                lua_pop(L, 1);
-                if (done + (double)(total - (next - 1)) >= (double)total) break;
+                if (st->done + (total - (next - 1)) >= total) break;
             }
             luaL_unref(L, LUA_REGISTRYINDEX, cb_ref);
             raise_callback_error(L, err_ref);
@@ -595,11 +576,11 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     }
     luaL_unref(L, LUA_REGISTRYINDEX, cb_ref);
     lua_createtable(L, 0, 3);
-    lua_getfield(L, st, "ok");
+    qs_pushint(L, (long long)st->ok);
     lua_setfield(L, -2, "ok");
-    lua_getfield(L, st, "failed");
+    qs_pushint(L, (long long)st->failed);
     lua_setfield(L, -2, "failed");
-    lua_getfield(L, st, "results");
+    lua_pushvalue(L, results);
     lua_setfield(L, -2, "results");
     return 1;
 }

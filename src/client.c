@@ -34,11 +34,14 @@ static int make_handles(qs_client *c)
 {
     c->multi = curl_multi_init();
     c->sync.easy = curl_easy_init();
-    if (!c->multi || !c->sync.easy) {
+    c->standby = curl_easy_init();
+    c->sync.ready = c->standby_ready = 0;
+    if (!c->multi || !c->sync.easy || !c->standby) {
         if (c->multi) curl_multi_cleanup(c->multi);
         if (c->sync.easy) curl_easy_cleanup(c->sync.easy);
+        if (c->standby) curl_easy_cleanup(c->standby);
         c->multi = NULL;
-        c->sync.easy = NULL;
+        c->sync.easy = c->standby = NULL;
         return -1;
     }
     /* The cache keeps a connection per concurrent transfer (HTTP/1.1), and
@@ -60,7 +63,7 @@ int qs_client_ready(qs_client *c)
     /* In a forked child the inherited handles share sockets and TLS state
      * with the parent: abandon them (never clean up) and start afresh. */
     c->multi = NULL;
-    c->sync.easy = NULL;
+    c->sync.easy = c->standby = NULL;
     c->sync.slist = NULL;
     c->sync.in_multi = 0;
     qs_buf_clear(&c->sync.hkey);
@@ -130,13 +133,15 @@ void qs_client_release(qs_client *c)
     if (c->pid == getpid()) {
         if (c->sync.in_multi) curl_multi_remove_handle(c->multi, c->sync.easy);
         qs_xfer_free(&c->sync);
+        if (c->standby) curl_easy_cleanup(c->standby);
         if (c->multi) curl_multi_cleanup(c->multi);
     } else {
         /* the parent's handles: never touched in a child */
-        c->sync.easy = NULL;
+        c->sync.easy = c->standby = NULL;
         c->sync.slist = NULL;
         qs_xfer_free(&c->sync);
     }
+    c->standby = NULL;
     c->multi = NULL;
     free(c->token);
     free(c->missing_token);

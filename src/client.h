@@ -16,7 +16,8 @@
 
 typedef struct qs_client {
     CURLM *multi;              /* owns the connection cache (and TLS sessions) */
-    CURL *easy;                /* reused for synchronous calls */
+    CURL *standby;             /* synchronous calls' other handle (see qs_engine_perform) */
+    int standby_ready;         /* standby is reset, with the client's shared options set */
     pid_t pid;                 /* the process that created the handles */
     int closed;
     int safe;                  /* created by qstash.safe: failures return nil, err */
@@ -29,6 +30,9 @@ typedef struct qs_client {
     char *user_agent;
     char *ca_file;
     char *proxy;
+    int no_proxy;              /* no proxy option and no proxy variable at creation */
+    const char *protocols;     /* "http" or "https": the base URL's scheme, the only one allowed */
+    int https;                 /* the base URL is https: (TLS options apply) */
     long timeout_ms;
     long connect_timeout_ms;
     int token_in_query;

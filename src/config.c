@@ -151,6 +151,19 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
+/* Whether any variable libcurl reads for a proxy of an http(s) URL is set
+ * (it ignores upper-case HTTP_PROXY). Read once: with none, every request
+ * says "no proxy" itself instead of libcurl looking them all up each time. */
+static int any_proxy_variable(void)
+{
+    static const char *const names[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                        "ALL_PROXY", NULL};
+    int i;
+    for (i = 0; names[i]; i++)
+        if (getenv(names[i])) return 1;
+    return 0;
+}
+
 int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
 {
     const char *token = NULL, *base_url = NULL, *s, *why;
@@ -291,6 +304,9 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
         if (!c->auth_header) return luaL_error(L, "not enough memory");
         snprintf(c->auth_header, n, "Authorization: Bearer %s", token);
     }
+    c->https = strncmp(c->base_url, "https://", 8) == 0;
+    c->protocols = c->https ? "https" : "http";
+    c->no_proxy = !c->proxy && !any_proxy_variable();
     if (!c->user_agent) {
         char ua[128];
         snprintf(ua, sizeof ua, "lua-qstash/%s libcurl/%s", QS_VERSION, curl_version_info(CURLVERSION_NOW)->version);

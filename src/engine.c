@@ -3,7 +3,6 @@
  * cache: sequential calls reuse one keep-alive (and TLS) connection, and
  * concurrent ones share HTTP/2 connections where the server offers them. */
 #include <string.h>
-#include <strings.h>
 #include "client.h"
 #include "engine.h"
 
@@ -25,34 +24,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return len;
 }
 
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    qs_xfer *x = (qs_xfer *)ud;
-    size_t len = size * nmemb, i;
-    /* only lines starting with r/R/b/B can be ours, or a status line */
-    if (len == 0 || !strchr("rRbBH", ptr[0])) return len;
-    if (len >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
-        /* a new response (after a 1xx): forget earlier headers */
-        memset(x->hvals, 0, sizeof x->hvals);
-        return len;
-    }
-    for (i = 0; i < QS_H_COUNT; i++) {
-        size_t n = strlen(captured[i]);
-        if (len > n && ptr[n] == ':' && strncasecmp(ptr, captured[i], n) == 0) {
-            const char *v = ptr + n + 1, *end = ptr + len;
-            size_t vlen;
-            while (v < end && (*v == ' ' || *v == '\t')) v++;
-            while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-                end--;
-            vlen = (size_t)(end - v);
-            if (vlen >= QS_HVAL_MAX) vlen = QS_HVAL_MAX - 1;
-            memcpy(x->hvals[i], v, vlen);
-            x->hvals[i][vlen] = '\0';
-            break;
-        }
-    }
-    return len;
-}
+/* A body this small never gets "Expect: 100-continue" from any libcurl. */
+#define EXPECT_FREE_BODY 1024
 
 static struct curl_slist *add_line(struct curl_slist *l, const char *line, int *oom)
 {
@@ -61,12 +34,20 @@ static struct curl_slist *add_line(struct curl_slist *l, const char *line, int *
     return t ? t : l;
 }
 
-/* Whether x->slist was built from these header lines and content type. */
-static int same_headers(const qs_client *c, const qs_xfer *x, const char *ct)
+/* The first byte of a header key: whether there is a content type, and
+ * whether the body is large enough to need "Expect:". */
+static char hkey_tag(const char *ct, int big)
+{
+    return ct ? (big ? 'C' : 'c') : (big ? 'N' : 'n');
+}
+
+/* Whether x->slist was built from these header lines, content type and
+ * body size class (whether it carries "Expect:"). */
+static int same_headers(const qs_client *c, const qs_xfer *x, const char *ct, int big)
 {
     size_t ctlen = ct ? strlen(ct) + 1 : 0;
     if (!x->slist || x->hkey.n != 1 + ctlen + c->headers.n) return 0;
-    if (x->hkey.p[0] != (ct ? 'C' : '-')) return 0;
+    if (x->hkey.p[0] != hkey_tag(ct, big)) return 0;
     if (ctlen && memcmp(x->hkey.p + 1, ct, ctlen) != 0) return 0;
     return c->headers.n == 0 || memcmp(x->hkey.p + 1 + ctlen, c->headers.p, c->headers.n) == 0;
 }
@@ -77,7 +58,7 @@ int qs_engine_headers(qs_client *c, qs_xfer *x, const qs_request *r)
     size_t off = 0;
     int oom = 0;
     /* sequential calls with the same options reuse the list as it is */
-    if (same_headers(c, x, r->content_type)) return 0;
+    if (same_headers(c, x, r->content_type, r->body_len > EXPECT_FREE_BODY)) return 0;
     curl_slist_free_all(x->slist);
     x->slist = NULL;
     qs_buf_clear(&x->hkey);
@@ -92,14 +73,16 @@ int qs_engine_headers(qs_client *c, qs_xfer *x, const qs_request *r)
     } else {
         l = add_line(l, "Content-Type:", &oom);
     }
-    l = add_line(l, "Expect:", &oom);
+    /* libcurl (7.x: over 1 MiB; older: over 1 KiB) would wait for a
+     * "100 Continue" before sending a larger body */
+    if (r->body_len > EXPECT_FREE_BODY) l = add_line(l, "Expect:", &oom);
     l = add_line(l, c->ua_header, &oom);
     while (off < c->headers.n) {
         const char *line = c->headers.p + off;
         l = add_line(l, line, &oom);
         off += strlen(line) + 1;
     }
-    if (!oom && (qs_buf_addc(&x->hkey, r->content_type ? 'C' : '-') ||
+    if (!oom && (qs_buf_addc(&x->hkey, hkey_tag(r->content_type, r->body_len > EXPECT_FREE_BODY)) ||
                  (r->content_type && qs_buf_add(&x->hkey, r->content_type, strlen(r->content_type) + 1)) ||
                  qs_buf_add(&x->hkey, c->headers.p ? c->headers.p : "", c->headers.n)))
         oom = 1;
@@ -112,23 +95,15 @@ int qs_engine_headers(qs_client *c, qs_xfer *x, const qs_request *r)
     return 0;
 }
 
-int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
+/* Resets e (a handle about to serve x) and sets the options that every
+ * request of this client shares. */
+static void prepare(qs_client *c, qs_xfer *x, CURL *e)
 {
-    CURL *e = x->easy;
-    qs_buf_clear(&x->body);
-    if (qs_buf_terminate(&x->body)) return -1;
-    memset(x->hvals, 0, sizeof x->hvals);
-    x->errbuf[0] = '\0';
-    x->too_large = 0;
-    x->done = 0;
-    x->result = CURLE_OK;
-    x->max_response_bytes = c->max_response_bytes;
-
     curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, x->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* Only the base URL's scheme. Redirects are never followed, so they
+     * need no protocol list of their own. */
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->protocols);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -142,18 +117,40 @@ int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x == &c->sync ? NULL : (void *)x);
-    /* HTTP/2 only over TLS (never cleartext h2); wait to multiplex on it. */
+    /* HTTP/2 only over TLS (never cleartext h2). */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    /* Only where HTTP/2 can happen (TLS): over http:// libcurl would hold
-     * every further request until the first answer arrives. */
-    if (pipewait && strncmp(x->url.p, "https://", 8) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    if (c->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-    if (c->proxy) curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
+    if (c->ca_file && c->https) curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    if (c->proxy) {
+        curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
+    } else if (c->no_proxy) {
+        /* no proxy variable was set: skip libcurl's lookups of them */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
+}
+
+int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
+{
+    CURL *e = x->easy;
+    qs_buf_clear(&x->body);
+    if (qs_buf_terminate(&x->body)) return -1;
+    x->errbuf[0] = '\0';
+    x->too_large = 0;
+    x->done = 0;
+    x->result = CURLE_OK;
+    x->max_response_bytes = c->max_response_bytes;
+
+    /* every use of a handle starts from a reset one */
+    if (!x->ready) prepare(c, x, e);
+    x->ready = 0;
+    curl_easy_setopt(e, CURLOPT_URL, x->url.p);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
+    /* Wait to multiplex on an HTTP/2 connection, only where there can be
+     * one (TLS): over http:// libcurl would hold every further request
+     * until the first answer arrives. */
+    if (pipewait && c->https) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     if (strcmp(r->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(r->method, "POST") == 0) {
@@ -164,6 +161,27 @@ int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
     return 0;
+}
+
+/* The rate-limit headers of the final response (not of a 1xx), the last
+ * of each name winning. libcurl keeps every header of a transfer, so they
+ * are read once it ends, and only for an error: a header callback would run
+ * for every line of every response. */
+static void capture_headers(qs_xfer *x)
+{
+    size_t i;
+    for (i = 0; i < QS_H_COUNT; i++) {
+        struct curl_header *h = NULL;
+        size_t vlen;
+        if (curl_easy_header(x->easy, captured[i], 0, CURLH_HEADER, -1, &h) != CURLHE_OK) continue;
+        if (h->amount > 1 &&
+            curl_easy_header(x->easy, captured[i], h->amount - 1, CURLH_HEADER, -1, &h) != CURLHE_OK)
+            continue;
+        vlen = strlen(h->value);
+        if (vlen >= QS_HVAL_MAX) vlen = QS_HVAL_MAX - 1;
+        memcpy(x->hvals[i], h->value, vlen);
+        x->hvals[i][vlen] = '\0';
+    }
 }
 
 void qs_engine_outcome(qs_xfer *x, qs_attempt *out)
@@ -180,6 +198,8 @@ void qs_engine_outcome(qs_xfer *x, qs_attempt *out)
     curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
     out->sent = req_size > 0 || pretransfer > 0;
     out->too_large = x->too_large || out->code == CURLE_FILESIZE_EXCEEDED;
+    memset(x->hvals, 0, sizeof x->hvals);
+    if (out->status < 200 || out->status > 299) capture_headers(x);
 }
 
 void qs_engine_collect(qs_client *c)
@@ -212,14 +232,29 @@ int qs_engine_perform(qs_client *c, const qs_request *r, qs_attempt *out)
     while (!x->done && mc == CURLM_OK) {
         mc = curl_multi_perform(c->multi, &running);
         qs_engine_collect(c);
-        if (mc == CURLM_OK && !x->done && running)
+        if (mc == CURLM_OK && !x->done && running) {
+            /* The request is on its way: reset the other handle for the
+             * next call while the answer is awaited, off the critical path. */
+            if (c->standby && !c->standby_ready) {
+                prepare(c, x, c->standby);
+                c->standby_ready = 1;
+            }
             mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+        }
         if (!running && !x->done) break;
     }
     if (!x->done) x->result = CURLE_FAILED_INIT;
     qs_engine_outcome(x, out);
     curl_multi_remove_handle(c->multi, x->easy);
     x->in_multi = 0;
+    if (c->standby) {
+        /* the next call takes the other handle; this one waits its turn */
+        CURL *used = x->easy;
+        x->easy = c->standby;
+        x->ready = c->standby_ready;
+        c->standby = used;
+        c->standby_ready = 0;
+    }
     return 0;
 }
 

@@ -49,6 +49,7 @@ typedef struct qs_xfer {
     int too_large;
     int in_multi;             /* added to the multi handle */
     int done;                 /* libcurl finished it; result in `result` */
+    int ready;                /* easy is reset, with the client's shared options set */
     CURLcode result;
 } qs_xfer;
 
@@ -56,8 +57,9 @@ typedef struct qs_xfer {
  * in c->headers, plus Content-Type. 0, or -1 when out of memory. */
 int qs_engine_headers(struct qs_client *c, qs_xfer *x, const qs_request *r);
 
-/* Resets x->easy and sets every option of an attempt, and clears the
- * response. `pipewait`: prefer waiting for an HTTP/2 connection to share. */
+/* Sets every option of an attempt on x->easy (reset first, unless that was
+ * done ahead: x->ready) and clears the response. `pipewait`: prefer waiting
+ * for an HTTP/2 connection to share. */
 int qs_engine_setup(struct qs_client *c, qs_xfer *x, const qs_request *r, int pipewait);
 
 /* Reads the outcome of a finished (or removed) transfer into out. */
@@ -68,7 +70,9 @@ void qs_engine_outcome(qs_xfer *x, qs_attempt *out);
 void qs_engine_collect(struct qs_client *c);
 
 /* One synchronous attempt of the request at c->sync. Other transfers of
- * the client progress meanwhile. Never calls Lua. 0, or -1 when out of memory. */
+ * the client progress meanwhile. Synchronous calls alternate between two
+ * handles: while one transfer waits for its answer, the other handle is
+ * reset for the next call. Never calls Lua. 0, or -1 when out of memory. */
 int qs_engine_perform(struct qs_client *c, const qs_request *r, qs_attempt *out);
 
 void qs_xfer_free(qs_xfer *x);

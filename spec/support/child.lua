@@ -17,6 +17,9 @@ local CLEARED = {
   "QSTASH_TOKEN", "QSTASH_URL", "QSTASH_DEV", "QSTASH_DEV_PORT", "QSTASH_REGION",
   "US_EAST_1_QSTASH_TOKEN", "US_EAST_1_QSTASH_URL", "EU_CENTRAL_1_QSTASH_TOKEN",
   "EU_CENTRAL_1_QSTASH_URL", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY",
+  -- libcurl's proxy variables: a child goes direct unless a spec says otherwise
+  "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "HTTP_PROXY",
+  "no_proxy", "NO_PROXY",
 }
 
 --- Runs `code` (a Lua chunk) and returns its stdout+stderr and whether it exited 0.

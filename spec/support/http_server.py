@@ -51,6 +51,8 @@ A response object R has only optional fields:
     delay_per_byte  for fault "slow_body", default 0.05
     chunk_size      for fault "chunked", default: body split in 4 chunks
     repeat          (only in /__ctl/script) enqueue R that many times
+    interim         [{"status": 1xx, "headers": {...}}, ...]: informational
+                    responses sent before this one
 
 Content-Length is added automatically unless a header named Content-Length or
 Transfer-Encoding is given explicitly, the fault says otherwise, or the status
@@ -105,7 +107,7 @@ FAULTS = frozenset([
 
 RESPONSE_FIELDS = frozenset([
     "status", "reason", "headers", "body", "json", "body_size", "delay",
-    "keep_alive", "fault", "delay_per_byte", "chunk_size",
+    "keep_alive", "fault", "delay_per_byte", "chunk_size", "interim",
 ])
 
 BUILTIN_DEFAULT = {
@@ -192,6 +194,24 @@ def _header_text(v):
     return json.dumps(v, separators=(",", ":"))
 
 
+def _headers(h):
+    """Headers given as {name: value} or [[name, value], ...] -> [(name, value)]."""
+    headers = []
+    if h is None:
+        pass
+    elif isinstance(h, dict):
+        for k, v in h.items():
+            headers.append((str(k), _header_text(v)))
+    elif isinstance(h, list):
+        for pair in h:
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise InvalidResponse("headers array entries must be [name, value]")
+            headers.append((str(pair[0]), _header_text(pair[1])))
+    else:
+        raise InvalidResponse("headers must be an object or an array of pairs")
+    return headers
+
+
 def normalize_response(r, allow_repeat=False):
     """Validate a response object; return (normalized copy).
 
@@ -212,21 +232,16 @@ def normalize_response(r, allow_repeat=False):
         if not isinstance(r["reason"], str):
             raise InvalidResponse("reason must be a string")
         out["reason"] = r["reason"]
-    headers = []
-    h = r.get("headers")
-    if h is None:
-        pass
-    elif isinstance(h, dict):
-        for k, v in h.items():
-            headers.append((str(k), _header_text(v)))
-    elif isinstance(h, list):
-        for pair in h:
-            if not (isinstance(pair, list) and len(pair) == 2):
-                raise InvalidResponse("headers array entries must be [name, value]")
-            headers.append((str(pair[0]), _header_text(pair[1])))
-    else:
-        raise InvalidResponse("headers must be an object or an array of pairs")
+    headers = _headers(r.get("headers"))
     out["headers"] = headers
+    out["interim"] = []
+    for i in r.get("interim") or []:
+        if not isinstance(i, dict) or set(i) - {"status", "headers"}:
+            raise InvalidResponse("interim entries are {status, headers}")
+        st = _as_int(i.get("status", 100), "interim status")
+        if not 100 <= st <= 199:
+            raise InvalidResponse("interim status must be 1xx, got %r" % st)
+        out["interim"].append((st, _headers(i.get("headers"))))
     if "json" in r:
         out["body"] = json.dumps(r["json"], separators=(",", ":"), ensure_ascii=False) \
             .encode("utf-8", "surrogateescape")
@@ -536,8 +551,12 @@ def send_response(conn, req, r):
     if not keep and "connection" not in has:
         headers.append(("Connection", "close"))
 
+    interim = b"".join(
+        ("HTTP/1.1 %d %s\r\n" % (st, reason_phrase(st)) +
+         "".join("%s: %s\r\n" % (k, v) for k, v in ih) + "\r\n").encode("latin-1", "replace")
+        for st, ih in r.get("interim", ()))
     status_line = "HTTP/1.1 %d %s\r\n" % (status, r.get("reason", reason_phrase(status)))
-    head = (status_line + "".join("%s: %s\r\n" % (k, v) for k, v in headers) + "\r\n") \
+    head = interim + (status_line + "".join("%s: %s\r\n" % (k, v) for k, v in headers) + "\r\n") \
         .encode("latin-1", "replace")
     send_body = req["method"] != "HEAD" and not no_body_status
 
