@@ -48,21 +48,15 @@ describe("proxy", function()
     assert.equal(target .. "/v2/dlq/retry/abc", reqs[1].target)
   end)
 
-  it("honours http_proxy from the environment when no proxy option is given", function()
-    local target = "http://127.0.0.1:" .. ports.closed()
-    proxy:script{ OK }
-    local out = retry_in_child(target, { http_proxy = proxy.url })
-    assert.matches("messageId=msg_proxied", out)
-    assert.equal(target .. "/v2/dlq/retry/abc", proxy:requests()[1].target)
-  end)
-
-  it("honours all_proxy from the environment", function()
-    local target = "http://127.0.0.1:" .. ports.closed()
-    proxy:script{ OK }
-    local out = retry_in_child(target, { all_proxy = proxy.url })
-    assert.matches("messageId=msg_proxied", out)
-    assert.equal(1, #proxy:requests())
-  end)
+  for _, var in ipairs{ "http_proxy", "all_proxy", "ALL_PROXY" } do
+    it("honours " .. var .. " from the environment when no proxy option is given", function()
+      local target = "http://127.0.0.1:" .. ports.closed()
+      proxy:script{ OK }
+      local out = retry_in_child(target, { [var] = proxy.url })
+      assert.matches("messageId=msg_proxied", out)
+      assert.equal(target .. "/v2/dlq/retry/abc", proxy:requests()[1].target)
+    end)
+  end
 
   it("goes direct for a host in no_proxy", function()
     origin:script{ { status = 201, json = { messageId = "msg_direct" } } }
