@@ -31,6 +31,56 @@ describe("engine", function()
     for _, r in ipairs(reqs) do assert.equal(reqs[1].conn, r.conn) end
   end)
 
+  it("carries nothing from one call to the next: method, body, headers, timeouts", function()
+    -- sequential calls alternate between two libcurl handles, each reset
+    -- ahead of its next use: every call sends exactly its own request
+    local c = new{ retry = false, timeout = 1 }
+    srv:script{
+      { status = 201, json = { messageId = "m1" } },
+      { status = 200, json = { messageId = "m2" } },
+      { status = 200, json = {} },
+      { status = 200, json = { dlqId = "d1", messageId = "m4" } },
+      { status = 201, json = { messageId = "m5" } },
+      { status = 200, json = { messageId = "m6" } },
+      { fault = "hang" },
+      { status = 201, json = { messageId = "m8" } },
+      { status = 201, json = { messageId = "m9" } },
+    }
+    c:dlq_retry("a", { retries = 3, headers = { ["X-One"] = "1" } })
+    c:publish("https://example.com/x", "body-2", { content_type = "text/plain" })
+    c:dlq_delete("d0")
+    c:dlq_get("d1")
+    c:dlq_retry("b")
+    c:publish("https://example.com/y", ("z"):rep(2000))
+    local ok, err = pcall(c.dlq_retry, c, "c")
+    assert.is_false(ok)
+    assert.equal("timeout", err.kind)
+    assert.equal("m8", c:dlq_retry("d").messageId)
+    assert.equal("m9", c:dlq_retry("e").messageId)
+    c:close()
+    local r = srv:requests()
+    assert.equal(9, #r)
+    local methods = {}
+    for i = 1, #r do methods[i] = r[i].method end
+    assert.same({ "POST", "POST", "DELETE", "GET", "POST", "POST", "POST", "POST", "POST" }, methods)
+    assert.equal("3", r[1].h["upstash-retries"])
+    assert.equal("1", r[1].h["upstash-forward-x-one"])
+    assert.equal("text/plain", r[2].h["content-type"])
+    assert.equal("body-2", r[2].body)
+    for i = 2, #r do
+      assert.is_nil(r[i].h["upstash-retries"], "request " .. i)
+      assert.is_nil(r[i].h["upstash-forward-x-one"], "request " .. i)
+      if i ~= 2 then assert.is_nil(r[i].h["content-type"], "request " .. i) end
+    end
+    for _, i in ipairs{ 3, 4 } do assert.equal("", r[i].body) end
+    for _, i in ipairs{ 5, 7, 8, 9 } do
+      assert.equal("", r[i].body)
+      assert.equal("0", r[i].h["content-length"], "request " .. i)
+    end
+    assert.equal(2000, r[6].body_len)
+    assert.equal("/v2/dlq/retry/e", r[9].target)
+  end)
+
   it("honours the timeout within a second of its limit #timing", function()
     local c = new{ timeout = 1, retry = false }
     srv:script{ { fault = "hang" } }
