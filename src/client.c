@@ -35,7 +35,7 @@ static int make_handles(qs_client *c)
     c->multi = curl_multi_init();
     c->sync.easy = curl_easy_init();
     c->standby = curl_easy_init();
-    c->sync.ready = c->standby_ready = 0;
+    c->sync.ready = c->standby_ready = c->standby_in_multi = 0;
     if (!c->multi || !c->sync.easy || !c->standby) {
         if (c->multi) curl_multi_cleanup(c->multi);
         if (c->sync.easy) curl_easy_cleanup(c->sync.easy);
@@ -132,6 +132,7 @@ void qs_client_release(qs_client *c)
     free_spares(c, c->pid == getpid());
     if (c->pid == getpid()) {
         if (c->sync.in_multi) curl_multi_remove_handle(c->multi, c->sync.easy);
+        if (c->standby_in_multi) curl_multi_remove_handle(c->multi, c->standby);
         qs_xfer_free(&c->sync);
         if (c->standby) curl_easy_cleanup(c->standby);
         if (c->multi) curl_multi_cleanup(c->multi);

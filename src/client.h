@@ -18,6 +18,7 @@ typedef struct qs_client {
     CURLM *multi;              /* owns the connection cache (and TLS sessions) */
     CURL *standby;             /* synchronous calls' other handle (see qs_engine_perform) */
     int standby_ready;         /* standby is reset, with the client's shared options set */
+    int standby_in_multi;      /* standby's finished transfer is still in the multi handle */
     pid_t pid;                 /* the process that created the handles */
     int closed;
     int safe;                  /* created by qstash.safe: failures return nil, err */

@@ -222,6 +222,11 @@ int qs_engine_perform(qs_client *c, const qs_request *r, qs_attempt *out)
     int running = 1;
     CURLMcode mc = CURLM_OK;
 
+    if (x->in_multi) {
+        /* its last transfer ended and no wait came to take it out since */
+        curl_multi_remove_handle(c->multi, x->easy);
+        x->in_multi = 0;
+    }
     if (qs_engine_headers(c, x, r) || qs_engine_setup(c, x, r, 0)) return -1;
     x->result = CURLE_FAILED_INIT;
     if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
@@ -236,6 +241,8 @@ int qs_engine_perform(qs_client *c, const qs_request *r, qs_attempt *out)
             /* The request is on its way: reset the other handle for the
              * next call while the answer is awaited, off the critical path. */
             if (c->standby && !c->standby_ready) {
+                if (c->standby_in_multi) curl_multi_remove_handle(c->multi, c->standby);
+                c->standby_in_multi = 0;
                 prepare(c, x, c->standby);
                 c->standby_ready = 1;
             }
@@ -245,15 +252,22 @@ int qs_engine_perform(qs_client *c, const qs_request *r, qs_attempt *out)
     }
     if (!x->done) x->result = CURLE_FAILED_INIT;
     qs_engine_outcome(x, out);
-    curl_multi_remove_handle(c->multi, x->easy);
-    x->in_multi = 0;
+    if (!x->done || !c->standby) {
+        curl_multi_remove_handle(c->multi, x->easy); /* stops it, if it still runs */
+        x->in_multi = 0;
+    }
     if (c->standby) {
-        /* the next call takes the other handle; this one waits its turn */
+        /* The next call takes the other handle; this one waits its turn. A
+         * finished transfer holds no connection, so taking its handle out of
+         * the multi handle also waits for the next call's wait. */
         CURL *used = x->easy;
+        int used_in_multi = x->in_multi;
         x->easy = c->standby;
         x->ready = c->standby_ready;
+        x->in_multi = c->standby_in_multi;
         c->standby = used;
         c->standby_ready = 0;
+        c->standby_in_multi = used_in_multi;
     }
     return 0;
 }
