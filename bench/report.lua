@@ -135,7 +135,8 @@ end
 -- The ratio of two contenders: the median over the rounds of the ratio within
 -- each round (the two ran next to each other), so that a slow spell of the
 -- machine during one round does not tilt it; only rounds quiet for both when
--- there are any. Second result: whether it rests on quiet rounds.
+-- there are any. Second result: whether it rests on quiet rounds; third:
+-- the per-round ratios it is the median of.
 local function ratio(a, b, field)
   if not a or not b or a.status ~= "ok" or b.status ~= "ok" then return nil end
   local quiet, all = {}, {}
@@ -147,8 +148,8 @@ local function ratio(a, b, field)
       if ra.quiet and rb.quiet then quiet[#quiet + 1] = v end
     end
   end
-  if #quiet > 0 then return median(quiet), true end
-  return median(all), false
+  if #quiet > 0 then return median(quiet), true, quiet end
+  return median(all), false, all
 end
 
 local function rx(v) return v and string.format("%.2f", v) or "" end
@@ -179,12 +180,19 @@ end
 local target_lines = {}
 for _, t in ipairs(targets) do
   local a, b = F[t[2]] or figures(t[2]), F[t[3]] or figures(t[3])
-  local v, quiet = ratio(a, b, "rate")
-  local verdict
-  if v then verdict = (v >= t[4] and "PASS" or "FAIL") .. (quiet and "" or " (noisy rounds only)")
+  local v, quiet, per_round = ratio(a, b, "rate")
+  local verdict, spread = nil, "-"
+  if v then
+    local lo, hi, pass = math.huge, -math.huge, 0
+    for _, x in ipairs(per_round) do
+      lo, hi = math.min(lo, x), math.max(hi, x)
+      if x >= t[4] then pass = pass + 1 end
+    end
+    verdict = (v >= t[4] and "PASS" or "FAIL") .. (quiet and "" or " (noisy rounds only)")
+    spread = string.format("%.2f-%.2f, %d/%d", lo, hi, pass, #per_round)
   elseif a.status == "na" or b.status == "na" then verdict = "n/a"
   else verdict = "ERR" end
-  target_lines[#target_lines + 1] = { t[1], v and string.format("%.2f", v) or "-", verdict }
+  target_lines[#target_lines + 1] = { t[1], v and string.format("%.2f", v) or "-", spread, verdict }
 end
 
 -- text table
@@ -246,7 +254,7 @@ p("targets:")
 local tw = 0
 for _, t in ipairs(target_lines) do if #t[1] > tw then tw = #t[1] end end
 for _, t in ipairs(target_lines) do
-  p(string.format("  %-" .. tw .. "s  %6s  %s", t[1], t[2], t[3]))
+  p(string.format("  %-" .. tw .. "s  %6s  %-18s  %s", t[1], t[2], t[3], t[4]))
 end
 p("")
 for _, n in ipairs(notes) do p(n) end
@@ -268,9 +276,9 @@ for i = 1, #header do align[i] = (i == 1 or i == 7) and ":--" or "--:" end
 m("| " .. table.concat(align, " | ") .. " |")
 for _, c in ipairs(cells) do m("| " .. table.concat(c, " | ") .. " |") end
 m("")
-m("| target | ratio | result |")
-m("|:--|--:|:--|")
-for _, t in ipairs(target_lines) do m("| " .. t[1] .. " | " .. t[2] .. " | " .. t[3] .. " |") end
+m("| target | ratio | rounds: range, passing | result |")
+m("|:--|--:|:--|:--|")
+for _, t in ipairs(target_lines) do m("| " .. t[1] .. " | " .. t[2] .. " | " .. t[3] .. " | " .. t[4] .. " |") end
 m("")
 for _, n in ipairs(notes) do m("- " .. n) end
 local fh = assert(io.open(md_path, "w"))
