@@ -81,6 +81,7 @@ int qs_client_take_spare(qs_client *c, qs_xfer *x)
         x->body = sp->body;
         x->url = sp->url;
         x->path = sp->path;
+        x->uh = sp->uh;
         qs_buf_clear(&x->url);
         qs_buf_clear(&x->path);
         memset(sp, 0, sizeof *sp);
@@ -100,6 +101,8 @@ void qs_client_give_spare(qs_client *c, qs_xfer *x)
         sp->body = x->body;
         sp->url = x->url;
         sp->path = x->path;
+        sp->uh = x->uh;
+        x->uh = NULL;
         x->easy = NULL;
         x->slist = NULL;
         memset(&x->hkey, 0, sizeof x->hkey);
@@ -122,6 +125,7 @@ static void free_spares(qs_client *c, int owned)
         qs_buf_free(&sp->body);
         qs_buf_free(&sp->url);
         qs_buf_free(&sp->path);
+        curl_url_cleanup(sp->uh);
     }
 }
 
@@ -152,6 +156,8 @@ void qs_client_release(qs_client *c)
     free(c->ca_file);
     free(c->proxy);
     free(c->ua_header);
+    curl_url_cleanup(c->base_uh);
+    c->base_uh = NULL;
     c->token = c->missing_token = c->base_url = c->auth_header = NULL;
     c->user_agent = c->ca_file = c->proxy = c->ua_header = NULL;
     qs_buf_free(&c->headers);

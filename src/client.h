@@ -34,6 +34,8 @@ typedef struct qs_client {
     int no_proxy;              /* no proxy option and no proxy variable at creation */
     const char *protocols;     /* "http" or "https": the base URL's scheme, the only one allowed */
     int https;                 /* the base URL is https: (TLS options apply) */
+    CURLU *base_uh;            /* the base URL parsed once (NULL: libcurl parses each URL) */
+    size_t origin_len;         /* length of "scheme://host[:port]" in base_url */
     long timeout_ms;
     long connect_timeout_ms;
     int token_in_query;
@@ -59,6 +61,7 @@ typedef struct qs_client {
         qs_buf body;
         qs_buf url;
         qs_buf path;
+        CURLU *uh;
     } spares[QS_SPARES_MAX];
     int nspares;
     unsigned fork_gen;         /* qs_fork_gen when the handles were made */

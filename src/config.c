@@ -164,6 +164,24 @@ static int any_proxy_variable(void)
     return 0;
 }
 
+/* Parses the base URL once: a request then only sets its path and query on
+ * a copy, and libcurl skips parsing a whole URL for every request. When
+ * libcurl does not take it, requests carry the URL as text instead. */
+static void parse_base_url(qs_client *c)
+{
+    const char *host = strstr(c->base_url, "://"), *slash;
+    curl_url_cleanup(c->base_uh);
+    c->base_uh = curl_url();
+    if (c->base_uh && host &&
+        curl_url_set(c->base_uh, CURLUPART_URL, c->base_url, CURLU_PATH_AS_IS) == CURLUE_OK) {
+        slash = strchr(host + 3, '/');
+        c->origin_len = slash ? (size_t)(slash - c->base_url) : strlen(c->base_url);
+        return;
+    }
+    curl_url_cleanup(c->base_uh);
+    c->base_uh = NULL;
+}
+
 int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
 {
     const char *token = NULL, *base_url = NULL, *s, *why;
@@ -307,6 +325,7 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
     c->https = strncmp(c->base_url, "https://", 8) == 0;
     c->protocols = c->https ? "https" : "http";
     c->no_proxy = !c->proxy && !any_proxy_variable();
+    parse_base_url(c);
     if (!c->user_agent) {
         char ua[128];
         snprintf(ua, sizeof ua, "lua-qstash/%s libcurl/%s", QS_VERSION, curl_version_info(CURLVERSION_NOW)->version);

@@ -131,6 +131,42 @@ static void prepare(qs_client *c, qs_xfer *x, CURL *e)
     }
 }
 
+/* Whether the path and query can be set on a parsed URL as they are: no
+ * '%' (libcurl lower-cases percent-encodings set that way, and the bytes
+ * sent must be ours), no space or control byte, and no '#' (never built:
+ * ids and filters are percent-encoded, destinations and base URLs refuse it;
+ * so a whole parse leaves no fragment behind either). */
+static int plain_target(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= 0x20 || ch >= 0x7f || ch == '%' || ch == '#') return 0;
+    }
+    return 1;
+}
+
+/* Puts x->url on x->uh, so that libcurl does not parse the URL of every
+ * request itself. Every URL starts with the base URL: a plain target (a DLQ
+ * id of digits and '-', say) only replaces the path and query of a copy of
+ * the base URL parsed once; any other URL is parsed whole. 0, or -1 to pass
+ * the URL to libcurl as text. */
+static int set_target(qs_client *c, qs_xfer *x)
+{
+    char *rest, *q;
+    CURLUcode uc;
+    if (!c->base_uh || x->url.n < c->origin_len) return -1;
+    if (!x->uh && !(x->uh = curl_url_dup(c->base_uh))) return -1;
+    rest = x->url.p + c->origin_len;
+    if (!plain_target(rest))
+        return curl_url_set(x->uh, CURLUPART_URL, x->url.p, CURLU_PATH_AS_IS) == CURLUE_OK ? 0 : -1;
+    q = strchr(rest, '?');
+    if (q) *q = '\0';
+    uc = curl_url_set(x->uh, CURLUPART_PATH, *rest ? rest : "/", 0);
+    if (q) *q = '?';
+    if (uc == CURLUE_OK) uc = curl_url_set(x->uh, CURLUPART_QUERY, q ? q + 1 : NULL, 0);
+    return uc == CURLUE_OK ? 0 : -1;
+}
+
 int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
 {
     CURL *e = x->easy;
@@ -145,7 +181,10 @@ int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
     /* every use of a handle starts from a reset one */
     if (!x->ready) prepare(c, x, e);
     x->ready = 0;
+    /* The text too: the parsed URL overrides it, and libcurl then need not
+     * rebuild the text from the parsed one. */
     curl_easy_setopt(e, CURLOPT_URL, x->url.p);
+    if (set_target(c, x) == 0) curl_easy_setopt(e, CURLOPT_CURLU, x->uh);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
     /* Wait to multiplex on an HTTP/2 connection, only where there can be
      * one (TLS): over http:// libcurl would hold every further request
@@ -282,4 +321,6 @@ void qs_xfer_free(qs_xfer *x)
     qs_buf_free(&x->path);
     qs_buf_free(&x->body);
     qs_buf_free(&x->hkey);
+    curl_url_cleanup(x->uh);
+    x->uh = NULL;
 }

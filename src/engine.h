@@ -41,6 +41,7 @@ typedef struct qs_xfer {
     struct curl_slist *slist; /* request headers, built once per request */
     qs_buf hkey;              /* what slist was built from: reused while it matches */
     qs_buf url;               /* full URL (may carry the token query) */
+    CURLU *uh;                /* the same, parsed: the base URL's, with url's path and query */
     qs_buf path;              /* path and query shown in errors (never the token) */
     qs_buf body;              /* response body */
     char errbuf[CURL_ERROR_SIZE];
