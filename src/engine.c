@@ -237,7 +237,10 @@ void qs_engine_outcome(qs_xfer *x, qs_attempt *out)
     curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
     out->sent = req_size > 0 || pretransfer > 0;
     out->too_large = x->too_large || out->code == CURLE_FILESIZE_EXCEEDED;
-    memset(x->hvals, 0, sizeof x->hvals);
+    {
+        size_t i; /* emptied, not wiped: 7 bytes instead of 448 on every call */
+        for (i = 0; i < QS_H_COUNT; i++) x->hvals[i][0] = '\0';
+    }
     if (out->status < 200 || out->status > 299) capture_headers(x);
 }
 
