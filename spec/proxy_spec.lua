@@ -37,15 +37,17 @@ describe("proxy", function()
 
   it("the proxy option sends requests through that proxy, with the absolute URL", function()
     local target = "http://127.0.0.1:" .. ports.closed()
-    proxy:script{ OK }
+    proxy:script{ OK, OK }
     local c = qstash.new{ token = "t", base_url = target, proxy = proxy.url, retry = false, timeout = 2 }
     local res = c:dlq_retry("abc")
+    c:dlq_retry("a/b ü")
     c:close()
     assert.equal("msg_proxied", res.messageId)
     local reqs = proxy:requests()
-    assert.equal(1, #reqs)
+    assert.equal(2, #reqs)
     assert.equal("POST", reqs[1].method)
     assert.equal(target .. "/v2/dlq/retry/abc", reqs[1].target)
+    assert.equal(target .. "/v2/dlq/retry/a%2Fb%20%C3%BC", reqs[2].target)
   end)
 
   for _, var in ipairs{ "http_proxy", "all_proxy", "ALL_PROXY" } do
