@@ -53,11 +53,17 @@ static int make_handles(qs_client *c)
     return 0;
 }
 
+/* Whether this process made the client's handles. The fork generation
+ * answers without a syscall unless a fork happened since they were made. */
+static int own_handles(const qs_client *c)
+{
+    return c->fork_gen == fork_gen || c->pid == getpid();
+}
+
 int qs_client_ready(qs_client *c)
 {
-    if (c->multi && c->fork_gen == fork_gen) return 0;
-    if (c->multi && c->pid == getpid()) {
-        c->fork_gen = fork_gen; /* a fork happened, but this is the parent */
+    if (c->multi && own_handles(c)) {
+        c->fork_gen = fork_gen; /* after a fork in the parent: no getpid() again */
         return 0;
     }
     /* In a forked child the inherited handles share sockets and TLS state
@@ -93,7 +99,7 @@ int qs_client_take_spare(qs_client *c, qs_xfer *x)
 
 void qs_client_give_spare(qs_client *c, qs_xfer *x)
 {
-    if (!c->closed && x->easy && c->nspares < QS_SPARES_MAX && c->pid == getpid()) {
+    if (!c->closed && x->easy && c->nspares < QS_SPARES_MAX && own_handles(c)) {
         struct qs_spare *sp = &c->spares[c->nspares++];
         sp->easy = x->easy;
         sp->slist = x->slist;
