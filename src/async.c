@@ -301,7 +301,7 @@ static qs_async *new_request(lua_State *L, qs_client *c, const qs_args *a, int i
     r->batch = batch;
     r->batch_idx = batch_idx;
     r->state = A_WAITING;
-    r->start_at = qs_now();
+    r->start_at = 0; /* due at once */
     link_active(c, r);
     return r;
 }
