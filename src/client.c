@@ -137,10 +137,11 @@ static void free_spares(qs_client *c, int owned)
 
 void qs_client_release(qs_client *c)
 {
+    int owned = own_handles(c);
     if (c->closed) return;
     c->closed = 1;
-    free_spares(c, c->pid == getpid());
-    if (c->pid == getpid()) {
+    free_spares(c, owned);
+    if (owned) {
         if (c->sync.in_multi) curl_multi_remove_handle(c->multi, c->sync.easy);
         if (c->standby_in_multi) curl_multi_remove_handle(c->multi, c->standby);
         qs_xfer_free(&c->sync);

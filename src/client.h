@@ -32,7 +32,6 @@ typedef struct qs_client {
     char *ca_file;
     char *proxy;
     int no_proxy;              /* no proxy option and no proxy variable at creation */
-    const char *protocols;     /* "http" or "https": the base URL's scheme, the only one allowed */
     int https;                 /* the base URL is https: (TLS options apply) */
     CURLU *base_uh;            /* the base URL parsed once (NULL: libcurl parses each URL) */
     size_t origin_len;         /* length of "scheme://host[:port]" in base_url */

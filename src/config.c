@@ -323,7 +323,6 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
         snprintf(c->auth_header, n, "Authorization: Bearer %s", token);
     }
     c->https = strncmp(c->base_url, "https://", 8) == 0;
-    c->protocols = c->https ? "https" : "http";
     c->no_proxy = !c->proxy && !any_proxy_variable();
     parse_base_url(c);
     if (!c->user_agent) {

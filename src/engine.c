@@ -103,7 +103,7 @@ static void prepare(qs_client *c, qs_xfer *x, CURL *e)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     /* Only the base URL's scheme. Redirects are never followed, so they
      * need no protocol list of their own. */
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->protocols);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->https ? "https" : "http");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
