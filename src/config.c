@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h> /* the version, for the default User-Agent */
 #include <lauxlib.h>
 #include <math.h>
 #include "config.h"
