@@ -44,7 +44,11 @@ SPECS   ?= spec
 
 .PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz
 
-all: $(BUILD)/qstash.so
+# The packages compiling needs are checked first (installed as root, or
+# named), then a fresh make reads their pkg-config flags.
+all:
+	@sh tools/ensure-deps build $(LUA)
+	@$(MAKE) --no-print-directory $(BUILD)/qstash.so
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
