@@ -42,8 +42,12 @@ describe("config", function()
       probe('{ base_url = "https://a.example.com" }', { QSTASH_URL = "https://b.example.com" }))
   end)
 
-  it("uses <REGION>_QSTASH_URL when QSTASH_REGION is set", function()
+  it("uses <REGION>_QSTASH_URL with <REGION>_QSTASH_TOKEN, as a pair, when QSTASH_REGION is set", function()
     assert.matches_plain("URL\thttps://us.example.com\n", probe("{}", {
+      QSTASH_REGION = "us-east-1", US_EAST_1_QSTASH_URL = "https://us.example.com", US_EAST_1_QSTASH_TOKEN = "t",
+      QSTASH_URL = "https://plain.example.com" }))
+    -- half a pair is not used (spec/credentials_spec.lua has the whole rule)
+    assert.matches_plain("URL\thttps://plain.example.com\n", probe("{}", {
       QSTASH_REGION = "us-east-1", US_EAST_1_QSTASH_URL = "https://us.example.com",
       QSTASH_URL = "https://plain.example.com" }))
   end)
@@ -135,8 +139,10 @@ describe("config", function()
     it("dev mode's public token comes next", function()
       assert.matches("AUTH\tBearer " .. DEV_TOKEN:gsub("%p", "%%%0"), auth("{}", { QSTASH_TOKEN = "env", QSTASH_DEV = "1" }))
     end)
-    it("then the region's token", function()
+    it("then the region's token, when the region's URL is set too", function()
       assert.matches("AUTH\tBearer regional", auth("{}", { QSTASH_TOKEN = "env", QSTASH_REGION = "us-east-1",
+        US_EAST_1_QSTASH_TOKEN = "regional", US_EAST_1_QSTASH_URL = "https://us.example.com" }))
+      assert.matches("AUTH\tBearer env", auth("{}", { QSTASH_TOKEN = "env", QSTASH_REGION = "us-east-1",
         US_EAST_1_QSTASH_TOKEN = "regional" }))
     end)
     it("then QSTASH_TOKEN (also when the region has none)", function()
