@@ -59,9 +59,9 @@ describe("qstash-dev endpoints", function()
     return ids
   end
 
-  -- publish a message that waits (Upstash-Delay, scaled by 0.001) and return its id
+  -- publish a message that waits (Upstash-Delay, scaled by 0.001: 100 s) and return its id
   local function pending(path, headers, delay)
-    local h = { ["Upstash-Delay"] = delay or "1000s" }
+    local h = { ["Upstash-Delay"] = delay or "100000s" }
     for k, v in pairs(headers or {}) do h[k] = v end
     local status, doc, raw = emu:json("POST", "/v2/publish/" .. (path:match("^http") and path or (sink.url .. path)),
       { headers = h, body = "p" })
@@ -233,7 +233,7 @@ describe("qstash-dev endpoints", function()
       assert.are.equal(86400, m.period)
       assert.are.equal(sink.url .. "/cb", m.callback)
       assert.are.equal("127.0.0.1", m.callerIP)
-      assert.are.equal(1000000, m.notBefore - m.createdAt)
+      assert.are.equal(100000000, m.notBefore - m.createdAt)
       local doc
       status, doc = emu:json("GET", "/v2/messages/msg_unknown")
       assert.are.equal(404, status)
@@ -272,10 +272,10 @@ describe("qstash-dev endpoints", function()
         l3 = pending("/p3?q=1", { ["Upstash-Label"] = "two" }),
         lh = pending("http://localhost:" .. sink.port .. "/p4"),
       }
-      local st, grp = emu:json("POST", "/v2/publish/fg", { headers = { ["Upstash-Delay"] = "1000s" }, body = "g" })
+      local st, grp = emu:json("POST", "/v2/publish/fg", { headers = { ["Upstash-Delay"] = "100000s" }, body = "g" })
       assert.are.equal(200, st)
       local st2, queued = emu:json("POST", "/v2/enqueue/myq/" .. sink.url .. "/q",
-        { headers = { ["Upstash-Delay"] = "1000s" }, body = "q" })
+        { headers = { ["Upstash-Delay"] = "100000s" }, body = "q" })
       assert.are.equal(200, st2)
       local function cancel(q)
         local status, doc, raw = emu:json("DELETE", "/v2/messages?" .. q)
@@ -390,6 +390,13 @@ describe("qstash-dev endpoints", function()
       assert.is_not_true(doc[1].deduplicated)
       assert.is_true(doc[2].deduplicated)
       assert.are.equal(doc[1].messageId, doc[2].messageId)
+      local _, again = call("POST", "/v2/batch", { { destination = sink.url .. "/d", headers = h } })
+      assert.are.equal(doc[1].messageId, again[1].messageId)
+      assert.is_true(again[1].deduplicated)
+      -- delivered once
+      assert.is_truthy(E.wait_for(function() return #sink:received() == 1 end, 5))
+      E.sleep(0.05)
+      assert.are.equal(1, #sink:received())
     end)
 
     -- a malformed batch sends nothing at all
