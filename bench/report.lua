@@ -31,6 +31,8 @@ for line in io.lines(raw_path) do
       r.foreign = tonumber(r.foreign) or 0
       r.share = r.elapsed > 0 and math.min(1, r.foreign / (r.elapsed * ncpu)) or 0
       r.quiet = r.share < QUIET
+      r.median_us = tonumber(r.median_us)
+      r.p90_us = tonumber(r.p90_us)
     end
     runs[key] = runs[key] or {}
     table.insert(runs[key], r)
@@ -60,15 +62,18 @@ local function figures(key)
     proto = proto or r.proto
     n = n or r.calls
   end
-  local rates, cpus, rsss = {}, {}, {}
+  local rates, cpus, rsss, meds, p90s = {}, {}, {}, {}, {}
   for _, r in ipairs(list) do
     if r.quiet or quiet_n == 0 then
       rates[#rates + 1] = r.rate
       cpus[#cpus + 1] = r.cpu_us
       rsss[#rsss + 1] = r.rss
+      meds[#meds + 1] = r.median_us
+      p90s[#p90s + 1] = r.p90_us
     end
   end
   return { status = "ok", rate = median(rates), cpu_us = median(cpus), rss = median(rsss),
+           median_us = median(meds), p90_us = median(p90s),
            by_round = by_round, quiet_n = quiet_n, rounds = #list, proto = proto, n = n }
 end
 
@@ -115,9 +120,23 @@ local targets = {
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTPS", "each_https", "ts_multi_https", 8 },
 }
 
+-- The local emulator (tools/qstash-dev): its time per request (the median of
+-- each round's per-request median), on one keep-alive connection against a
+-- new connection each.
+local emu_rows = {
+  { "keep-alive connection", "emu_keepalive", "emu_new" },
+  { "new connection each", "emu_new" },
+}
+local emu_short = { emu_new = "new connection" }
+local EMU_TARGET_MS = 2
+
 local F = {}
 local broke = false
 for _, row in ipairs(rows) do
+  F[row[2]] = F[row[2]] or figures(row[2])
+  if F[row[2]].status == "err" or F[row[2]].status == "missing" then broke = true end
+end
+for _, row in ipairs(emu_rows) do
   F[row[2]] = F[row[2]] or figures(row[2])
   if F[row[2]].status == "err" or F[row[2]].status == "missing" then broke = true end
 end
@@ -177,6 +196,22 @@ for _, row in ipairs(rows) do
   cells[#cells + 1] = c
 end
 
+local emu_header = { "emulator (tools/qstash-dev)", "N", "quiet", "median ms", "p90 ms", "calls/s",
+                     "reference", "x median" }
+local emu_cells = {}
+for _, row in ipairs(emu_rows) do
+  local label, key, ref = row[1], row[2], row[3]
+  local f, r = F[key], ref and F[ref] or nil
+  if f.status == "ok" then
+    emu_cells[#emu_cells + 1] = { label, tostring(f.n), f.quiet_n .. "/" .. f.rounds,
+      fmt_num(f.median_us / 1000, 2), fmt_num(f.p90_us / 1000, 2), fmt_num(f.rate, 0),
+      ref and emu_short[ref] or "", rx(ratio(f, r, "median_us")) }
+  else
+    local st = status_text(f)
+    emu_cells[#emu_cells + 1] = { label, "", "", st, st, st, ref and emu_short[ref] or "", "" }
+  end
+end
+
 local target_lines = {}
 for _, t in ipairs(targets) do
   local a, b = F[t[2]] or figures(t[2]), F[t[3]] or figures(t[3])
@@ -193,6 +228,27 @@ for _, t in ipairs(targets) do
   elseif a.status == "na" or b.status == "na" then verdict = "n/a"
   else verdict = "ERR" end
   target_lines[#target_lines + 1] = { t[1], v and string.format("%.2f", v) or "-", spread, verdict }
+end
+
+-- the emulator's absolute target: its keep-alive median per round
+do
+  local f = F.emu_keepalive
+  local label = string.format("emulator keep-alive request, median <= %d ms", EMU_TARGET_MS)
+  if f.status == "ok" then
+    local per_round, lo, hi, pass = {}, math.huge, -math.huge, 0
+    for _, r in pairs(f.by_round) do
+      local ms = r.median_us / 1000
+      per_round[#per_round + 1] = ms
+      lo, hi = math.min(lo, ms), math.max(hi, ms)
+      if ms <= EMU_TARGET_MS then pass = pass + 1 end
+    end
+    local v = f.median_us / 1000
+    target_lines[#target_lines + 1] = { label, string.format("%.2f ms", v),
+      string.format("%.2f-%.2f ms, %d/%d", lo, hi, pass, #per_round),
+      (v <= EMU_TARGET_MS and "PASS" or "FAIL") .. (f.quiet_n > 0 and "" or " (noisy rounds only)") }
+  else
+    target_lines[#target_lines + 1] = { label, "-", "-", f.status == "na" and "n/a" or "ERR" }
+  end
 end
 
 -- text table
@@ -212,12 +268,13 @@ end
 
 local proto_https = (F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
 local notes = {
-  string.format("N = %s sequential (TypeScript SDK %s), %s at %s (TypeScript SDK %s), %s in the 20 ms drain; wrk %s s; median of %s interleaved rounds.",
-    meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.wrk_seconds, meta.rounds),
+  string.format("N = %s sequential (TypeScript SDK %s), %s at %s (TypeScript SDK %s), %s in the 20 ms drain, %s emulator requests; wrk %s s; median of %s interleaved rounds.",
+    meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.n_emu or "?", meta.wrk_seconds, meta.rounds),
   "x columns: this row / its reference row, the median over the rounds of the ratio within each round (the two run next to each other) (calls/s: higher is better; CPU and RSS: lower is better). vs TS: this row / the TypeScript SDK row of the same kind.",
   "CPU us/call: user+sys of the client process over the timed loop (getrusage / process.cpuUsage; wrk: /usr/bin/time over its run). RSS: peak of the whole process (/usr/bin/time %M).",
   string.format("HTTPS: the libcurl contenders negotiate %s (ALPN); luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
-  meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker to CPU 1." or "No CPU pinning.",
+  string.format("Emulator rows: tools/qstash-dev (Python %s) answering GET /v2/dlq to a minimal luasocket client, on one keep-alive connection or on a new connection per request; median ms / p90 ms: of the time per request within a round, then the median over the rounds; x median: keep-alive / new connection.", meta.python or "?"),
+  meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to the last CPU." or "No CPU pinning.",
 }
 
 -- other load on the machine while the contenders ran
@@ -250,6 +307,27 @@ p(text_row(header))
 p(text_row((function() local d = {} for i = 1, #header do d[i] = string.rep("-", widths[i]) end return d end)()))
 for _, c in ipairs(cells) do p(text_row(c)) end
 p("")
+do
+  local w = {}
+  for i, h in ipairs(emu_header) do w[i] = #h end
+  for _, c in ipairs(emu_cells) do
+    for i, v in ipairs(c) do if #v > w[i] then w[i] = #v end end
+  end
+  local function emu_row(c)
+    local parts = {}
+    for i, v in ipairs(c) do
+      if i == 1 or i == 7 then parts[i] = v .. string.rep(" ", w[i] - #v)
+      else parts[i] = string.rep(" ", w[i] - #v) .. v end
+    end
+    return table.concat(parts, "  ")
+  end
+  p(emu_row(emu_header))
+  local dashes = {}
+  for i = 1, #emu_header do dashes[i] = string.rep("-", w[i]) end
+  p(emu_row(dashes))
+  for _, c in ipairs(emu_cells) do p(emu_row(c)) end
+end
+p("")
 p("targets:")
 local tw = 0
 for _, t in ipairs(target_lines) do if #t[1] > tw then tw = #t[1] end end
@@ -276,7 +354,13 @@ for i = 1, #header do align[i] = (i == 1 or i == 7) and ":--" or "--:" end
 m("| " .. table.concat(align, " | ") .. " |")
 for _, c in ipairs(cells) do m("| " .. table.concat(c, " | ") .. " |") end
 m("")
-m("| target | ratio | rounds: range, passing | result |")
+m("| " .. table.concat(emu_header, " | ") .. " |")
+local emu_align = {}
+for i = 1, #emu_header do emu_align[i] = (i == 1 or i == 7) and ":--" or "--:" end
+m("| " .. table.concat(emu_align, " | ") .. " |")
+for _, c in ipairs(emu_cells) do m("| " .. table.concat(c, " | ") .. " |") end
+m("")
+m("| target | figure | rounds: range, passing | result |")
 m("|:--|--:|:--|:--|")
 for _, t in ipairs(target_lines) do m("| " .. t[1] .. " | " .. t[2] .. " | " .. t[3] .. " | " .. t[4] .. " |") end
 m("")
