@@ -41,7 +41,7 @@ W.__index = W
 -- Returns a writer, or nil and a message.
 function M.open(path, opts)
   opts = opts or {}
-  if path == "-" then return setmetatable({ f = io.stdout, path = "-", stdout = true }, W) end
+  if path == "-" then return setmetatable({ f = io.stdout, path = "-", stdout = true, lines = 0 }, W) end
   local existing = io.open(path, "rb")
   local size = existing and existing:seek("end")
   if existing then existing:close() end
