@@ -90,11 +90,22 @@ function H:spawn(args, env)
   return pid, base .. ".out", base .. ".err"
 end
 
+-- GET path, waiting out the 429s of an emulator started with a burst limit.
+function H:get(path)
+  local status, doc, raw
+  for _ = 1, 100 do
+    status, doc, raw = self.emu:json("GET", path)
+    if status ~= 429 then break end
+    E.sleep(0.25)
+  end
+  return status, doc, raw
+end
+
 -- Every DLQ entry, following the cursor.
 function H:dlq()
   local all, cursor = {}, nil
   repeat
-    local status, doc, raw = self.emu:json("GET", "/v2/dlq?count=100" .. (cursor and ("&cursor=" .. cursor) or ""))
+    local status, doc, raw = self:get("/v2/dlq?count=100" .. (cursor and ("&cursor=" .. cursor) or ""))
     assert(status == 200, raw)
     for _, m in ipairs(doc.messages) do all[#all + 1] = m end
     cursor = doc.cursor
@@ -109,7 +120,7 @@ function H:dlq_ids()
 end
 
 function H:in_dlq(message_id)
-  local status, doc = self.emu:json("GET", "/v2/dlq?messageId=" .. message_id)
+  local status, doc = self:get("/v2/dlq?messageId=" .. message_id)
   return status == 200 and doc.messages[1] or nil
 end
 

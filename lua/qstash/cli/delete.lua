@@ -63,7 +63,14 @@ end
 
 function M.run(ctx, a)
   local entries, err = plan.entries(ctx, a)
-  if not entries then return ctx:fail(err) end
+  if not entries then
+    local status = ctx:fail(err)
+    if not a.dry_run then
+      a.report_writer:summary { selected = 0, deleted = 0, failed = 0, not_attempted = 0,
+        error = context.describe(err), exit_status = status }
+    end
+    return status
+  end
   if a.dry_run then
     return plan.dry_run(ctx, a, entries, "deleted", { { "the messages", a.backup }, { "results", a.report } })
   end
