@@ -127,10 +127,10 @@ describe("qstash-dlq flag scheme", function()
     assert.are.equal("", out)
     assert.matches("--http-timeout is the limit of one HTTP attempt; retry's delivery timeout is --set-timeout",
       err, 1, true)
-    status, _, err = h:run{ "retry", "1-0", "--timeout", "5" }
+    status, out, err = h:run{ "retry", "1-0", "--timeout", "5" }
     assert.are.equal(2, status)
     assert.matches("--set-timeout", err, 1, true)
-    status, _, err = h:run{ "--url", emu.url, "list" }
+    status, out, err = h:run{ "--url", emu.url, "list" }
     assert.are.equal(2, status)
     assert.matches("the API base URL is --api-url", err, 1, true)
   end)
