@@ -172,6 +172,15 @@ describe("qstash-dlq flag scheme", function()
       assert.are.equal(0, #sink:received())
     end)
 
+    it("is 2 for an id the module refuses, shown without its control bytes", function()
+      local status, out, err = h:run{ "get", "a\27[31mb" }
+      assert.are.equal(2, status)
+      assert.are.equal("", out)
+      assert.not_matches("\27", err, 1, true)
+      assert.matches("a?[31mb: ", err, 1, true)
+      assert.are.equal(2, (h:run{ "delete", "a\27b", "--dry-run" }))
+    end)
+
     it("is 1 when a request fails, whatever its message", function()
       assert.are.equal(1, (h:run{ "get", "1-404" }))
       assert.are.equal(1, (h:run({ "list" }, { QSTASH_TOKEN = "wrong" })))

@@ -82,6 +82,7 @@ end
 function checks.delete(a, now_ms)
   local why = plan.check(a, "delete", true)
   if why then return why end
+  if a.backup and a.backup == a.report then return "--backup and --report need two different files" end
   if a.backup and not a.dry_run then
     local w, err = jsonl.open(a.backup, { private = true, durable = true })
     if not w then return err end

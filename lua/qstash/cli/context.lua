@@ -58,10 +58,16 @@ function Ctx:out(...)
   self.stdout:write(...)
 end
 
+-- A line on stderr. Text from servers (error messages, ids) reaches the
+-- terminal without control bytes but newlines and tabs.
 function Ctx:err(...)
   self:clear_progress()
-  self.stderr:write(M.PROG, ": ", ...)
-  self.stderr:write("\n")
+  local parts = { M.PROG, ": " }
+  for i = 1, select("#", ...) do
+    parts[#parts + 1] = (tostring((select(i, ...))):gsub("[%z\1-\8\11-\31\127]", "?"))
+  end
+  parts[#parts + 1] = "\n"
+  self.stderr:write(table.concat(parts))
   self:draw()
 end
 

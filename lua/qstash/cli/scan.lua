@@ -45,11 +45,14 @@ M.entry = entry
 -- message entering the DLQ meanwhile (a retried one failing again) is not
 -- picked up, and no cursor is used across a change.
 function M.snapshot(ctx, filter, verb)
-  local entries = {}
+  local entries, seen = {}, {}
   ctx:progress(verb or "scanning", 0)
   local ok, err = M.pages(ctx, filter, function(messages)
     for _, m in ipairs(messages) do
-      if m.dlqId ~= nil then entries[#entries + 1] = entry(m) end
+      if m.dlqId ~= nil and not seen[m.dlqId] then -- an id on two pages is handled once
+        seen[m.dlqId] = true
+        entries[#entries + 1] = entry(m)
+      end
     end
     ctx:progress(verb or "scanning", #entries)
   end)
