@@ -127,6 +127,18 @@ local second_targets = {
   { "qstash-dlq filtered retry of " .. (meta.cli_n or "?") .. " entries <= 10 s", "cli_retry", 10 },
 }
 
+-- BENCH_ONLY=cli: the CLI's rows and targets alone
+if meta.only == "cli" then
+  local function cli_only(list, key_at)
+    local out = {}
+    for _, r in ipairs(list) do
+      if r[key_at]:match("^cli_") or r[key_at]:match("^ref_") then out[#out + 1] = r end
+    end
+    return out
+  end
+  rows, targets = cli_only(rows, 2), cli_only(targets, 2)
+end
+
 local F = {}
 local broke = false
 for _, row in ipairs(rows) do
@@ -239,7 +251,7 @@ local function text_row(c)
   return table.concat(parts, "  ")
 end
 
-local proto_https = (F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
+local proto_https = (F.raw_seq_https and F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
 local notes = {
   string.format("N = %s sequential (TypeScript SDK %s), %s at %s (TypeScript SDK %s), %s in the 20 ms drain; wrk %s s; median of %s interleaved rounds.",
     meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.wrk_seconds, meta.rounds),
