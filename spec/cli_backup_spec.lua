@@ -85,7 +85,7 @@ describe("qstash-dlq delete --backup", function()
     assert.are.equal(2, (h:run{ "delete", "--all", "--backup", "-" }))
   end)
 
-  it("leaves every deleted message in the file when killed mid-way", function()
+  it("leaves every deleted message in the file when killed mid-way #timing", function()
     local paths = {}
     for i = 1, 300 do paths[i] = "/b/kill" end
     hs:dead(paths, nil, true)

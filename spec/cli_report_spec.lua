@@ -124,7 +124,7 @@ describe("qstash-dlq --report", function()
     assert.are.equal(1, lines[102].exit_status)
   end)
 
-  it("writes results as they come in; the same filtered retry carries on after a kill", function()
+  it("writes results as they come in; the same filtered retry carries on after a kill #timing", function()
     local paths = {}
     for i = 1, 300 do paths[i] = "/rep/kill" end
     hs.prefix = "killed "
@@ -167,7 +167,7 @@ describe("qstash-dlq --report", function()
     assert.are.equal(0, after)
   end)
 
-  it("shows a 429 pause on the progress line", function()
+  it("shows a 429 pause on the progress line #timing", function()
     -- one request a second: of any three requests sent less than half a
     -- second apart, one waits most of a second (longer than the client
     -- sleeps through itself), which the command shows

@@ -103,6 +103,67 @@ describe("qstash-dlq flag scheme", function()
     assert.is_true(left[e[2].dlqId])
   end)
 
+  it("sends each --set- flag as its header, and nothing for a setting left out", function()
+    -- the sink stands in for the API: it records the request and answers 201
+    sink:set_status(201, { body = '{"messageId":"msg_new"}', headers = { ["Content-Type"] = "application/json" } })
+    local status, out, err = h:run{ "--api-url", sink.url, "retry", "1-0",
+      "--set-retries", "2", "--set-delay", "10", "--set-retry-delay", "1000 * retried",
+      "--set-not-before", "1900000000", "--set-timeout", "1m", "--set-method", "put",
+      "--set-callback", "https://example.com/cb", "--set-failure-callback", "https://example.com/fcb",
+      "--set-callback-method", "PATCH", "--set-callback-timeout", "5", "--set-callback-retries", "1",
+      "--set-callback-retry-delay", "500", "--set-callback-header", "X-Cb: c",
+      "--set-failure-callback-method", "POST", "--set-failure-callback-timeout", "6s",
+      "--set-failure-callback-retries", "0", "--set-failure-callback-retry-delay", "700",
+      "--set-failure-callback-header", "X-Fcb: f",
+      "--set-dedup-id", "d-1", "--set-content-dedup", "--set-label", "a", "--set-label", "b",
+      "--set-header", "X-One: 1", "--set-flow-key", "fk", "--set-flow-parallelism", "2",
+      "--set-flow-rate", "10", "--set-flow-period", "1m", "--set-redact-body", "--set-redact-all-headers" }
+    assert.are.equal(0, status, err)
+    assert.are.equal("1-0 -> msg_new\n", out)
+    local got = sink:received()
+    assert.are.equal(1, #got)
+    local req = got[1]
+    assert.are.equal("POST", req.method)
+    assert.are.equal("/v2/dlq/retry/1-0", req.target)
+    local want = {
+      ["Upstash-Retries"] = "2", ["Upstash-Delay"] = "10s", ["Upstash-Retry-Delay"] = "1000 * retried",
+      ["Upstash-Not-Before"] = "1900000000", ["Upstash-Timeout"] = "1m", ["Upstash-Method"] = "PUT",
+      ["Upstash-Callback"] = "https://example.com/cb", ["Upstash-Failure-Callback"] = "https://example.com/fcb",
+      ["Upstash-Callback-Method"] = "PATCH", ["Upstash-Callback-Timeout"] = "5s",
+      ["Upstash-Callback-Retries"] = "1", ["Upstash-Callback-Retry-Delay"] = "500",
+      ["Upstash-Callback-Forward-X-Cb"] = "c",
+      ["Upstash-Failure-Callback-Method"] = "POST", ["Upstash-Failure-Callback-Timeout"] = "6s",
+      ["Upstash-Failure-Callback-Retries"] = "0", ["Upstash-Failure-Callback-Retry-Delay"] = "700",
+      ["Upstash-Failure-Callback-Forward-X-Fcb"] = "f",
+      ["Upstash-Deduplication-Id"] = "d-1", ["Upstash-Content-Based-Deduplication"] = "true",
+      ["Upstash-Label"] = "a,b", ["Upstash-Forward-X-One"] = "1",
+      ["Upstash-Flow-Control-Key"] = "fk", ["Upstash-Flow-Control-Value"] = "parallelism=2, rate=10, period=1m",
+      ["Upstash-Redact-Fields"] = "body,header",
+    }
+    for name, value in pairs(want) do
+      assert.are.equal(value, sink:header(req, name), name)
+    end
+    local upstash = 0
+    for _, hv in ipairs(req.headers) do
+      if hv[1]:lower():match("^upstash%-") then upstash = upstash + 1 end
+    end
+    local n = 0
+    for _ in pairs(want) do n = n + 1 end
+    assert.are.equal(n, upstash)
+
+    sink:clear()
+    sink:set_status(201, { body = '{"messageId":"msg_new"}', headers = { ["Content-Type"] = "application/json" } })
+    status, _, err = h:run{ "--api-url", sink.url, "retry", "1-0", "--set-no-content-dedup" }
+    assert.are.equal(0, status, err)
+    req = sink:received()[1]
+    assert.are.equal("false", sink:header(req, "Upstash-Content-Based-Deduplication"))
+    for _, hv in ipairs(req.headers) do
+      if hv[1]:lower():match("^upstash%-") then
+        assert.are.equal("upstash-content-based-deduplication", hv[1]:lower())
+      end
+    end
+  end)
+
   it("keeps the old unambiguous spellings as hidden aliases", function()
     local e = h:dead{ "/s/alias" }
     local status, out, err = h:run{ "retry", e[1].dlqId, "--retries", "0", "--header", "X-Old: yes",
