@@ -263,6 +263,11 @@ local notes = {
     meta.cli_n or "?", meta.cli_rounds or "?"),
 }
 
+if meta.only == "cli" then -- the notes on the nginx rows do not apply
+  table.remove(notes, 4)
+  table.remove(notes, 1)
+end
+
 -- other load on the machine while the contenders ran
 do
   local fsum, esum, noisy, total = 0, 0, 0, 0
