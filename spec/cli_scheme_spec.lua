@@ -164,6 +164,25 @@ describe("qstash-dlq flag scheme", function()
     end
   end)
 
+  it("ends a scan whose server repeats a cursor, as a decode failure", function()
+    -- the sink stands in for the API and answers every page with cursor "7"
+    sink:set_status(200, { headers = { ["Content-Type"] = "application/json" },
+      body = '{"messages":[{"dlqId":"1-0","url":"https://example.com/a","responseStatus":500}],"cursor":"7"}' })
+    for _, args in ipairs { { "stats" }, { "retry", "--all", "--report", tmp .. "/cursor.jsonl" },
+                            { "export" }, { "list", "--all-pages" } } do
+      table.insert(args, 1, sink.url)
+      table.insert(args, 1, "--api-url")
+      local status, _, err = h:run(args)
+      assert.are.equal(1, status, table.concat(args, " "))
+      assert.matches("decode: the server repeated the cursor 7: paging stopped", err, 1, true)
+    end
+    for _, r in ipairs(sink:received()) do
+      assert.are.equal("GET", r.method) -- nothing was retried
+    end
+    local summary = H.read_jsonl(tmp .. "/cursor.jsonl")[1]
+    assert.are.equal("decode", summary.error.kind)
+  end)
+
   it("keeps the old unambiguous spellings as hidden aliases", function()
     local e = h:dead{ "/s/alias" }
     local status, out, err = h:run{ "retry", e[1].dlqId, "--retries", "0", "--header", "X-Old: yes",
