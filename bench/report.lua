@@ -100,6 +100,10 @@ local rows = {
   { "20 ms: qstash dlq_retry seq", "lat_seq" },
   { "20 ms: qstash dlq_retry_each @" .. C, "lat_each", "lat_seq" },
   { "20 ms: raw libcurl multi @" .. C, "lat_raw_multi", "lat_seq" },
+  { "qstash-dlq stats, emulator", "cli_stats", "ref_stats" },
+  { "dlq_list pages (module alone), emulator", "ref_stats" },
+  { "qstash-dlq retry --label, emulator", "cli_retry", "ref_retry" },
+  { "dlq_list + dlq_retry_many (module alone), emulator", "ref_retry" },
 }
 local short = {
   raw_seq_http = "raw seq HTTP", raw_seq_https = "raw seq HTTPS",
@@ -107,6 +111,7 @@ local short = {
   ts_seq_http = "TS seq HTTP", ts_seq_https = "TS seq HTTPS",
   ts_multi_http = "TS @" .. C .. " HTTP", ts_multi_https = "TS @" .. C .. " HTTPS",
   lat_seq = "20 ms seq",
+  ref_stats = "module paging", ref_retry = "module bulk retry",
 }
 
 local targets = {
@@ -118,7 +123,26 @@ local targets = {
   { "sequential >= 2.5 x TypeScript SDK sequential, HTTPS", "seq_https", "ts_seq_https", 2.5 },
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTP", "each_http", "ts_multi_http", 8 },
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTPS", "each_https", "ts_multi_https", 8 },
+  { "qstash-dlq stats >= 0.8 x the module's paging alone", "cli_stats", "ref_stats", 0.8 },
+  { "qstash-dlq filtered retry >= 0.8 x the module's bulk retry alone", "cli_retry", "ref_retry", 0.8 },
 }
+-- Targets in seconds for the whole run of N entries (the median round).
+local second_targets = {
+  { "qstash-dlq stats over " .. (meta.cli_n or "?") .. " entries <= 5 s", "cli_stats", 5 },
+  { "qstash-dlq filtered retry of " .. (meta.cli_n or "?") .. " entries <= 10 s", "cli_retry", 10 },
+}
+
+-- BENCH_ONLY=cli: the CLI's rows and targets alone
+if meta.only == "cli" then
+  local function cli_only(list, key_at)
+    local out = {}
+    for _, r in ipairs(list) do
+      if r[key_at]:match("^cli_") or r[key_at]:match("^ref_") then out[#out + 1] = r end
+    end
+    return out
+  end
+  rows, targets = cli_only(rows, 2), cli_only(targets, 2)
+end
 
 -- The local emulator (tools/qstash-dev): its time per request (the median of
 -- each round's per-request median), on one keep-alive connection against a
@@ -232,7 +256,7 @@ end
 
 -- the emulator's absolute target: its keep-alive median per round
 do
-  local f = F.emu_keepalive
+  local f = F.emu_keepalive or figures("emu_keepalive")
   local label = string.format("emulator keep-alive request, median <= %d ms", EMU_TARGET_MS)
   if f.status == "ok" then
     local per_round, lo, hi, pass = {}, math.huge, -math.huge, 0
@@ -251,6 +275,23 @@ do
   end
 end
 
+for _, t in ipairs(second_targets) do
+  local f = F[t[2]] or figures(t[2])
+  if f.status == "ok" then
+    local secs, lo, hi, pass, rounds = f.n / f.rate, math.huge, -math.huge, 0, 0
+    for _, r in pairs(f.by_round) do
+      local s = tonumber(r.wall)
+      lo, hi, rounds = math.min(lo, s), math.max(hi, s), rounds + 1
+      if s <= t[3] then pass = pass + 1 end
+    end
+    target_lines[#target_lines + 1] = { t[1], string.format("%.2f s", secs),
+      string.format("%.2f-%.2f s, %d/%d", lo, hi, pass, rounds),
+      (secs <= t[3] and "PASS" or "FAIL") .. (f.quiet_n > 0 and "" or " (noisy rounds only)") }
+  else
+    target_lines[#target_lines + 1] = { t[1], "-", "-", status_text(f) }
+  end
+end
+
 -- text table
 local widths = {}
 for i, h in ipairs(header) do widths[i] = #h end
@@ -266,7 +307,7 @@ local function text_row(c)
   return table.concat(parts, "  ")
 end
 
-local proto_https = (F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
+local proto_https = (F.raw_seq_https and F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
 local notes = {
   string.format("N = %s sequential (TypeScript SDK %s), %s at %s (TypeScript SDK %s), %s in the 20 ms drain, %s emulator requests; wrk %s s; median of %s interleaved rounds.",
     meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.n_emu or "?", meta.wrk_seconds, meta.rounds),
@@ -274,8 +315,15 @@ local notes = {
   "CPU us/call: user+sys of the client process over the timed loop (getrusage / process.cpuUsage; wrk: /usr/bin/time over its run). RSS: peak of the whole process (/usr/bin/time %M).",
   string.format("HTTPS: the libcurl contenders negotiate %s (ALPN); luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
   string.format("Emulator rows: tools/qstash-dev (Python %s) answering GET /v2/dlq to a minimal luasocket client, on one keep-alive connection or on a new connection per request; median ms / p90 ms: of the time per request within a round, then the median over the rounds; x median: keep-alive / new connection.", meta.python or "?"),
-  meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to the last CPU." or "No CPU pinning.",
+  meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to CPU 1." or "No CPU pinning.",
+  string.format("qstash-dlq rows: %s DLQ entries in the local emulator (tools/qstash-dev, Python), %s rounds; calls/s is entries per second, the whole command in-process (qstash.cli.main: scan, report file, output to /dev/null); the reference is the module alone making the same requests. The emulator's CPU counts as the server's.",
+    meta.cli_n or "?", meta.cli_rounds or "?"),
 }
+
+if meta.only == "cli" then -- the notes on the nginx rows do not apply
+  table.remove(notes, 4)
+  table.remove(notes, 1)
+end
 
 -- other load on the machine while the contenders ran
 do
