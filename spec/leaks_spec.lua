@@ -68,8 +68,12 @@ describe("dropped clients", function()
         local capture = %s
         local base = open_fds()
         local ran = 0
+        -- held until every request is on the wire, then all dropped at once
+        -- (a client dropped at once would be collected before the count)
+        local held = {}
         for i = 1, 100 do
           local c = new_client()
+          held[i] = c
           c:dlq_retry_async("hang-" .. i, nil, function()
             ran = ran + 1
             if capture then return c end
@@ -81,6 +85,7 @@ describe("dropped clients", function()
         -- every request is on the wire: at least one socket each
         local busy = open_fds()
         assert(busy >= base + 100, ("only %%d fds for 100 requests in flight (from %%d)"):format(busy, base))
+        held = nil
         full_gc()
         local after = open_fds()
         assert(after <= base + 5, ("%%d fds open after collecting 100 dropped clients (from %%d, %%d in flight)")

@@ -16,14 +16,12 @@ local M = {}
 
 local EXIT_OK, EXIT_FAIL = context.EXIT_OK, context.EXIT_FAIL
 
--- Checks the options as dlq_retry would, sending nothing: a request made with
--- dlq_retry_async is not sent before poll, and one cancelled before is never
--- sent. Returns true, or nil and the module's argument error.
+-- Checks the options as dlq_retry would, sending nothing: client:prepare
+-- reads and checks every argument, and a call that is never stepped sends
+-- nothing. Returns true, or nil and the module's argument error.
 function M.validate(client, opts)
-  local ok, handle = pcall(client.dlq_retry_async, client, "0-0", opts, function() end)
-  if not ok then return nil, handle end
-  handle:cancel()
-  client:poll(0) -- completes the cancelled request (its callback does nothing)
+  local ok, err = pcall(client.prepare, client, "dlq_retry", "0-0", opts)
+  if not ok then return nil, err end
   return true
 end
 
