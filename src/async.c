@@ -684,7 +684,9 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     qs_pushint(L, batch);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);
-    lua_pop(L, 2);
+    /* the callback (and the counters it holds) stays on this stack too: a
+     * close() from a callback drops the client's reference to it */
+    lua_pop(L, 1);
     qs_client_check_open(L, c);
     after_fork(L, c, get_set(L, c));
 
