@@ -42,7 +42,7 @@ SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
 BUSTED  ?= /usr/bin/busted
 SPECS   ?= spec
 
-.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz
+.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint
 
 # The packages compiling needs are checked first (installed as root, or
 # named), then a fresh make reads their pkg-config flags.
@@ -145,6 +145,11 @@ fuzz: deps
 SOAK_CALLS ?= 100000
 soak: deps all
 	@$(SPEC_ENV) $(LUA_BIN) bench/soak.lua $(SOAK_CALLS)
+
+# luacheck (.luacheckrc) over the Lua code, the CLI script, the specs and the examples.
+lint: deps
+	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples
+	@echo "luacheck: clean"
 
 clean:
 	rm -rf build

@@ -78,6 +78,7 @@ describe("qstash-dlq delete --backup", function()
     assert.are.equal(2, count)
 
     status, out, err = h:run{ "delete", e[1].dlqId, "--backup", tmp .. "/no/such/dir/backup.jsonl" }
+    assert.are.equal("", out)
     assert.are.equal(2, status)
     assert.matches("cannot open", err, 1, true)
     _, count = h:dlq_ids()

@@ -70,6 +70,7 @@ describe("qstash-dlq export", function()
     local before = E.read_file(path)
     status, out, err = h:run{ "export", "-o", path }
     assert.are.equal(2, status)
+    assert.are.equal("", out)
     assert.matches("exists and is not empty", err, 1, true)
     assert.are.equal(before, E.read_file(path))
   end)

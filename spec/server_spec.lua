@@ -63,7 +63,7 @@ local function read_response(c)
       if not size_line then resp.err = err; break end
       local size = tonumber(size_line:match("^(%x+)"), 16)
       if size == 0 then
-        repeat line, err = c:receive("*l") until not line or line == ""
+        repeat line = c:receive("*l") until not line or line == ""
         break
       end
       local data

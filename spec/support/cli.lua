@@ -138,9 +138,9 @@ function H:dead(paths, headers, unordered, status)
     local h = { ["Upstash-Retries"] = "0", ["Content-Type"] = "text/plain" }
     local extra = type(headers) == "function" and headers(i) or headers
     for k, v in pairs(extra or {}) do h[k] = v end
-    local status, doc, raw = emu:json("POST", "/v2/publish/" .. sink.url .. path,
+    local code, doc, raw = emu:json("POST", "/v2/publish/" .. sink.url .. path,
       { headers = h, body = (self.prefix or "body ") .. i })
-    assert(status == 200 or status == 201, raw)
+    assert(code == 200 or code == 201, raw)
     want[i] = doc.messageId
     if not unordered then
       assert(E.wait_for(function() return self:in_dlq(doc.messageId) end, 10), "message did not reach the DLQ")

@@ -72,7 +72,7 @@ function M.run(ctx, a)
     return status
   end
   if a.dry_run then
-    return plan.dry_run(ctx, a, entries, "deleted", { { "the messages", a.backup }, { "results", a.report } })
+    return plan.dry_run(ctx, entries, "deleted", { { "the messages", a.backup }, { "results", a.report } })
   end
   local report = a.report_writer
   local total = #entries

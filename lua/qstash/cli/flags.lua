@@ -43,14 +43,16 @@ M.FILTERS = {
   { flag = "--status", key = "response_status", arg = "<code>", convert = C.status,
     help = "Only messages whose last delivery got this HTTP status." },
   { flag = "--caller-ip", key = "caller_ip", arg = "<ip>", help = "Only messages published from this IP address." },
-  { flag = "--label", alias = "--filter-label", key = "label", arg = "<label>", help = "Only messages with this label." },
+  { flag = "--label", alias = "--filter-label", key = "label", arg = "<label>",
+    help = "Only messages with this label." },
   { flag = "--flow-control-key", key = "flow_control_key", arg = "<key>",
     help = "Only messages with this flow-control key." },
 }
 
 -- What retry sets on the new message; target is the argparse result key.
 local SETTERS = {
-  { flag = "--set-retries", alias = "--retries", arg = "<n>", conv = C.uint, help = "Delivery retries (Upstash-Retries)." },
+  { flag = "--set-retries", alias = "--retries", arg = "<n>", conv = C.uint,
+    help = "Delivery retries (Upstash-Retries)." },
   { flag = "--set-delay", alias = "--delay", arg = "<duration>", conv = C.duration,
     help = "Delay before delivery (Upstash-Delay)." },
   { flag = "--set-retry-delay", alias = "--retry-delay", arg = "<expr>",
@@ -79,18 +81,22 @@ for _, prefix in ipairs { "callback", "failure-callback" } do
   end
 end
 for _, s in ipairs {
-  { flag = "--set-dedup-id", alias = "--dedup-id", arg = "<id>", help = "Deduplication id (Upstash-Deduplication-Id)." },
+  { flag = "--set-dedup-id", alias = "--dedup-id", arg = "<id>",
+    help = "Deduplication id (Upstash-Deduplication-Id)." },
   { flag = "--set-content-dedup", alias = "--content-dedup", switch = true,
     help = "Content-based deduplication on (Upstash-Content-Based-Deduplication: true)." },
   { flag = "--set-no-content-dedup", alias = "--no-content-dedup", switch = true,
     help = "Content-based deduplication off (sends false)." },
-  { flag = "--set-label", arg = "<label>", many = true, help = "Label of the new message (Upstash-Label). Repeatable." },
+  { flag = "--set-label", arg = "<label>", many = true,
+    help = "Label of the new message (Upstash-Label). Repeatable." },
   { flag = "--set-header", alias = "--header", arg = "<'Name: value'>", conv = C.header, many = true,
     help = "Header forwarded to the destination (Upstash-Forward-<Name>). Repeatable." },
-  { flag = "--set-flow-key", alias = "--flow-key", arg = "<key>", help = "Flow-control key (Upstash-Flow-Control-Key)." },
+  { flag = "--set-flow-key", alias = "--flow-key", arg = "<key>",
+    help = "Flow-control key (Upstash-Flow-Control-Key)." },
   { flag = "--set-flow-parallelism", alias = "--flow-parallelism", arg = "<n>", conv = C.uint,
     help = "Flow control: deliveries in flight at once." },
-  { flag = "--set-flow-rate", alias = "--flow-rate", arg = "<n>", conv = C.uint, help = "Flow control: deliveries per period." },
+  { flag = "--set-flow-rate", alias = "--flow-rate", arg = "<n>", conv = C.uint,
+    help = "Flow control: deliveries per period." },
   { flag = "--set-flow-period", alias = "--flow-period", arg = "<duration>", conv = C.duration,
     help = "Flow control: the rate's period." },
   { flag = "--set-redact-body", alias = "--redact-body", switch = true,

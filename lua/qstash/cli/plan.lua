@@ -89,7 +89,7 @@ end
 
 -- Shows what `verb` would touch; changes nothing. Returns the exit status:
 -- 1 when some given ids are not in the DLQ (the real run would fail on them).
-function M.dry_run(ctx, a, entries, verb, files)
+function M.dry_run(ctx, entries, verb, files)
   local present, missing = resolve(ctx, entries)
   if not present then return ctx:fail(missing) end
   ctx:clear_progress()

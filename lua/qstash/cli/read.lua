@@ -4,7 +4,6 @@
 local context = require "qstash.cli.context"
 local scan = require "qstash.cli.scan"
 local stats = require "qstash.cli.stats"
-local jsonl = require "qstash.cli.jsonl"
 local json = require "qstash.cli.json"
 local tabular = require "qstash.cli.tabular"
 local C = require "qstash.cli.convert"
