@@ -164,6 +164,7 @@ describe("qstash.resty.verify_request under nginx", function()
       assert.matches("^fail missing", body)
       status, body = post(srv, "/hook", { { "Upstash-Signature", tok["default-current-key"] },
                                           { "Upstash-Signature", tok["default-current-key"] } }, BODY)
+      assert.equal(200, status)
       assert.equal("fail malformed more than one Upstash-Signature header", body)
     end)
 
