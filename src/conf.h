@@ -7,6 +7,13 @@
 
 #include <stddef.h>
 
+/* Which HTTP version requests ask for over TLS (cleartext is HTTP/1.1). */
+typedef enum {
+    QS_HTTP_AUTO, /* HTTP/1.1 for one request at a time, HTTP/2 for concurrent ones */
+    QS_HTTP_1_1,
+    QS_HTTP_2
+} qs_http_version;
+
 typedef struct qs_conf {
     int refs;
     char *token;               /* NULL: missing, reported at call time */
@@ -26,6 +33,7 @@ typedef struct qs_conf {
     double base_delay;         /* seconds */
     double max_delay;          /* seconds */
     long long max_response_bytes;
+    qs_http_version http_version;
 } qs_conf;
 
 /* A zeroed configuration with one reference, or NULL when out of memory. */

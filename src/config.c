@@ -13,7 +13,7 @@
 
 static const char *const config_keys[] = {
     "token", "base_url", "dev", "timeout", "connect_timeout", "retry", "token_in_query",
-    "user_agent", "ca_file", "proxy", "max_response_bytes", NULL};
+    "user_agent", "ca_file", "proxy", "max_response_bytes", "http_version", NULL};
 static const char *const retry_keys[] = {"attempts", "base_delay", "max_delay", NULL};
 
 static char *dupstr(const char *s)
@@ -261,6 +261,16 @@ int qs_config_load(lua_State *L, qs_conf *c, int idx, const qs_args *a)
         if (!lua_isnil(L, -1)) {
             if (lua_type(L, -1) != LUA_TBOOLEAN) qs_argerror(a, idx, "'token_in_query' must be a boolean");
             c->token_in_query = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "http_version");
+        if (!lua_isnil(L, -1)) {
+            static const char *const versions[] = {"auto", "1.1", "2", NULL};
+            const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            int i;
+            for (i = 0; v && versions[i] && strcmp(v, versions[i]) != 0; i++) {}
+            if (!v || !versions[i]) qs_argerror(a, idx, "'http_version' must be \"1.1\", \"2\" or \"auto\"");
+            c->http_version = (qs_http_version)i;
         }
         lua_pop(L, 1);
         lua_getfield(L, idx, "max_response_bytes");

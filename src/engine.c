@@ -100,8 +100,6 @@ static void prepare(const qs_engine *e, qs_handle *h)
     curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_send);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes);
-    /* HTTP/2 only over TLS (never cleartext h2). */
-    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     if (c->ca_file && c->https) curl_easy_setopt(easy, CURLOPT_CAINFO, c->ca_file);
     if (c->proxy) {
         curl_easy_setopt(easy, CURLOPT_PROXY, c->proxy);
@@ -311,10 +309,16 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double no
     curl_easy_setopt(easy, CURLOPT_URL, r->url.p);
     if (set_target(e, &x->h, &r->url) == 0) curl_easy_setopt(easy, CURLOPT_CURLU, x->h.uh);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->h.slist);
+    /* HTTP/2 only over TLS (never cleartext h2), and where it pays: in auto
+     * mode one request at a time goes over HTTP/1.1 (h2's framing only adds
+     * work then), concurrent ones share HTTP/2 connections. */
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
+                     c->http_version == QS_HTTP_1_1 || (c->http_version == QS_HTTP_AUTO && !pipewait)
+                         ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
     /* Wait to multiplex on an HTTP/2 connection, only where there can be
      * one (TLS): over http:// libcurl would hold every further request
      * until the first answer arrives. */
-    if (pipewait && c->https) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    if (pipewait && c->https && c->http_version != QS_HTTP_1_1) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     if (strcmp(r->method, "GET") == 0) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(r->method, "POST") == 0) {
