@@ -336,10 +336,11 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double no
     return 0;
 }
 
-static void collect(qs_engine *e)
+/* Marks the transfers libcurl finished done; how many there were. */
+static int collect(qs_engine *e)
 {
     CURLMsg *msg;
-    int left;
+    int left, n = 0;
     while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
         qs_xfer *x = NULL;
         if (msg->msg != CURLMSG_DONE) continue;
@@ -347,15 +348,18 @@ static void collect(qs_engine *e)
         if (!x) continue;
         x->done = 1;
         x->result = msg->data.result;
+        n++;
     }
+    return n;
 }
 
 void qs_engine_drive(qs_engine *e, double wait_s)
 {
     int running = 0;
     curl_multi_perform(e->multi, &running);
-    collect(e);
-    if (wait_s > 0) {
+    /* A transfer that finished here is what the caller waits for: waiting
+     * on would hold its result back for the whole wait. */
+    if (collect(e) == 0 && wait_s > 0) {
         /* with nothing to watch, curl_multi_poll waits the whole time: the
          * wait before a retry */
         double ms = wait_s * 1000.0;
