@@ -1,13 +1,18 @@
 /* The libcurl transport (see engine.h). Every attempt, sequential or not,
- * runs through the multi handle, which owns the connection cache:
- * sequential calls reuse one keep-alive (and TLS) connection, and concurrent
- * ones share HTTP/2 connections where the server offers them. */
+ * runs through a multi handle, whose connection cache keeps the connections
+ * of the HTTP version it serves: sequential calls reuse one keep-alive (and
+ * TLS) connection, and concurrent ones share HTTP/2 connections where the
+ * server offers them. */
 #include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "clock.h"
 #include "engine.h"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -131,10 +136,10 @@ static void handle_forget(qs_handle *h)
 }
 
 /* Takes a handle out of the multi handle where a finished transfer left it. */
-static void handle_out(qs_engine *e, qs_handle *h)
+static void handle_out(qs_handle *h)
 {
-    if (h->in_multi) curl_multi_remove_handle(e->multi, h->easy);
-    h->in_multi = 0;
+    if (h->in_multi) curl_multi_remove_handle(h->in_multi, h->easy);
+    h->in_multi = NULL;
 }
 
 /* A handle for a new attempt: a ready one from the pool if any, else any
@@ -150,7 +155,7 @@ static int take_handle(qs_engine *e, qs_handle *out)
     if (pick >= 0) {
         *out = e->pool[pick];
         e->pool[pick] = e->pool[--e->npool];
-        handle_out(e, out);
+        handle_out(out);
         return 0;
     }
     memset(out, 0, sizeof *out);
@@ -165,7 +170,7 @@ static void give_handle(qs_engine *e, qs_handle *h)
         h->ready = 0;
         e->pool[e->npool++] = *h;
     } else {
-        handle_out(e, h);
+        handle_out(h);
         handle_free(h);
     }
     memset(h, 0, sizeof *h);
@@ -177,7 +182,7 @@ static void ready_one(qs_engine *e)
     int i;
     for (i = 0; i < e->npool; i++)
         if (!e->pool[i].ready) {
-            handle_out(e, &e->pool[i]);
+            handle_out(&e->pool[i]);
             prepare(e, &e->pool[i]);
             return;
         }
@@ -265,6 +270,38 @@ static int set_target(qs_engine *e, qs_handle *h, qs_buf *url)
     return uc == CURLUE_OK ? 0 : -1;
 }
 
+/* Whether a request asks for HTTP/2: only over TLS (never cleartext h2), and
+ * in auto mode only when other requests run alongside: one request at a
+ * time gains nothing from h2's streams, and its framing adds work on both
+ * ends (README, "Benchmarks"). */
+static int wants_h2(const qs_conf *c, int concurrent)
+{
+    return c->https && (c->http_version == QS_HTTP_2 || (c->http_version == QS_HTTP_AUTO && concurrent));
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *socketp);
+static int on_timer(CURLM *multi, long timeout_ms, void *ud);
+
+/* The multi handle of an HTTP version, made on first use; NULL when out of
+ * memory. */
+static CURLM *multi_for(qs_engine *e, int h2)
+{
+    qs_multi *mu = &e->multi[h2 ? QS_MULTI_H2 : QS_MULTI_H1];
+    if (mu->m) return mu->m;
+    if (!(mu->m = curl_multi_init())) return NULL;
+    mu->e = e;
+    mu->timer_at = -1.0;
+    /* The cache keeps a connection per concurrent transfer (HTTP/1.1), and
+     * HTTP/2 streams share one connection where the server offers it. */
+    curl_multi_setopt(mu->m, CURLMOPT_MAXCONNECTS, 128L);
+    curl_multi_setopt(mu->m, CURLMOPT_MAX_HOST_CONNECTIONS, 128L);
+    curl_multi_setopt(mu->m, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(mu->m, CURLMOPT_SOCKETDATA, (void *)mu);
+    curl_multi_setopt(mu->m, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(mu->m, CURLMOPT_TIMERDATA, (void *)mu);
+    return mu->m;
+}
+
 /* Marks x done at once with a failure (nothing was sent). */
 static void fail_now(qs_xfer *x, CURLcode code)
 {
@@ -272,9 +309,11 @@ static void fail_now(qs_xfer *x, CURLcode code)
     x->result = code;
 }
 
-int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double now)
+int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double now)
 {
     const qs_conf *c = e->conf;
+    int h2 = wants_h2(c, concurrent);
+    CURLM *multi;
     CURL *easy;
     long limit = qs_req_attempt_ms(r, c->timeout_ms, now);
     memset(x, 0, sizeof *x);
@@ -289,6 +328,7 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double no
         fail_now(x, CURLE_OPERATION_TIMEDOUT); /* the call's time is up */
         return 0;
     }
+    if (!(multi = multi_for(e, h2))) return -1;
     if (take_handle(e, &x->h) != 0) return -1;
     if (set_headers(&x->h, r) != 0) {
         give_handle(e, &x->h);
@@ -309,16 +349,11 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double no
     curl_easy_setopt(easy, CURLOPT_URL, r->url.p);
     if (set_target(e, &x->h, &r->url) == 0) curl_easy_setopt(easy, CURLOPT_CURLU, x->h.uh);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->h.slist);
-    /* HTTP/2 only over TLS (never cleartext h2), and where it pays: in auto
-     * mode one request at a time goes over HTTP/1.1 (h2's framing only adds
-     * work then), concurrent ones share HTTP/2 connections. */
-    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
-                     c->http_version == QS_HTTP_1_1 || (c->http_version == QS_HTTP_AUTO && !pipewait)
-                         ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, h2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
     /* Wait to multiplex on an HTTP/2 connection, only where there can be
-     * one (TLS): over http:// libcurl would hold every further request
-     * until the first answer arrives. */
-    if (pipewait && c->https && c->http_version != QS_HTTP_1_1) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+     * one: else libcurl would hold every further request until the first
+     * answer arrives. */
+    if (h2 && concurrent) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     if (strcmp(r->method, "GET") == 0) {
         curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(r->method, "POST") == 0) {
@@ -328,45 +363,164 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double no
     } else {
         curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r->method);
     }
-    if (curl_multi_add_handle(e->multi, easy) != CURLM_OK) {
+    if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
         fail_now(x, CURLE_FAILED_INIT);
         return 0;
     }
-    x->in_multi = 1;
+    x->in_multi = multi;
     return 0;
 }
 
 /* Marks the transfers libcurl finished done; how many there were. */
 static int collect(qs_engine *e)
 {
-    CURLMsg *msg;
-    int left, n = 0;
-    while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
-        qs_xfer *x = NULL;
-        if (msg->msg != CURLMSG_DONE) continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        if (!x) continue;
-        x->done = 1;
-        x->result = msg->data.result;
-        n++;
+    int i, left, n = 0;
+    for (i = 0; i < QS_MULTI_COUNT; i++) {
+        CURLMsg *msg;
+        if (!e->multi[i].m) continue;
+        while ((msg = curl_multi_info_read(e->multi[i].m, &left)) != NULL) {
+            qs_xfer *x = NULL;
+            if (msg->msg != CURLMSG_DONE) continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            if (!x) continue;
+            x->done = 1;
+            x->result = msg->data.result;
+            n++;
+        }
     }
     return n;
 }
 
+/* ---- driving libcurl: the engine polls, libcurl acts ------------------ */
+
+/* libcurl says which sockets to watch (CURLMOPT_SOCKETFUNCTION). -1 (out
+ * of memory) makes libcurl fail the transfer. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *socketp)
+{
+    qs_multi *mu = (qs_multi *)ud;
+    qs_engine *e = mu->e;
+    int i;
+    (void)easy;
+    (void)socketp;
+    for (i = 0; i < e->nwatch && e->watch[i].fd != fd; i++) {}
+    if (what == CURL_POLL_REMOVE) {
+        if (i < e->nwatch) e->watch[i] = e->watch[--e->nwatch];
+        return 0;
+    }
+    if (i == e->nwatch) {
+        if (e->nwatch == e->capwatch) {
+            int cap = e->capwatch ? e->capwatch * 2 : 8;
+            qs_watch *w = (qs_watch *)realloc(e->watch, (size_t)cap * sizeof *w);
+            if (!w) return -1;
+            e->watch = w;
+            e->capwatch = cap;
+        }
+        e->watch[e->nwatch++].fd = fd;
+    }
+    e->watch[i].owner = mu;
+    e->watch[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
+    return 0;
+}
+
+/* libcurl says when to run its timers (CURLMOPT_TIMERFUNCTION). */
+static int on_timer(CURLM *multi, long timeout_ms, void *ud)
+{
+    qs_multi *mu = (qs_multi *)ud;
+    (void)multi;
+    mu->timer_at = timeout_ms < 0 ? -1.0 : qs_now() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
+/* The multi handle watching fd, or NULL. */
+static qs_multi *owner_of(const qs_engine *e, curl_socket_t fd)
+{
+    int i;
+    for (i = 0; i < e->nwatch; i++)
+        if (e->watch[i].fd == fd) return e->watch[i].owner;
+    return NULL;
+}
+
+/* When the first of libcurl's timers is due (monotonic seconds), or < 0. */
+static double next_timer(const qs_engine *e)
+{
+    double at = -1.0;
+    int i;
+    for (i = 0; i < QS_MULTI_COUNT; i++) {
+        double t = e->multi[i].m ? e->multi[i].timer_at : -1.0;
+        if (t >= 0 && (at < 0 || t < at)) at = t;
+    }
+    return at;
+}
+
+/* Runs libcurl's timers that are due (new transfers start there); how many
+ * transfers finished. */
+static int run_due(qs_engine *e)
+{
+    int i, running, due = 0;
+    double now = -1.0;
+    for (i = 0; i < QS_MULTI_COUNT; i++) {
+        qs_multi *mu = &e->multi[i];
+        if (!mu->m || mu->timer_at < 0) continue;
+        if (now < 0) now = qs_now();
+        if (now < mu->timer_at) continue;
+        mu->timer_at = -1.0; /* libcurl sets it anew as needed */
+        curl_multi_socket_action(mu->m, CURL_SOCKET_TIMEOUT, 0, &running);
+        due = 1;
+    }
+    return due ? collect(e) : 0;
+}
+
+/* One round: polls the watched sockets for up to wait_ms (less when
+ * libcurl's timer is due sooner; with none watched, it sleeps: the wait
+ * before a retry), hands libcurl each ready socket with its events, runs
+ * the due timers; how many transfers finished. */
+static int round_once(qs_engine *e, long wait_ms)
+{
+    int i, n, nw = e->nwatch, running;
+    long timeout = wait_ms;
+    double at = next_timer(e);
+    if (at >= 0) {
+        double left = (at - qs_now()) * 1000.0;
+        if (left < (double)timeout) timeout = left <= 0 ? 0 : (long)ceil(left);
+    }
+    if (nw > e->cappfd) {
+        struct pollfd *p = (struct pollfd *)realloc(e->pfd, (size_t)e->capwatch * sizeof *p);
+        if (p) {
+            e->pfd = p;
+            e->cappfd = e->capwatch;
+        } else {
+            nw = e->cappfd; /* out of memory: watch what fits, the rest next round */
+        }
+    }
+    /* a copy: libcurl changes e->watch while it acts */
+    for (i = 0; i < nw; i++) {
+        e->pfd[i].fd = e->watch[i].fd;
+        e->pfd[i].events = e->watch[i].events;
+        e->pfd[i].revents = 0;
+    }
+    n = poll(e->pfd, nw > 0 ? (nfds_t)nw : 0, (int)timeout);
+    for (i = 0; n > 0 && i < nw; i++) {
+        short re = e->pfd[i].revents;
+        qs_multi *owner = owner_of(e, e->pfd[i].fd);
+        int ev = 0;
+        if (!re) continue;
+        n--;
+        if (!owner) continue; /* no longer watched: libcurl is done with it */
+        if (re & (POLLIN | POLLPRI | POLLHUP | POLLERR)) ev |= CURL_CSELECT_IN;
+        if (re & (POLLOUT | POLLHUP | POLLERR)) ev |= CURL_CSELECT_OUT;
+        if (re & (POLLERR | POLLNVAL)) ev |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(owner->m, e->pfd[i].fd, ev, &running);
+    }
+    return collect(e) + run_due(e);
+}
+
 void qs_engine_drive(qs_engine *e, double wait_s)
 {
-    int running = 0;
-    curl_multi_perform(e->multi, &running);
+    double ms = wait_s * 1000.0;
     /* A transfer that finished here is what the caller waits for: waiting
      * on would hold its result back for the whole wait. */
-    if (collect(e) == 0 && wait_s > 0) {
-        /* with nothing to watch, curl_multi_poll waits the whole time: the
-         * wait before a retry */
-        double ms = wait_s * 1000.0;
-        curl_multi_poll(e->multi, NULL, 0, ms > 1e6 ? 1000000 : (int)ms + 1, NULL);
-        curl_multi_perform(e->multi, &running);
-        collect(e);
-    }
+    if (run_due(e) > 0) return;
+    round_once(e, ms <= 0 ? 0 : ms > 1e6 ? 1000000 : (long)ms + 1);
 }
 
 /* The transport-neutral failure of a libcurl result. */
@@ -447,20 +601,20 @@ void qs_engine_abandon(qs_engine *e, qs_xfer *x)
     if (!x->h.easy) return;
     if (qs_engine_inherited(e, x)) {
         handle_forget(&x->h); /* the parent's: never touched here */
-        x->in_multi = 0;
+        x->in_multi = NULL;
         return;
     }
     curl_easy_setopt(x->h.easy, CURLOPT_PRIVATE, NULL);
     curl_easy_setopt(x->h.easy, CURLOPT_ERRORBUFFER, NULL);
     if (x->in_multi && !x->done) {
         /* still running: stop it now */
-        curl_multi_remove_handle(e->multi, x->h.easy);
-        x->in_multi = 0;
+        curl_multi_remove_handle(x->in_multi, x->h.easy);
+        x->in_multi = NULL;
     }
     /* a finished transfer may stay in the multi handle until the handle is
      * next used or readied: that removal is off the critical path */
     x->h.in_multi = x->in_multi;
-    x->in_multi = 0;
+    x->in_multi = NULL;
     give_handle(e, &x->h);
 }
 
@@ -469,18 +623,19 @@ int qs_engine_perform(qs_engine *e, qs_req *r, qs_outcome *o, double now)
     qs_xfer x;
     int readied = 0;
     if (qs_engine_start(e, &x, r, 0, now) != 0) return -1;
+    /* the new transfer is due at once: it runs until it first waits */
+    if (x.in_multi) run_due(e);
     while (!x.done) {
-        int running = 0;
-        CURLMcode mc = curl_multi_perform(e->multi, &running);
-        collect(e);
-        if (x.done || mc != CURLM_OK || !running) break;
+        /* libcurl has nothing to wait for, yet the transfer is not done:
+         * end it (finish reports the failure) rather than wait for ever */
+        if (e->nwatch == 0 && next_timer(e) < 0) break;
         /* The request is on its way: ready an idle handle for the next
          * call while the answer is awaited. */
         if (!readied) {
             ready_one(e);
             readied = 1;
         }
-        curl_multi_poll(e->multi, NULL, 0, 1000, NULL);
+        round_once(e, 1000);
     }
     qs_engine_finish(e, &x, o);
     return 0;
@@ -488,18 +643,21 @@ int qs_engine_perform(qs_engine *e, qs_req *r, qs_outcome *o, double now)
 
 /* ---- the engine ------------------------------------------------------- */
 
-static int make_multi(qs_engine *e)
+/* Starts afresh: no multi handle yet (each comes with the first request of
+ * its HTTP version), nothing watched. */
+static void make_live(qs_engine *e)
 {
-    e->multi = curl_multi_init();
-    if (!e->multi) return -1;
-    /* The cache keeps a connection per concurrent transfer (HTTP/1.1), and
-     * HTTP/2 streams share one connection where the server offers it. */
-    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 128L);
-    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 128L);
+    int i;
+    for (i = 0; i < QS_MULTI_COUNT; i++) {
+        e->multi[i].m = NULL;
+        e->multi[i].timer_at = -1.0;
+        e->multi[i].e = e;
+    }
+    e->nwatch = 0;
+    e->live = 1;
     e->pid = getpid();
     e->fork_gen = fork_gen;
     e->gen++;
-    return 0;
 }
 
 /* Parses the base URL once: a request then only sets its path and query on
@@ -519,7 +677,8 @@ int qs_engine_init(qs_engine *e, qs_conf *conf)
     memset(e, 0, sizeof *e);
     e->conf = qs_conf_ref(conf);
     parse_base_url(e);
-    return make_multi(e);
+    make_live(e);
+    return 0;
 }
 
 /* Whether this process made the handles. The fork generation answers
@@ -537,7 +696,7 @@ int qs_engine_inherited(const qs_engine *e, const qs_xfer *x)
 int qs_engine_ready(qs_engine *e)
 {
     int i;
-    if (e->multi && own_handles(e)) {
+    if (e->live && own_handles(e)) {
         e->fork_gen = fork_gen; /* after a fork in the parent: no getpid() again */
         return 0;
     }
@@ -545,24 +704,32 @@ int qs_engine_ready(qs_engine *e)
      * with the parent: abandon them (never clean up) and start afresh. */
     for (i = 0; i < e->npool; i++) handle_forget(&e->pool[i]);
     e->npool = 0;
-    e->multi = NULL;
-    return make_multi(e);
+    make_live(e);
+    return 0;
 }
 
 void qs_engine_close(qs_engine *e)
 {
-    int i, owned = e->multi && own_handles(e);
+    int i, owned = e->live && own_handles(e);
     for (i = 0; i < e->npool; i++) {
         if (owned) {
-            handle_out(e, &e->pool[i]);
+            handle_out(&e->pool[i]);
             handle_free(&e->pool[i]);
         } else {
             handle_forget(&e->pool[i]);
         }
     }
     e->npool = 0;
-    if (owned) curl_multi_cleanup(e->multi);
-    e->multi = NULL;
+    for (i = 0; i < QS_MULTI_COUNT; i++) {
+        if (owned && e->multi[i].m) curl_multi_cleanup(e->multi[i].m);
+        e->multi[i].m = NULL;
+    }
+    e->live = 0;
+    free(e->watch);
+    free(e->pfd);
+    e->watch = NULL;
+    e->pfd = NULL;
+    e->nwatch = e->capwatch = e->cappfd = 0;
     curl_url_cleanup(e->base_uh);
     e->base_uh = NULL;
     qs_conf_unref(e->conf);

@@ -1,7 +1,8 @@
 /* The libcurl transport: it executes attempts of requests (request.h) and
  * reports how each ended (a qs_outcome). It moves bytes and decides nothing:
- * it knows neither the API functions nor what an outcome means. One multi
- * handle owns the connection cache; idle easy handles wait in a pool. */
+ * it knows neither the API functions nor what an outcome means. The
+ * connections are pooled per HTTP version asked for, each pool in a multi
+ * handle of its own; idle easy handles wait in a pool. */
 #ifndef QS_ENGINE_H
 #define QS_ENGINE_H
 
@@ -12,6 +13,21 @@
 
 #define QS_POOL_MAX 128
 
+/* The multi handles: requests asking for HTTP/1.1, and for HTTP/2. libcurl
+ * keeps one "can this host multiplex" state per host and connection cache,
+ * and any HTTP/1.1 answer sets it to "no": requests of both versions in one
+ * cache would then stop sharing HTTP/2 connections. */
+enum { QS_MULTI_H1, QS_MULTI_H2, QS_MULTI_COUNT };
+
+struct qs_engine;
+
+/* A multi handle and its timer. */
+typedef struct qs_multi {
+    CURLM *m;                 /* NULL until a request needs it */
+    double timer_at;          /* monotonic seconds when libcurl's timer is due; < 0: none */
+    struct qs_engine *e;
+} qs_multi;
+
 /* An easy handle with what is cached on it between requests. */
 typedef struct qs_handle {
     CURL *easy;
@@ -19,7 +35,7 @@ typedef struct qs_handle {
     qs_buf hkey;              /* what slist was built from */
     CURLU *uh;                /* the base URL parsed once, with the last target on it */
     int ready;                /* reset, with the options every request shares set */
-    int in_multi;             /* a finished transfer still added to the multi handle */
+    CURLM *in_multi;          /* the multi handle a finished transfer still sits in */
 } qs_handle;
 
 /* One attempt in flight: a handle lent by the pool and the request it serves. */
@@ -27,7 +43,7 @@ typedef struct qs_xfer {
     qs_handle h;
     qs_req *req;              /* receives the body in req->resp */
     unsigned gen;             /* the engine generation (process) that started it */
-    int in_multi;
+    CURLM *in_multi;          /* the multi handle it was added to, or NULL */
     int done;                 /* libcurl finished it: see result */
     int sends;                /* times libcurl was about to send the request */
     int max_sends;            /* beyond this many, a send is refused */
@@ -37,9 +53,28 @@ typedef struct qs_xfer {
     char errbuf[CURL_ERROR_SIZE];
 } qs_xfer;
 
+struct pollfd;
+
+/* A socket libcurl wants watched, for what (poll events), and by which
+ * multi handle. */
+typedef struct qs_watch {
+    curl_socket_t fd;
+    short events;
+    qs_multi *owner;
+} qs_watch;
+
 typedef struct qs_engine {
-    CURLM *multi;
-    qs_conf *conf;            /* a reference: scheme, TLS roots, proxy */
+    qs_multi multi[QS_MULTI_COUNT];
+    /* libcurl tells which sockets to watch and when its timers are due
+     * (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION); the engine polls
+     * them all itself and hands libcurl what is ready, with the events:
+     * libcurl then reads without polling each socket again. */
+    qs_watch *watch;
+    int nwatch, capwatch;
+    struct pollfd *pfd;       /* the poll set of one round */
+    int cappfd;
+    int live;                 /* the multi handles are this process's */
+    qs_conf *conf;            /* a reference: scheme, TLS roots, proxy, HTTP version */
     CURLU *base_uh;           /* the base URL parsed once (NULL: URLs go as text) */
     qs_handle pool[QS_POOL_MAX];
     int npool;
@@ -51,7 +86,8 @@ typedef struct qs_engine {
 /* curl_global_init once per process (and the fork hook). 0, or -1. */
 int qs_engine_global_init(void);
 
-/* Makes the multi handle. 0, or -1 when out of memory. */
+/* Readies the engine (its multi handles come when requests need them). 0,
+ * or -1 when out of memory. */
 int qs_engine_init(qs_engine *e, qs_conf *conf);
 
 /* Makes sure the handles belong to this process: in a forked child the
@@ -63,11 +99,13 @@ int qs_engine_ready(qs_engine *e);
 int qs_engine_inherited(const qs_engine *e, const qs_xfer *x);
 
 /* Starts one attempt of r: the handle comes from the pool, r->resp is
- * emptied for the body. `pipewait`: prefer waiting for an HTTP/2 connection
- * to share. When the call's deadline has passed, or the attempt cannot
- * start, x is done at once with a failure. `now` is the monotonic clock.
- * -1 only when out of memory. */
-int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double now);
+ * emptied for the body. `concurrent`: other requests run alongside (async,
+ * batches); in auto mode such a request asks for HTTP/2 over TLS and waits
+ * for an HTTP/2 connection to share rather than opening one of its own.
+ * When the call's deadline has passed, or the attempt cannot start, x is
+ * done at once with a failure. `now` is the monotonic clock. -1 only when
+ * out of memory. */
+int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double now);
 
 /* Drives every transfer: marks finished ones done, then waits up to
  * `wait_s` for activity when none finished. */
