@@ -69,6 +69,15 @@ static void bench_setup(CURL *e, struct curl_slist *h, const char *ca, sink *s)
     if (ca && *ca) curl_easy_setopt(e, CURLOPT_CAINFO, ca);
 }
 
+/* The HTTP version to ask for: "1.1", "2" (over TLS; cleartext stays
+ * HTTP/1.1), or NULL / "" for libcurl's default (HTTP/2 over TLS where ALPN
+ * offers it, since libcurl 7.62). */
+static void bench_http_version(CURL *e, const char *v)
+{
+    if (v && strcmp(v, "1.1") == 0) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    else if (v && strcmp(v, "2") == 0) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+}
+
 static int body_ok(const sink *s)
 {
     static const char want[] = "\"messageId\":\"msg_bench\"";

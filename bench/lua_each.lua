@@ -1,12 +1,13 @@
 -- Contender: client:dlq_retry_each(ids, nil, { concurrency = C }).
--- Usage: lua5.4 bench/lua_each.lua BASE_URL N CONC WARMUP CA_FILE
+-- Usage: lua5.4 bench/lua_each.lua BASE_URL N CONC WARMUP CA_FILE [HTTP_VERSION]
+-- (HTTP_VERSION: the client's http_version, "auto" when left out)
 -- Prints "RESULT calls=N wall=S cpu=S", or "RESULT na" while the client has
 -- no dlq_retry_each.
 local qstash = require "qstash"
 local bu = require "benchutil"
 
-local url, n, conc, warm, ca = arg[1], tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), arg[5]
-local c = qstash.new{ base_url = url, token = "bench", ca_file = ca }
+local url, n, conc, warm, ca, version = arg[1], tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), arg[5], arg[6]
+local c = qstash.new{ base_url = url, token = "bench", ca_file = ca, http_version = version }
 if c.dlq_retry_each == nil then
   io.write("RESULT na\n")
   os.exit(0)

@@ -1,11 +1,12 @@
 -- Contender: client:dlq_retry in a sequential loop (one keep-alive connection).
--- Usage: lua5.4 bench/lua_seq.lua BASE_URL N WARMUP CA_FILE
+-- Usage: lua5.4 bench/lua_seq.lua BASE_URL N WARMUP CA_FILE [HTTP_VERSION]
+-- (HTTP_VERSION: the client's http_version, "auto" when left out)
 -- Prints "RESULT calls=N wall=S cpu=S" (the loop only, without start-up).
 local qstash = require "qstash"
 local bu = require "benchutil"
 
-local url, n, warm, ca = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4]
-local c = qstash.new{ base_url = url, token = "bench", ca_file = ca }
+local url, n, warm, ca, version = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4], arg[5]
+local c = qstash.new{ base_url = url, token = "bench", ca_file = ca, http_version = version }
 
 local function check(res, id)
   if type(res) ~= "table" or res.messageId ~= "msg_bench" then

@@ -2,7 +2,8 @@
  * transfers in flight (CONC easy handles, each reused for the next id) until
  * N POST {base}/v2/dlq/retry/id-<i> requests have completed. Over https the
  * transfers wait for HTTP/2 multiplexing (PIPEWAIT) instead of opening a
- * connection each. Usage: raw_multi BASE_URL N CONC WARMUP [CA_FILE]
+ * connection each. Usage: raw_multi BASE_URL N CONC WARMUP [CA_FILE [HTTP_VERSION]]
+ * (HTTP_VERSION: "1.1" or "2"; libcurl's default when left out or empty)
  * Prints "RESULT calls=N wall=S cpu=S proto=P" and exits 1 on any failure. */
 #include "common.h"
 
@@ -62,7 +63,7 @@ static int run(CURLM *m, slot *slots, long conc, long from, long to, long *ver)
 
 int main(int argc, char **argv)
 {
-    const char *ca;
+    const char *ca, *version;
     long n, conc, warm, i, ver = 0;
     double t0, c0, t1, c1;
     CURLM *m;
@@ -70,7 +71,7 @@ int main(int argc, char **argv)
     struct curl_slist *h;
 
     if (argc < 5) {
-        fprintf(stderr, "usage: raw_multi BASE_URL N CONC WARMUP [CA_FILE]\n");
+        fprintf(stderr, "usage: raw_multi BASE_URL N CONC WARMUP [CA_FILE [HTTP_VERSION]]\n");
         return 2;
     }
     base = argv[1];
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
     conc = atol(argv[3]);
     warm = atol(argv[4]);
     ca = argc > 5 ? argv[5] : NULL;
+    version = argc > 6 ? argv[6] : NULL;
     if (conc < 1) conc = 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     m = curl_multi_init();
@@ -87,6 +89,7 @@ int main(int argc, char **argv)
     for (i = 0; i < conc; i++) {
         slots[i].e = curl_easy_init();
         bench_setup(slots[i].e, h, ca, &slots[i].s);
+        bench_http_version(slots[i].e, version);
         curl_easy_setopt(slots[i].e, CURLOPT_PRIVATE, (char *)&slots[i]);
         curl_easy_setopt(slots[i].e, CURLOPT_PIPEWAIT, 1L);
     }

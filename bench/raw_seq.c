@@ -1,6 +1,7 @@
 /* Reference for sequential calls: one libcurl easy handle reused for N
  * POST {base}/v2/dlq/retry/id-<i> requests (keep-alive, and one TLS session
- * over https). Usage: raw_seq BASE_URL N WARMUP [CA_FILE]
+ * over https). Usage: raw_seq BASE_URL N WARMUP [CA_FILE [HTTP_VERSION]]
+ * (HTTP_VERSION: "1.1" or "2"; libcurl's default when left out or empty)
  * Prints "RESULT calls=N wall=S cpu=S proto=P" and exits 1 on any failure. */
 #include "common.h"
 
@@ -27,7 +28,7 @@ static int one(CURL *e, const char *base, long i, sink *s)
 
 int main(int argc, char **argv)
 {
-    const char *base, *ca;
+    const char *base, *ca, *version;
     long n, warm, i, ver = 0;
     double t0, c0, t1, c1;
     CURL *e;
@@ -35,17 +36,19 @@ int main(int argc, char **argv)
     static sink s;
 
     if (argc < 4) {
-        fprintf(stderr, "usage: raw_seq BASE_URL N WARMUP [CA_FILE]\n");
+        fprintf(stderr, "usage: raw_seq BASE_URL N WARMUP [CA_FILE [HTTP_VERSION]]\n");
         return 2;
     }
     base = argv[1];
     n = atol(argv[2]);
     warm = atol(argv[3]);
     ca = argc > 4 ? argv[4] : NULL;
+    version = argc > 5 ? argv[5] : NULL;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     e = curl_easy_init();
     h = bench_headers();
     bench_setup(e, h, ca, &s);
+    bench_http_version(e, version);
     for (i = 1; i <= warm; i++)
         if (one(e, base, -i, &s)) return 1;
     t0 = now_mono();

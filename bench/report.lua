@@ -33,6 +33,7 @@ for line in io.lines(raw_path) do
       r.quiet = r.share < QUIET
       r.median_us = tonumber(r.median_us)
       r.p90_us = tonumber(r.p90_us)
+      r.conns = tonumber(r.conns)
     end
     runs[key] = runs[key] or {}
     table.insert(runs[key], r)
@@ -83,9 +84,10 @@ local rows = {
   { "raw libcurl easy loop, HTTP", "raw_seq_http" },
   { "luasocket keep-alive loop, HTTP", "luasocket_http", "raw_seq_http" },
   { "TypeScript SDK seq, HTTP", "ts_seq_http", "raw_seq_http" },
-  { "qstash dlq_retry seq, HTTPS", "seq_https", "raw_seq_https", "ts_seq_https" },
-  { "raw libcurl easy loop, HTTPS", "raw_seq_https" },
-  { "luasocket+luasec loop, HTTPS", "luasocket_https", "raw_seq_https" },
+  { "qstash dlq_retry seq, HTTPS", "seq_https", "raw_seq_h1_https", "ts_seq_https" },
+  { "raw libcurl easy loop (HTTP/1.1), HTTPS", "raw_seq_h1_https" },
+  { "raw libcurl easy loop (libcurl's default), HTTPS", "raw_seq_https", "raw_seq_h1_https" },
+  { "luasocket+luasec loop, HTTPS", "luasocket_https", "raw_seq_h1_https" },
   { "TypeScript SDK seq, HTTPS", "ts_seq_https", "raw_seq_https" },
   { "qstash dlq_retry_each @" .. C .. ", HTTP", "each_http", "raw_multi_http", "ts_multi_http" },
   { "raw libcurl multi @" .. C .. ", HTTP", "raw_multi_http" },
@@ -106,7 +108,7 @@ local rows = {
   { "dlq_list + dlq_retry_many (module alone), emulator", "ref_retry" },
 }
 local short = {
-  raw_seq_http = "raw seq HTTP", raw_seq_https = "raw seq HTTPS",
+  raw_seq_http = "raw seq HTTP", raw_seq_https = "raw seq HTTPS", raw_seq_h1_https = "raw seq HTTPS 1.1",
   raw_multi_http = "raw multi HTTP", raw_multi_https = "raw multi HTTPS",
   ts_seq_http = "TS seq HTTP", ts_seq_https = "TS seq HTTPS",
   ts_multi_http = "TS @" .. C .. " HTTP", ts_multi_https = "TS @" .. C .. " HTTPS",
@@ -115,8 +117,10 @@ local short = {
 }
 
 local targets = {
-  { "sequential >= 0.9 x raw libcurl loop, HTTP", "seq_http", "raw_seq_http", 0.9 },
-  { "sequential >= 0.9 x raw libcurl loop, HTTPS", "seq_https", "raw_seq_https", 0.9 },
+  { "sequential >= 1.0 x raw libcurl loop, HTTP", "seq_http", "raw_seq_http", 1.0 },
+  { "sequential >= 1.0 x raw libcurl loop (both HTTP/1.1), HTTPS", "seq_https", "raw_seq_h1_https", 1.0 },
+  { "sequential >= 0.9 x luasocket keep-alive loop, HTTP", "seq_http", "luasocket_http", 0.9 },
+  { "sequential >= 0.9 x luasocket+luasec keep-alive loop, HTTPS", "seq_https", "luasocket_https", 0.9 },
   { "dlq_retry_each @" .. C .. " >= 0.85 x raw multi loop, HTTP", "each_http", "raw_multi_http", 0.85 },
   { "dlq_retry_each @" .. C .. " >= 0.85 x raw multi loop, HTTPS", "each_https", "raw_multi_https", 0.85 },
   { "sequential >= 2.5 x TypeScript SDK sequential, HTTP", "seq_http", "ts_seq_http", 2.5 },
@@ -132,16 +136,20 @@ local second_targets = {
   { "qstash-dlq filtered retry of " .. (meta.cli_n or "?") .. " entries <= 10 s", "cli_retry", 10 },
 }
 
--- BENCH_ONLY=cli: the CLI's rows and targets alone
-if meta.only == "cli" then
-  local function cli_only(list, key_at)
-    local out = {}
+-- BENCH_ONLY: the rows and targets of the groups that ran, alone
+if (meta.only or "") ~= "" then
+  -- the entries of list whose keys (at the positions given) all ran
+  local function ran_only(list, ...)
+    local out, at = {}, { ... }
     for _, r in ipairs(list) do
-      if r[key_at]:match("^cli_") or r[key_at]:match("^ref_") then out[#out + 1] = r end
+      local ran = true
+      for _, i in ipairs(at) do ran = ran and runs[r[i]] ~= nil end
+      if ran then out[#out + 1] = r end
     end
     return out
   end
-  rows, targets = cli_only(rows, 2), cli_only(targets, 2)
+  rows, targets = ran_only(rows, 2), ran_only(targets, 2, 3)
+  second_targets = ran_only(second_targets, 2)
 end
 
 -- The local emulator (tools/qstash-dev): its time per request (the median of
@@ -151,6 +159,7 @@ local emu_rows = {
   { "keep-alive connection", "emu_keepalive", "emu_new" },
   { "new connection each", "emu_new" },
 }
+if (meta.only or "") ~= "" and not runs.emu_keepalive then emu_rows = {} end
 local emu_short = { emu_new = "new connection" }
 local EMU_TARGET_MS = 2
 
@@ -255,7 +264,7 @@ for _, t in ipairs(targets) do
 end
 
 -- the emulator's absolute target: its keep-alive median per round
-do
+if #emu_rows > 0 then
   local f = F.emu_keepalive or figures("emu_keepalive")
   local label = string.format("emulator keep-alive request, median <= %d ms", EMU_TARGET_MS)
   if f.status == "ok" then
@@ -313,7 +322,7 @@ local notes = {
     meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.n_emu or "?", meta.wrk_seconds, meta.rounds),
   "x columns: this row / its reference row, the median over the rounds of the ratio within each round (the two run next to each other) (calls/s: higher is better; CPU and RSS: lower is better). vs TS: this row / the TypeScript SDK row of the same kind.",
   "CPU us/call: user+sys of the client process over the timed loop (getrusage / process.cpuUsage; wrk: /usr/bin/time over its run). RSS: peak of the whole process (/usr/bin/time %M).",
-  string.format("HTTPS: the libcurl contenders negotiate %s (ALPN); luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
+  string.format("HTTPS: lua-qstash (http_version \"auto\") asks for HTTP/1.1 one call at a time and for HTTP/2 in dlq_retry_each; the raw libcurl loops get libcurl's default (%s, ALPN) unless marked HTTP/1.1; luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
   string.format("Emulator rows: tools/qstash-dev (Python %s) answering GET /v2/dlq to a minimal luasocket client, on one keep-alive connection or on a new connection per request; median ms / p90 ms: of the time per request within a round, then the median over the rounds; x median: keep-alive / new connection.", meta.python or "?"),
   meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to CPU 1." or "No CPU pinning.",
   string.format("qstash-dlq rows: %s DLQ entries in the local emulator (tools/qstash-dev, Python), %s rounds; calls/s is entries per second, the whole command in-process (qstash.cli.main: scan, report file, output to /dev/null); the reference is the module alone making the same requests. The emulator's CPU counts as the server's.",
@@ -323,6 +332,13 @@ local notes = {
 if meta.only == "cli" then -- the notes on the nginx rows do not apply
   table.remove(notes, 4)
   table.remove(notes, 1)
+end
+-- nor those of rows that did not run
+for i = #notes, 1, -1 do
+  if (notes[i]:match("^Emulator rows") and #emu_rows == 0) or
+     (notes[i]:match("^qstash%-dlq rows") and not runs.cli_stats) then
+    table.remove(notes, i)
+  end
 end
 
 -- other load on the machine while the contenders ran
@@ -355,7 +371,7 @@ p(text_row(header))
 p(text_row((function() local d = {} for i = 1, #header do d[i] = string.rep("-", widths[i]) end return d end)()))
 for _, c in ipairs(cells) do p(text_row(c)) end
 p("")
-do
+if #emu_cells > 0 then
   local w = {}
   for i, h in ipairs(emu_header) do w[i] = #h end
   for _, c in ipairs(emu_cells) do
@@ -374,8 +390,12 @@ do
   for i = 1, #emu_header do dashes[i] = string.rep("-", w[i]) end
   p(emu_row(dashes))
   for _, c in ipairs(emu_cells) do p(emu_row(c)) end
+  p("")
 end
-p("")
+-- dlq_retry_each over HTTPS by HTTP version (its own file: bench/report_versions.lua)
+local ver_text, ver_md = dofile((arg[0]:match("^(.*)/") or ".") .. "/report_versions.lua")(runs, figures, ratio, conc)
+for _, l in ipairs(ver_text) do p(l) end
+if #ver_text > 0 then p("") end
 p("targets:")
 local tw = 0
 for _, t in ipairs(target_lines) do if #t[1] > tw then tw = #t[1] end end
@@ -402,12 +422,16 @@ for i = 1, #header do align[i] = (i == 1 or i == 7) and ":--" or "--:" end
 m("| " .. table.concat(align, " | ") .. " |")
 for _, c in ipairs(cells) do m("| " .. table.concat(c, " | ") .. " |") end
 m("")
-m("| " .. table.concat(emu_header, " | ") .. " |")
-local emu_align = {}
-for i = 1, #emu_header do emu_align[i] = (i == 1 or i == 7) and ":--" or "--:" end
-m("| " .. table.concat(emu_align, " | ") .. " |")
-for _, c in ipairs(emu_cells) do m("| " .. table.concat(c, " | ") .. " |") end
-m("")
+if #emu_cells > 0 then
+  m("| " .. table.concat(emu_header, " | ") .. " |")
+  local emu_align = {}
+  for i = 1, #emu_header do emu_align[i] = (i == 1 or i == 7) and ":--" or "--:" end
+  m("| " .. table.concat(emu_align, " | ") .. " |")
+  for _, c in ipairs(emu_cells) do m("| " .. table.concat(c, " | ") .. " |") end
+  m("")
+end
+for _, l in ipairs(ver_md) do m(l) end
+if #ver_md > 0 then m("") end
 m("| target | figure | rounds: range, passing | result |")
 m("|:--|--:|:--|:--|")
 for _, t in ipairs(target_lines) do m("| " .. t[1] .. " | " .. t[2] .. " | " .. t[3] .. " | " .. t[4] .. " |") end
