@@ -247,6 +247,16 @@ static int dlq_messages(lua_State *L, qs_client *c, const qs_args *a)
     lua_pushvalue(L, copy);
     lua_newtable(L); /* state */
     lua_newtable(L);
+    /* the first page starts at the caller's cursor, if any: seen already */
+    lua_getfield(L, copy, "cursor");
+    if (lua_type(L, -1) == LUA_TSTRING && qs_rawlen(L, -1) > 0) {
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -4, "cursor");
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    } else {
+        lua_pop(L, 1);
+    }
     lua_setfield(L, -2, "seen");
     lua_pushcclosure(L, messages_next, 3);
     return 1;
