@@ -95,6 +95,17 @@ local rows = {
   { "20 ms: qstash dlq_retry seq", "lat_seq" },
   { "20 ms: qstash dlq_retry_each @" .. C, "lat_each", "lat_seq" },
   { "20 ms: raw libcurl multi @" .. C, "lat_raw_multi", "lat_seq" },
+  -- nginx: handlers in one worker making the same retry, under wrk
+  { "nginx 0 ms -c64: hand-written cosocket handler", "ngx_hand_0_64" },
+  { "nginx 0 ms -c64: qstash.resty.http", "ngx_http_0_64", "ngx_hand_0_64" },
+  { "nginx 0 ms -c64: qstash.resty (published)", "ngx_resty_0_64", "ngx_hand_0_64" },
+  { "nginx 0 ms -c256: hand-written cosocket handler", "ngx_hand_0_256" },
+  { "nginx 0 ms -c256: qstash.resty.http", "ngx_http_0_256", "ngx_hand_0_256" },
+  { "nginx 20 ms -c64: hand-written cosocket handler", "ngx_hand_20_64" },
+  { "nginx 20 ms -c64: qstash.resty.http", "ngx_http_20_64", "ngx_hand_20_64" },
+  { "nginx 20 ms -c64: qstash.resty (published)", "ngx_resty_20_64", "ngx_hand_20_64" },
+  { "nginx 20 ms -c256: hand-written cosocket handler", "ngx_hand_20_256" },
+  { "nginx 20 ms -c256: qstash.resty.http", "ngx_http_20_256", "ngx_hand_20_256" },
 }
 local short = {
   raw_seq_http = "raw seq HTTP", raw_seq_https = "raw seq HTTPS",
@@ -102,6 +113,8 @@ local short = {
   ts_seq_http = "TS seq HTTP", ts_seq_https = "TS seq HTTPS",
   ts_multi_http = "TS @" .. C .. " HTTP", ts_multi_https = "TS @" .. C .. " HTTPS",
   lat_seq = "20 ms seq",
+  ngx_hand_0_64 = "hand 0 ms -c64", ngx_hand_0_256 = "hand 0 ms -c256",
+  ngx_hand_20_64 = "hand 20 ms -c64", ngx_hand_20_256 = "hand 20 ms -c256",
 }
 
 local targets = {
@@ -113,13 +126,20 @@ local targets = {
   { "sequential >= 2.5 x TypeScript SDK sequential, HTTPS", "seq_https", "ts_seq_https", 2.5 },
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTP", "each_http", "ts_multi_http", 8 },
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTPS", "each_https", "ts_multi_https", 8 },
+  { "nginx: cosocket client >= 0.9 x hand-written handler, 20 ms -c64", "ngx_http_20_64", "ngx_hand_20_64", 0.9 },
+  { "nginx: cosocket client >= 0.9 x hand-written handler, 20 ms -c256", "ngx_http_20_256", "ngx_hand_20_256", 0.9 },
+  { "nginx: cosocket client >= 0.8 x hand-written handler, 0 ms -c64", "ngx_http_0_64", "ngx_hand_0_64", 0.8 },
+  { "nginx: cosocket client >= 0.8 x hand-written handler, 0 ms -c256", "ngx_http_0_256", "ngx_hand_0_256", 0.8 },
 }
 
 local F = {}
 local broke = false
 for _, row in ipairs(rows) do
   F[row[2]] = F[row[2]] or figures(row[2])
-  if F[row[2]].status == "err" or F[row[2]].status == "missing" then broke = true end
+  -- with BENCH_ONLY, the contenders left out are missing, not broken
+  if F[row[2]].status == "err" or (F[row[2]].status == "missing" and (meta.only or "") == "") then
+    broke = true
+  end
 end
 
 local function status_text(f)
@@ -191,6 +211,7 @@ for _, t in ipairs(targets) do
     verdict = (v >= t[4] and "PASS" or "FAIL") .. (quiet and "" or " (noisy rounds only)")
     spread = string.format("%.2f-%.2f, %d/%d", lo, hi, pass, #per_round)
   elseif a.status == "na" or b.status == "na" then verdict = "n/a"
+  elseif a.status == "missing" or b.status == "missing" then verdict = "not run"
   else verdict = "ERR" end
   target_lines[#target_lines + 1] = { t[1], v and string.format("%.2f", v) or "-", spread, verdict }
 end
@@ -218,6 +239,7 @@ local notes = {
   "CPU us/call: user+sys of the client process over the timed loop (getrusage / process.cpuUsage; wrk: /usr/bin/time over its run). RSS: peak of the whole process (/usr/bin/time %M).",
   string.format("HTTPS: the libcurl contenders negotiate %s (ALPN); luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
   meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker to CPU 1." or "No CPU pinning.",
+  "nginx rows: a second nginx (one worker, lua-nginx-module, on the stub's CPU) whose handlers make the retry against the stub above, measured with wrk (GET, keep-alive); a wrk run with any failed request breaks the bench. hand-written: connect, send, receive, setkeepalive, cjson.decode; qstash.resty.http: the cosocket transport with the request value the core's send step gives; qstash.resty (published): qr.dlq_retry as released (worker threads, thread_pool threads=4).",
 }
 
 -- other load on the machine while the contenders ran
