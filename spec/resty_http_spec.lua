@@ -322,6 +322,9 @@ describe("qstash.resty.http under nginx", function()
         { url = plain .. "/e cho" },
         { url = "ftp://127.0.0.1/x" },
         { url = plain .. "/echo", method = "GET /x HTTP/1.1\r\n" },
+        { url = plain .. "/echo", headers = { { "Content-Length", "0" } } },
+        { url = plain .. "/echo", headers = { { "host", "evil" } } },
+        { url = plain .. "/echo", headers = { { "Bad Name", "x" } } },
       } do
         local status, body = E.request(ng.url, "POST", "/raise", { body = cjson.encode(v) })
         assert.equal(200, status)

@@ -491,6 +491,11 @@ local function check_field(s, what)
   end
 end
 
+-- Headers that belong to the transport: never taken from the request value.
+local TRANSPORT_HEADERS = {
+  host = true, ["content-length"] = true, ["transfer-encoding"] = true, connection = true,
+}
+
 -- Methods that carry Content-Length even when empty (as libcurl's POST).
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
 
@@ -512,6 +517,9 @@ local function request_parts(v, o, target, px)
       local name, value = h[1], h[2]
       check_field(name, "a header name")
       check_field(value, "a header value")
+      if TRANSPORT_HEADERS[string_lower(name)] or not string_match(name, "^[!#$%%&'*+%-.^_`|~%w]+$") then
+        error("qstash.resty.http: header name '" .. name .. "' cannot be sent as given", 3)
+      end
       p[n + 1], p[n + 2], p[n + 3], p[n + 4] = name, ": ", value, "\r\n"
       n = n + 4
     end
