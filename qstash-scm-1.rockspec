@@ -28,6 +28,9 @@ build = {
   modules = {
     ["qstash.cli"] = "lua/qstash/cli.lua",
     ["qstash.resty"] = "lua/qstash/resty.lua",
+    ["qstash.resty.http"] = "lua/qstash/resty/http.lua",
+    ["qstash.resty.tls"] = "lua/qstash/resty/tls.lua",
+    ["qstash.resty.driver"] = "lua/qstash/resty/driver.lua",
     qstash = {
       sources = {
         "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/classify.c", "src/client.c", "src/config.c",
