@@ -104,8 +104,8 @@ ASAN_BUILD = build/asan-$(LUA)
 ASAN_LIB  := $(shell $(CC) -print-file-name=libasan.so)
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) \
-	  EXTRA_CFLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  EXTRA_LDFLAGS="-fsanitize=address,undefined" all
+	  EXTRA_CFLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined,float-cast-overflow" all
 	@LD_PRELOAD=$(ASAN_LIB) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \

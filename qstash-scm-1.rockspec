@@ -33,9 +33,11 @@ build = {
     ["qstash.resty.driver"] = "lua/qstash/resty/driver.lua",
     qstash = {
       sources = {
-        "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/classify.c", "src/client.c", "src/config.c",
-        "src/dlq.c", "src/engine.c", "src/errors.c", "src/filters.c", "src/options.c",
-        "src/publish.c", "src/qstash.c", "src/response.c", "src/verify.c",
+        "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/client.c",
+        "src/clock.c", "src/conf.c", "src/config.c", "src/decide.c", "src/dlq.c", "src/engine.c",
+        "src/errors.c", "src/filters.c", "src/options.c", "src/publish.c", "src/qstash.c",
+        "src/request.c", "src/response.c", "src/result.c", "src/step.c", "src/sync.c", "src/url.c",
+        "src/verify.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "crypto", "m", "pthread" },

@@ -52,12 +52,11 @@ static const char *const str_dict_opts[] = {
 
 static qs_buf out_buf; /* like the client's reused header buffer */
 
-/* upvalue-free C function: (id, opts, publish) -> content_type or nil */
+/* upvalue-free C function: (id, opts, publish) -> whether deduplication_id was seen */
 static int call_marshal(lua_State *L)
 {
     qs_args a;
-    const char *ct = NULL;
-    int publish = lua_toboolean(L, 3);
+    int publish = lua_toboolean(L, 3), dedup;
     int top;
     lua_settop(L, 3);
     top = lua_gettop(L);
@@ -65,13 +64,12 @@ static int call_marshal(lua_State *L)
     a.base = 1;
     a.fname = publish ? "publish" : "dlq_retry";
     qs_buf_clear(&out_buf);
-    qs_opts_marshal(&a, 2, &out_buf, publish, publish ? &ct : NULL);
+    dedup = qs_opts_marshal(&a, 2, &out_buf, publish ? QS_OPTS_PUBLISH : QS_OPTS_RETRY);
     if (lua_gettop(L) != top) {
         fprintf(stderr, "stack not balanced: %d -> %d\n", top, lua_gettop(L));
         abort();
     }
-    if (!publish && ct) abort();
-    lua_pushlightuserdata(L, (void *)ct);
+    lua_pushboolean(L, dedup);
     return 1;
 }
 
@@ -84,6 +82,8 @@ typedef struct line {
 
 static line lines[4096];
 static size_t nlines;
+static const char *content_type; /* the Content-Type line's value, if any */
+static size_t content_type_len;
 
 static int is_tchar(unsigned char c)
 {
@@ -95,6 +95,7 @@ static void split_lines(void)
 {
     size_t i = 0;
     nlines = 0;
+    content_type = NULL;
     if (out_buf.n && out_buf.p[out_buf.n - 1] != '\0') FAIL("last header line not NUL-terminated");
     while (i < out_buf.n) {
         const char *s = out_buf.p + i;
@@ -110,8 +111,16 @@ static void split_lines(void)
             if (!is_tchar((unsigned char)s[k])) FAIL("name is not a token: '%s'", s);
         for (k = 0; k < n; k++)
             if (s[k] == '\r' || s[k] == '\n') FAIL("CR or LF in a line: '%s'", s);
-        if (strncasecmp(s, "Upstash-", 8) != 0) FAIL("not an Upstash- header: '%s'", s);
         i += n + 1;
+        if (strncmp(s, "Content-Type: ", 14) == 0) {
+            /* the publish body's type: the last line, once */
+            if (content_type || i != out_buf.n) FAIL("Content-Type not last, or twice");
+            content_type = s + 14;
+            content_type_len = n - 14;
+            nlines--;
+            continue;
+        }
+        if (strncasecmp(s, "Upstash-", 8) != 0) FAIL("not an Upstash- header: '%s'", s);
     }
 }
 
@@ -182,8 +191,7 @@ static int is_method(const char *s)
 }
 
 /* Each name = value of the headers table at idx is sent exactly as given. */
-static void check_forwarded(lua_State *L, int idx, const char *prefix, int publish,
-                            const char *ct)
+static void check_forwarded(lua_State *L, int idx, const char *prefix, int publish)
 {
     static char want[8192];
     lua_pushnil(L);
@@ -196,7 +204,7 @@ static void check_forwarded(lua_State *L, int idx, const char *prefix, int publi
         v = lua_tolstring(L, -1, &vn);
         if (publish && kn == 12 && strncasecmp(k, "Content-Type", 12) == 0) {
             /* the publish body's type: checked via content_type */
-            if (!ct) FAIL("headers['%s'] lost", k);
+            if (!content_type) FAIL("headers['%s'] lost", k);
             lua_pop(L, 1);
             continue;
         }
@@ -213,42 +221,38 @@ static void check_forwarded(lua_State *L, int idx, const char *prefix, int publi
     }
 }
 
-/* The content type comes from content_type or headers['Content-Type'], intact. */
-static void check_content_type(lua_State *L, int opts, const char *ct)
+/* The content type comes from content_type or headers['Content-Type'], whole. */
+static void check_content_type(lua_State *L, int opts)
 {
     size_t n;
     const char *s;
-    if (!ct) return;
+    int found = 0;
     lua_getfield(L, opts, "content_type");
     if (lua_type(L, -1) == LUA_TSTRING) {
         s = lua_tolstring(L, -1, &n);
-        if (s != ct) FAIL("content_type ignored");
-    } else {
-        int found = 0;
-        lua_getfield(L, opts, "headers");
-        if (lua_type(L, -1) != LUA_TTABLE) FAIL("content type from nowhere");
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            s = lua_tolstring(L, -1, &n);
-            if (s == ct) found = 1;
-            lua_pop(L, 1);
-        }
+        if (!content_type || n != content_type_len || memcmp(s, content_type, n) != 0)
+            FAIL("content_type not sent as given");
         lua_pop(L, 1);
-        if (!found) FAIL("content type from nowhere");
-        s = ct;
-        n = strlen(ct);
-        /* the value this pointer came from must be the whole string */
-        lua_getfield(L, opts, "headers");
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            size_t vn;
-            const char *v = lua_tolstring(L, -1, &vn);
-            if (v == ct && vn != n) FAIL("content type truncated at a NUL byte (%zu of %zu bytes)", n, vn);
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
+        return;
     }
     lua_pop(L, 1);
+    lua_getfield(L, opts, "headers");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            size_t kn;
+            const char *k = lua_tolstring(L, -2, &kn);
+            s = lua_tolstring(L, -1, &n);
+            if (kn == 12 && strncasecmp(k, "Content-Type", 12) == 0) {
+                found = 1;
+                if (!content_type || n != content_type_len || memcmp(s, content_type, n) != 0)
+                    FAIL("headers['%s'] not sent whole as the content type", k);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    if (!found && content_type) FAIL("content type from nowhere");
 }
 
 static void check_callback_family(lua_State *L, int idx, const char *family)
@@ -275,7 +279,7 @@ static void check_callback_family(lua_State *L, int idx, const char *family)
     lua_getfield(L, idx, "headers");
     if (!lua_isnil(L, -1)) {
         snprintf(name, sizeof name, "%s-Forward-", family);
-        check_forwarded(L, lua_gettop(L), name, 0, NULL);
+        check_forwarded(L, lua_gettop(L), name, 0);
     }
     lua_settop(L, t);
 }
@@ -292,13 +296,13 @@ static int is_url(const char *v)
     return v && (!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8));
 }
 
-static void check_success(lua_State *L, int opts, int publish, const char *ct)
+static void check_success(lua_State *L, int opts, int publish, int dedup)
 {
     const char *v;
     int top = lua_gettop(L);
     split_lines();
     if (lua_type(L, opts) != LUA_TTABLE) {
-        if (out_buf.n || ct) FAIL("headers without options");
+        if (out_buf.n || dedup) FAIL("headers without options");
         return;
     }
     check_keys(L, opts, top_keys, "option");
@@ -318,8 +322,8 @@ static void check_success(lua_State *L, int opts, int publish, const char *ct)
     if (field(L, opts, "callback") && !is_url(header("Upstash-Callback"))) FAIL("callback");
     if (field(L, opts, "failure_callback") && !is_url(header("Upstash-Failure-Callback")))
         FAIL("failure_callback");
-    if (field(L, opts, "deduplication_id") && !header("Upstash-Deduplication-Id"))
-        FAIL("deduplication_id");
+    if (field(L, opts, "deduplication_id") != dedup) FAIL("deduplication_id seen wrongly");
+    if (dedup && !header("Upstash-Deduplication-Id")) FAIL("deduplication_id");
     if (field(L, opts, "content_based_deduplication")) {
         v = header("Upstash-Content-Based-Deduplication");
         if (!v || (strcmp(v, "true") && strcmp(v, "false"))) FAIL("content_based_deduplication");
@@ -345,9 +349,9 @@ static void check_success(lua_State *L, int opts, int publish, const char *ct)
     if (field(L, opts, "failure_callback_options"))
         check_callback_family(L, lua_gettop(L), "Upstash-Failure-Callback");
     if (field(L, opts, "headers"))
-        check_forwarded(L, lua_gettop(L), "Upstash-Forward-", publish, ct);
-    if (!publish && field(L, opts, "content_type")) FAIL("content_type accepted outside publish");
-    if (publish) check_content_type(L, opts, ct);
+        check_forwarded(L, lua_gettop(L), "Upstash-Forward-", publish);
+    if (!publish && (field(L, opts, "content_type") || content_type)) FAIL("content_type accepted outside publish");
+    if (publish) check_content_type(L, opts);
     lua_settop(L, top);
 }
 
@@ -383,10 +387,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_insert(state, 1);
     top = lua_gettop(state);
     if (lua_pcall(state, 3, 1, 0) == 0) {
-        const char *ct = (const char *)lua_touserdata(state, -1);
+        int dedup = lua_toboolean(state, -1);
         lua_pop(state, 1);
         if (lua_gettop(state) != top - 4) abort();
-        check_success(state, 1, publish, ct);
+        check_success(state, 1, publish, dedup);
     } else {
         if (lua_type(state, -1) != LUA_TSTRING) FAIL("an error that is not a string");
         if (strncmp(lua_tostring(state, -1), "bad argument #", 14) != 0)

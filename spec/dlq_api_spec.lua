@@ -98,11 +98,17 @@ describe("DLQ API", function()
       assert.equal("unauthorized", err.kind)
     end)
 
-    it("stops when the cursor does not move", function()
+    it("raises when the cursor does not move, after the messages it got", function()
       srv:script{ page({ { dlqId = "1" } }, "same"), page({ { dlqId = "2" } }, "same") }
-      local n = 0
-      for _ in client:dlq_messages() do n = n + 1 end
-      assert.equal(2, n)
+      local seen = {}
+      local ok, err = pcall(function()
+        for m in client:dlq_messages() do seen[#seen + 1] = m.dlqId end
+      end)
+      assert.is_false(ok)
+      assert.equal("decode", err.kind)
+      assert.matches("cursor repeated", err.message, 1, true)
+      assert.same({ "1", "2" }, seen)
+      assert.equal(2, #srv:requests())
     end)
 
     it("validates params before the loop starts", function()

@@ -27,12 +27,20 @@ describe("fuzz regressions", function()
 
   describe("a key with a NUL byte is not the key before it (options_fuzz, filters_fuzz)", function()
     it("is an unknown option, not a silently ignored 'retries'", function()
-      rejected("unknown option 'retries'", client.dlq_retry, client, "1725323658779-0",
-        { ["retries\0"] = 3 })
+      rejected("unknown option 'retries\\0' (the key holds a NUL byte)", client.dlq_retry, client,
+        "1725323658779-0", { ["retries\0"] = 3 })
+    end)
+
+    it("is named with its NUL byte and gets no suggestion of the key before it", function()
+      local ok, err = pcall(client.dlq_retry, client, "1725323658779-0", { ["retries\0x"] = 3 })
+      assert.is_false(ok)
+      assert.matches("unknown option 'retries\\0x'", err, 1, true)
+      assert.is_nil(err:find("did you mean", 1, true))
+      assert.same({}, srv:requests())
     end)
 
     it("is an unknown filter, so { all = true } does not silently drop it", function()
-      rejected("unknown filter 'url'", client.dlq_delete_many, client,
+      rejected("unknown filter 'url\\0x'", client.dlq_delete_many, client,
         { ["url\0x"] = "https://example.com", all = true })
     end)
 

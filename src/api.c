@@ -1,14 +1,55 @@
-/* Shared plumbing of the API functions (see api.h). */
-#include <stdio.h>
+/* The API layer (see api.h). */
 #include <string.h>
 #include <lauxlib.h>
 #include "api.h"
 #include "compat.h"
 #include "errors.h"
-#include "response.h"
+#include "sync.h"
 
 #define DEFAULT_KEY "qstash.default"
 #define DEFAULT_SAFE_KEY "qstash.default.safe"
+#define PLANS_KEY "qstash.plans"
+#define SCRATCH_MT "qstash.buf"
+
+static int scratch_gc(lua_State *L)
+{
+    qs_buf_free((qs_buf *)luaL_checkudata(L, 1, SCRATCH_MT));
+    return 0;
+}
+
+void qs_api_init(lua_State *L)
+{
+    if (luaL_newmetatable(L, SCRATCH_MT)) {
+        lua_pushcfunction(L, scratch_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+}
+
+qs_buf *qs_api_scratch(lua_State *L)
+{
+    qs_buf *b = (qs_buf *)qs_newudata(L, sizeof *b);
+    memset(b, 0, sizeof *b);
+    luaL_getmetatable(L, SCRATCH_MT);
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+int qs_api_finish(lua_State *L, int safe, int ok)
+{
+    if (ok) return 1;
+    return qs_error_finish(L, safe);
+}
+
+/* Runs an API row with the client at a->base - 1. */
+static int run(lua_State *L, const qs_api *api, qs_client *c, const qs_args *a)
+{
+    int ok;
+    if (api->fn) return api->fn(L, c, a);
+    qs_call_new(L, c, api->plan, a);
+    ok = qs_sync_run(L, c, lua_gettop(L));
+    return qs_api_finish(L, c->safe, ok);
+}
 
 static int method_wrapper(lua_State *L)
 {
@@ -18,7 +59,7 @@ static int method_wrapper(lua_State *L)
     a.L = L;
     a.base = 2;
     a.fname = api->name;
-    return api->fn(L, c, &a);
+    return run(L, api, c, &a);
 }
 
 static int module_wrapper(lua_State *L)
@@ -42,7 +83,7 @@ static int module_wrapper(lua_State *L)
     a.L = L;
     a.base = 2;
     a.fname = api->name;
-    return api->fn(L, c, &a);
+    return run(L, api, c, &a);
 }
 
 void qs_api_register(lua_State *L, const qs_api *apis, int safe)
@@ -50,31 +91,37 @@ void qs_api_register(lua_State *L, const qs_api *apis, int safe)
     int mod = lua_gettop(L);
     luaL_getmetatable(L, QS_CLIENT_MT);
     lua_getfield(L, -1, "__index");
+    lua_getfield(L, LUA_REGISTRYINDEX, PLANS_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, PLANS_KEY);
+    }
     for (; apis->name; apis++) {
         lua_pushlightuserdata(L, (void *)apis);
         lua_pushcclosure(L, method_wrapper, 1);
-        lua_setfield(L, -2, apis->name);
+        lua_setfield(L, -3, apis->name);
         lua_pushlightuserdata(L, (void *)apis);
         lua_pushboolean(L, safe);
         lua_pushcclosure(L, module_wrapper, 2);
         lua_setfield(L, mod, apis->name);
+        if (apis->plan) {
+            lua_pushlightuserdata(L, (void *)apis->plan);
+            lua_setfield(L, -2, apis->name);
+        }
     }
-    lua_pop(L, 2);
+    lua_pop(L, 3);
 }
 
-void qs_api_target(lua_State *L, qs_client *c, const char *path, size_t len)
+const qs_plan *qs_api_plan(lua_State *L, const char *name)
 {
-    int fail = 0;
-    qs_buf_clear(&c->sync.path);
-    qs_buf_clear(&c->sync.url);
-    fail |= qs_buf_add(&c->sync.path, path, len);
-    fail |= qs_buf_adds(&c->sync.url, c->base_url);
-    fail |= qs_buf_add(&c->sync.url, path, len);
-    if (c->token_in_query && c->token) {
-        fail |= qs_buf_adds(&c->sync.url, memchr(path, '?', len) ? "&qstash_token=" : "?qstash_token=");
-        fail |= qs_buf_add_pct(&c->sync.url, c->token, strlen(c->token));
-    }
-    if (fail) luaL_error(L, "not enough memory");
+    const qs_plan *p;
+    lua_getfield(L, LUA_REGISTRYINDEX, PLANS_KEY);
+    lua_getfield(L, -1, name);
+    p = (const qs_plan *)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return p;
 }
 
 const char *qs_api_check_id(const qs_args *a, int idx, size_t *len)
@@ -102,29 +149,4 @@ void qs_api_add_id(const qs_args *a, int idx, qs_buf *out)
     size_t n;
     const char *id = qs_api_check_id(a, idx, &n);
     if (qs_buf_add_pct(out, id, n)) luaL_error(a->L, "not enough memory");
-}
-
-void qs_api_shape_error(lua_State *L, qs_client *c, const qs_xfer *x, const char *method,
-                        long status, const char *why)
-{
-    qs_error_push(L, "decode", why);
-    qs_error_setint(L, "status", status);
-    lua_pushstring(L, method);
-    lua_setfield(L, -2, "method");
-    qs_error_setscrubbed(L, "path", x->path.p, x->path.n, c->token, 2048);
-    qs_error_setscrubbed(L, "body", x->body.p, x->body.n, c->token, 4096);
-    qs_error_setint(L, "attempts", c->last_attempts);
-    qs_error_setbool(L, "ambiguous", 0);
-}
-
-int qs_api_decode(lua_State *L, qs_client *c, const qs_xfer *x, const char *method, long status)
-{
-    if (qs_json_decode(L, x->body.p ? x->body.p : "", x->body.n) == 0) return 1;
-    {
-        char why[300];
-        snprintf(why, sizeof why, "invalid JSON in the response: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        qs_api_shape_error(L, c, x, method, status, why);
-    }
-    return 0;
 }

@@ -1,29 +1,45 @@
-/* Shared plumbing of the API functions: registration in both variants,
- * URLs and paths, and decoding of successful responses. */
+/* The API layer: registration of the API functions in both variants, the
+ * one place that decides between raising and returning nil, err, and the
+ * DLQ id checks the API functions share. */
 #ifndef QS_API_H
 #define QS_API_H
 
 #include <lua.h>
 #include "args.h"
+#include "call.h"
 #include "client.h"
 
-/* An API function: the client is at stack index a->base - 1, the user's
- * arguments start at a->base. */
+/* An API function of its own logic: the client is at stack index
+ * a->base - 1, the user's arguments start at a->base. It ends through
+ * qs_api_finish. */
 typedef int (*qs_api_fn)(lua_State *L, qs_client *c, const qs_args *a);
 
+/* A row: either a plan (a call run over the engine: most API functions) or
+ * a function of its own (async, iterators, prepare). */
 typedef struct qs_api {
     const char *name;
     qs_api_fn fn;
+    const qs_plan *plan;
 } qs_api;
 
 /* Adds each API to the table at the top twice over: as client methods (into
  * the client metatable's __index) and as module functions using the default
- * client of the `safe` variant. */
+ * client of the `safe` variant. Plans also become known to prepare. */
 void qs_api_register(lua_State *L, const qs_api *apis, int safe);
 
-/* Sets c->path to `path` (already encoded; never holding the token) and
- * c->url to the base URL, the path, and the token query when configured. */
-void qs_api_target(lua_State *L, qs_client *c, const char *path, size_t len);
+/* The plan registered under `name`, or NULL. */
+const qs_plan *qs_api_plan(lua_State *L, const char *name);
+
+/* The end of every API function: ok (the value at the top is returned), or
+ * the error at the top is raised, or returned as nil, err when `safe`. */
+int qs_api_finish(lua_State *L, int safe, int ok);
+
+/* Pushes an empty buffer owned by the collector (a userdata whose __gc
+ * frees it): scratch space that an argument error cannot leak. */
+qs_buf *qs_api_scratch(lua_State *L);
+
+/* Creates the metatables of the API layer (call once from luaopen). */
+void qs_api_init(lua_State *L);
 
 /* Checks a DLQ id (string; not empty, '.', '..', over 512 bytes, or holding
  * control bytes) and appends it percent-encoded as one path segment. */
@@ -31,13 +47,5 @@ void qs_api_add_id(const qs_args *a, int idx, qs_buf *out);
 
 /* The checks of qs_api_add_id alone: returns the id and its length. */
 const char *qs_api_check_id(const qs_args *a, int idx, size_t *len);
-
-/* Decodes the JSON body of a successful response and pushes it; on failure
- * pushes a `decode` error and returns 0. */
-int qs_api_decode(lua_State *L, qs_client *c, const qs_xfer *x, const char *method, long status);
-
-/* Pushes a `decode` error for a body of the wrong shape. */
-void qs_api_shape_error(lua_State *L, qs_client *c, const qs_xfer *x, const char *method,
-                        long status, const char *why);
 
 #endif

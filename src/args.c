@@ -55,6 +55,21 @@ const char *qs_closest(const char *key, const char *const *known)
     return best_d <= limit ? best : NULL;
 }
 
+/* The key as Lua source would show it: control bytes (NUL included) and
+ * quotes escaped, cut at 80 bytes. */
+static void printable_key(const char *name, size_t len, char *out, size_t outsz)
+{
+    size_t i, o = 0;
+    for (i = 0; i < len && o + 5 < outsz && i < 80; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\\' || ch == '\'')
+            o += (size_t)snprintf(out + o, outsz - o, ch == '\\' || ch == '\'' ? "\\%c" : "\\%u", ch);
+        else
+            out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+}
+
 void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
                    const char *const *known)
 {
@@ -63,6 +78,7 @@ void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
     while (lua_next(L, idx)) {
         const char *const *k;
         const char *name, *hint;
+        char shown[96];
         size_t len;
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
@@ -74,9 +90,13 @@ void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
         for (k = known; *k; k++)
             if (strlen(*k) == len && memcmp(*k, name, len) == 0) break;
         if (*k) continue;
+        printable_key(name, len, shown, sizeof shown);
+        /* a key with a NUL byte reads as a known name cut short: no suggestion */
+        if (strlen(name) != len)
+            qs_argerror(a, argidx, "unknown %s '%s' (the key holds a NUL byte)", what, shown);
         hint = qs_closest(name, known);
         if (hint)
-            qs_argerror(a, argidx, "unknown %s '%s'; did you mean '%s'?", what, name, hint);
-        qs_argerror(a, argidx, "unknown %s '%s'", what, name);
+            qs_argerror(a, argidx, "unknown %s '%s'; did you mean '%s'?", what, shown, hint);
+        qs_argerror(a, argidx, "unknown %s '%s'", what, shown);
     }
 }

@@ -1,11 +1,14 @@
-/* Async requests and batches over the client's multi handle.
+/* Async requests and batches: dlq_retry_async, poll, pending, wait,
+ * handle:cancel and dlq_retry_each (design.md, "Concurrency").
  *
- * A request is a userdata (the handle) holding its own transfer. While it is
- * active it sits in the client's list and the registry keeps it, its
- * callback and its client alive. `poll` drives libcurl, decides after each
- * attempt (the same decision as synchronous calls), and runs callbacks under
- * pcall once a request's C state is complete: no Lua runs inside libcurl and
- * no error unwinds through half-open transfers. */
+ * One lifecycle per request: a job is C memory owned by its client's set
+ * (hooked to the client: closing the client frees the set) until it is
+ * delivered; then a holder on the Lua stack owns it while its result is
+ * built, and it is freed before its callback runs. Lua holds no pointer to a
+ * job: handles and callbacks refer to it by a number, and callbacks live in
+ * the client's own table, so a dropped client with requests in flight is
+ * collected (its __gc cancels them; their callbacks do not run). No Lua runs
+ * while a job sits in the set half-updated. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,235 +16,329 @@
 #include "api.h"
 #include "async.h"
 #include "call.h"
+#include "clock.h"
 #include "compat.h"
+#include "dlq.h"
 #include "errors.h"
-#include "options.h"
-#include "response.h"
+#include "result.h"
 
-#define QS_ASYNC_MT "qstash.request"
+#define QS_HANDLE_MT "qstash.request"
+#define QS_HOLDER_MT "qstash.delivery"
 
-enum { A_WAITING, A_RUNNING, A_FINISHED, A_CANCELLED, A_DONE };
+enum { J_WAITING, J_RUNNING, J_FINISHED, J_CANCELLED };
 
-typedef struct qs_async {
+typedef struct qs_job {
+    qs_req req;
     qs_xfer x;
-    struct qs_async *next, *prev;
-    qs_client *c;
+    qs_outcome out;
+    qs_decision d;            /* J_FINISHED: how it ended */
+    struct qs_job *next, *prev;
+    double start_at;          /* J_WAITING: not before this (monotonic) */
+    lua_Integer id;           /* its callback's key; its handle's number */
+    lua_Integer batch;        /* 0, or its batch's key */
+    lua_Integer batch_idx;    /* the id's index in its batch */
     int state;
-    int attempt;
-    qs_step st;
-    qs_attempt at;
-    double start_at;   /* A_WAITING: not before this (monotonic) */
-    int cb_ref, self_ref, client_ref;
-    int batch_idx;         /* dlq_retry_each: the id's index, passed to the callback */
-    const void *batch;     /* dlq_retry_each: which batch it belongs to; such a request
-                              is plain C memory with no handle, and the batch owns cb_ref */
-} qs_async;
+    int running;              /* x is in the engine */
+    int forked;               /* inherited across a fork: the parent has its outcome */
+    int cancel_ambiguous;     /* J_CANCELLED: it may have been sent */
+} qs_job;
 
-static const qs_request retry_request = {"POST", NULL, 0, NULL};
+typedef struct qs_set {
+    qs_job *head;
+    int pending;              /* jobs not yet delivered */
+    double pause_until;       /* monotonic time before which none starts (429) */
+    int in_poll;              /* poll is delivering */
+    unsigned eng_gen;         /* the engine generation the jobs belong to */
+} qs_set;
 
-static void link_active(qs_client *c, qs_async *a)
+/* ---- jobs and the set (C only) ------------------------------------------ */
+
+static void job_free(qs_job *j)
 {
-    a->prev = NULL;
-    a->next = c->active;
-    if (c->active) c->active->prev = a;
-    c->active = a;
-    c->pending++;
+    qs_req_free(&j->req);
+    free(j);
 }
 
-static void unlink_active(qs_client *c, qs_async *a)
+static void link_job(qs_set *s, qs_job *j)
 {
-    if (a->prev) a->prev->next = a->next;
-    else c->active = a->next;
-    if (a->next) a->next->prev = a->prev;
-    a->next = a->prev = NULL;
-    c->pending--;
+    j->prev = NULL;
+    j->next = s->head;
+    if (s->head) s->head->prev = j;
+    s->head = j;
+    s->pending++;
 }
 
-static void detach(qs_client *c, qs_async *a)
+static void unlink_job(qs_set *s, qs_job *j)
 {
-    if (a->x.in_multi && c->multi) curl_multi_remove_handle(c->multi, a->x.easy);
-    a->x.in_multi = 0;
+    if (j->prev) j->prev->next = j->next;
+    else s->head = j->next;
+    if (j->next) j->next->prev = j->prev;
+    j->next = j->prev = NULL;
+    s->pending--;
 }
 
-/* Releases what the request holds: its transfer (whose handle the client
- * keeps for the next request) and its registry refs. */
-static void release(lua_State *L, qs_async *a)
+/* Stops a job's transfer, if it has one (a transfer of another process is
+ * only forgotten). */
+static void stop_transfer(qs_client *c, qs_job *j)
 {
-    qs_client_give_spare(a->c, &a->x);
-    if (a->batch) {
-        free(a);
-        return;
+    if (!j->running) return;
+    qs_engine_abandon(&c->eng, &j->x);
+    j->running = 0;
+}
+
+/* The client's close hook: every job is cancelled without its callback. */
+static void set_close(lua_State *L, qs_client *c, int idx)
+{
+    qs_set *s = (qs_set *)c->ext;
+    while (s->head) {
+        qs_job *j = s->head;
+        stop_transfer(c, j);
+        unlink_job(s, j);
+        job_free(j);
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, a->cb_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, a->client_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, a->self_ref);
-    a->cb_ref = a->client_ref = a->self_ref = LUA_NOREF;
-    a->state = A_DONE;
+    free(s);
+    c->ext = NULL;
+    /* the callbacks go with the jobs */
+    qs_getuv(L, idx);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, "cbs");
+        lua_pushnil(L);
+        lua_setfield(L, -2, "batches");
+    }
+    lua_pop(L, 1);
 }
 
-void qs_async_close_all(lua_State *L, qs_client *c)
+static qs_set *get_set(lua_State *L, qs_client *c)
 {
-    while (c->active) {
-        qs_async *a = c->active;
-        detach(c, a);
-        unlink_active(c, a);
-        release(L, a);
+    qs_set *s = (qs_set *)c->ext;
+    if (s) return s;
+    if (!(s = (qs_set *)calloc(1, sizeof *s))) luaL_error(L, "not enough memory");
+    s->eng_gen = c->eng.gen;
+    c->ext = s;
+    c->on_close = set_close;
+    return s;
+}
+
+/* Makes the engine this process's. After a fork, every job inherited from
+ * the parent completes at once: the parent has its transfer and will learn
+ * its outcome; this process never will. */
+static void after_fork(lua_State *L, qs_client *c, qs_set *s)
+{
+    qs_job *j;
+    if (qs_engine_ready(&c->eng) != 0) luaL_error(L, "qstash: cannot create libcurl handles");
+    if (s->eng_gen == c->eng.gen) return;
+    for (j = s->head; j; j = j->next) {
+        stop_transfer(c, j);
+        j->forked = 1;
+        j->state = J_FINISHED;
+    }
+    s->eng_gen = c->eng.gen;
+}
+
+static void decide_job(qs_set *s, qs_job *j, double now)
+{
+    qs_decision d = qs_decide(&j->req, &j->out, now, qs_wall(), qs_req_random(&j->req));
+    j->req.attempts = d.attempts;
+    j->req.ambiguous = d.ambiguous;
+    if (d.verb == QS_RETRY) {
+        j->state = J_WAITING;
+        j->start_at = now + d.wait;
+        /* a 429 pauses every start of this client until its wait is over */
+        if (d.rate_limited && j->start_at > s->pause_until) s->pause_until = j->start_at;
+    } else {
+        j->state = J_FINISHED;
+        j->d = d;
     }
 }
 
-/* Starts the waiting requests whose time has come (and no 429 pause holds). */
-static void start_due(qs_client *c, double now)
+/* Starts the waiting jobs whose time has come (and no 429 pause holds). */
+static void start_due(qs_client *c, qs_set *s, double now)
 {
-    qs_async *a;
-    if (now < c->pause_until) return;
-    for (a = c->active; a; a = a->next) {
-        if (a->state != A_WAITING || a->start_at > now) continue;
-        if (qs_engine_setup(c, &a->x, &retry_request, 1) != 0 ||
-            curl_multi_add_handle(c->multi, a->x.easy) != CURLM_OK) {
-            /* cannot start: finish it as a failed attempt */
-            a->x.result = CURLE_OUT_OF_MEMORY;
-            a->x.done = 1;
-            a->attempt++;
-            a->state = A_RUNNING;
+    qs_job *j;
+    if (now < s->pause_until) return;
+    for (j = s->head; j; j = j->next) {
+        if (j->state != J_WAITING || j->start_at > now) continue;
+        if (j->req.deadline == 0) qs_req_start_clock(&j->req, now);
+        j->state = J_RUNNING;
+        if (qs_engine_start(&c->eng, &j->x, &j->req, 1, now) != 0) {
+            /* cannot start: an attempt that failed before sending */
+            memset(&j->out, 0, sizeof j->out);
+            j->out.failure = QS_FAIL_NETWORK;
+            strcpy(j->out.message, "not enough memory to start the request");
+            decide_job(s, j, now);
             continue;
         }
-        a->x.in_multi = 1;
-        a->attempt++;
-        a->state = A_RUNNING;
+        j->running = 1;
     }
 }
 
 /* Decides after each finished attempt: retry later, or finished. */
-static void settle(qs_client *c, double now)
+static void settle(qs_client *c, qs_set *s, double now)
 {
-    qs_async *a;
-    for (a = c->active; a; a = a->next) {
-        int r;
-        if (a->state != A_RUNNING || !a->x.done) continue;
-        qs_engine_outcome(&a->x, &a->at);
-        detach(c, a);
-        r = qs_call_step(c, &a->x, &a->at, a->attempt, 1, &a->st);
-        if (r == QS_STEP_RETRY) {
-            a->state = A_WAITING;
-            a->start_at = now + a->st.wait;
-            /* a 429 pauses every start of this client until its wait is over */
-            if (a->at.status == 429 && a->start_at > c->pause_until) c->pause_until = a->start_at;
-        } else {
-            a->state = A_FINISHED;
-        }
+    qs_job *j;
+    for (j = s->head; j; j = j->next) {
+        if (j->state != J_RUNNING || !j->x.done) continue;
+        qs_engine_finish(&c->eng, &j->x, &j->out);
+        j->running = 0;
+        decide_job(s, j, now);
     }
 }
 
-/* Pushes callback, res, err for a finished or cancelled request, then
- * releases it. */
-static int push_completion(lua_State *L, qs_client *c, qs_async *a)
+static qs_job *first_completed(const qs_set *s)
+{
+    qs_job *j;
+    for (j = s->head; j; j = j->next)
+        if (j->state == J_FINISHED || j->state == J_CANCELLED) return j;
+    return NULL;
+}
+
+/* Completes a pending job with `cancelled`; 0 if it was not pending. */
+static int cancel(qs_client *c, qs_job *j)
+{
+    if (j->state != J_WAITING && j->state != J_RUNNING) return 0;
+    j->cancel_ambiguous = j->req.ambiguous || (j->running && j->x.sends > 0);
+    stop_transfer(c, j);
+    j->state = J_CANCELLED;
+    return 1;
+}
+
+/* ---- delivery (Lua) ------------------------------------------------------ */
+
+/* Owns a job taken out of its set while its result is built: an error
+ * unwinding meanwhile still frees it. */
+typedef struct holder {
+    qs_job *job;
+} holder;
+
+static int holder_gc(lua_State *L)
+{
+    holder *h = (holder *)luaL_checkudata(L, 1, QS_HOLDER_MT);
+    if (h->job) job_free(h->job);
+    h->job = NULL;
+    return 0;
+}
+
+/* Pushes the client's table `name` (cbs or batches), creating it. */
+static void push_table(lua_State *L, int cidx, const char *name)
+{
+    qs_getuv(L, cidx);
+    lua_getfield(L, -1, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, name);
+    }
+    lua_remove(L, -2);
+}
+
+/* Pushes the callback of j and its arguments: callback, [index,] res, err.
+ * Returns how many arguments, or -1 (nothing pushed) when it has none. */
+static int push_delivery(lua_State *L, int cidx, qs_job *j)
 {
     int nargs = 2;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, a->cb_ref);
-    if (a->batch) {
-        /* a batch's one callback learns which id from its index */
-        qs_pushint(L, a->batch_idx);
+    push_table(L, cidx, j->batch ? "batches" : "cbs");
+    qs_pushint(L, j->batch ? j->batch : j->id);
+    lua_rawget(L, -2);
+    if (!j->batch) {
+        /* a single request's callback runs once */
+        qs_pushint(L, j->id);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+    }
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (j->batch) {
+        qs_pushint(L, j->batch_idx);
         nargs = 3;
     }
-    if (a->state == A_CANCELLED) {
+    if (j->forked) {
         lua_pushnil(L);
-        qs_error_push(L, "cancelled", "the request was cancelled");
-        lua_pushliteral(L, "POST");
-        lua_setfield(L, -2, "method");
-        qs_error_setscrubbed(L, "path", a->x.path.p, a->x.path.n, c->token, 2048);
-        qs_error_setint(L, "attempts", a->attempt);
-        /* cancelled after being sent: the retry may have happened */
-        qs_error_setbool(L, "ambiguous", a->st.ambiguous || a->x.in_multi);
-    } else if (a->st.v.what == QS_OUT_OK) {
-        if (qs_api_decode(L, c, &a->x, "POST", a->at.status)) {
-            const char *why = qs_shape_publish_response(L);
-            if (why) {
-                lua_pop(L, 1);
-                qs_api_shape_error(L, c, &a->x, "POST", a->at.status, why);
-                lua_pushnil(L);
-                lua_insert(L, -2);
-            } else {
-                lua_pushnil(L);
-            }
+        qs_result_cancelled(L, &j->req, "the process forked while this request was pending: its outcome "
+                                        "is known to the parent process only", 1);
+    } else if (j->state == J_CANCELLED) {
+        lua_pushnil(L);
+        qs_result_cancelled(L, &j->req, "the request was cancelled", j->cancel_ambiguous);
+    } else if (j->d.verb == QS_DONE) {
+        if (qs_result_publish(L, &j->req, j->out.status)) {
+            lua_pushnil(L);
         } else {
             lua_pushnil(L);
             lua_insert(L, -2);
         }
     } else {
         lua_pushnil(L);
-        qs_call_error(L, c, &a->x, "POST", &a->at, &a->st.v, a->attempt, a->st.ambiguous, a->st.wait);
+        qs_result_error(L, &j->req, &j->out, &j->d);
     }
-    detach(c, a);
-    unlink_active(c, a);
-    release(L, a);
     return nargs;
 }
 
-/* Runs the callbacks of every completed request. Returns how many ran; the
- * first callback error (if any) is left in *err_ref. */
-static int run_callbacks(lua_State *L, qs_client *c, int *err_ref)
+/* Runs the callbacks of every completed job of the client at cidx. Returns
+ * how many ran; the first callback error (if any) is left in *err_ref. A
+ * callback may close the client: delivery stops there. */
+static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
 {
-    int ran = 0;
+    int ran = 0, top = lua_gettop(L);
+    holder *h;
+    if (c->closed || !c->ext || !first_completed((qs_set *)c->ext)) return 0;
+    h = (holder *)qs_newudata(L, sizeof *h);
+    h->job = NULL;
+    luaL_getmetatable(L, QS_HOLDER_MT);
+    lua_setmetatable(L, -2);
     for (;;) {
-        qs_async *a;
-        for (a = c->active; a; a = a->next)
-            if (a->state == A_FINISHED || a->state == A_CANCELLED) break;
-        if (!a) return ran;
-        {
-            int nargs = push_completion(L, c, a);
-            ran++;
-            if (lua_pcall(L, nargs, 0, 0) == 0) goto next;
-        }
-        {
+        qs_job *j;
+        int nargs;
+        /* the client may have closed during the last round's Lua code */
+        if (c->closed || !(j = first_completed((qs_set *)c->ext))) break;
+        unlink_job((qs_set *)c->ext, j);
+        h->job = j;
+        nargs = push_delivery(L, cidx, j);
+        h->job = NULL;
+        job_free(j); /* C memory first: the callback may raise */
+        if (nargs < 0) continue;
+        ran++;
+        if (lua_pcall(L, nargs, 0, 0) != 0) {
             if (*err_ref == LUA_NOREF) *err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
             else lua_pop(L, 1);
         }
-    next:
-        if (c->closed) return ran; /* close() inside a callback cancels the rest */
     }
+    lua_settop(L, top);
+    return ran;
 }
 
-static int any_completed(qs_client *c)
-{
-    qs_async *a;
-    for (a = c->active; a; a = a->next)
-        if (a->state == A_FINISHED || a->state == A_CANCELLED) return 1;
-    return 0;
-}
-
-/* Drives every transfer until at least one request completes or `timeout`
+/* Drives every transfer until at least one job completes or `timeout`
  * seconds pass, then runs the callbacks of all completed ones. */
-static int drive(lua_State *L, qs_client *c, double timeout, int *err_ref)
+static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref)
 {
     double deadline = qs_now() + timeout;
-    if (qs_client_ready(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
-    c->in_poll++;
+    qs_set *s = get_set(L, c);
+    int ran;
+    after_fork(L, c, s);
     for (;;) {
         double now = qs_now(), wake = deadline;
-        int running = 0;
-        qs_async *a;
-        start_due(c, now);
-        curl_multi_perform(c->multi, &running);
-        qs_engine_collect(c);
-        settle(c, qs_now());
-        if (any_completed(c) || c->pending == 0) break;
+        qs_job *j;
+        start_due(c, s, now);
+        qs_engine_drive(&c->eng, 0);
+        settle(c, s, qs_now());
+        if (first_completed(s) || s->pending == 0) break;
         now = qs_now();
         if (now >= deadline) break;
-        for (a = c->active; a; a = a->next) {
-            if (a->state != A_WAITING) continue;
-            double at = a->start_at > c->pause_until ? a->start_at : c->pause_until;
+        for (j = s->head; j; j = j->next) {
+            double at;
+            if (j->state != J_WAITING) continue;
+            at = j->start_at > s->pause_until ? j->start_at : s->pause_until;
             if (at < wake) wake = at;
         }
-        if (wake > now) {
-            double ms = ceil((wake - now) * 1000.0);
-            curl_multi_poll(c->multi, NULL, 0, ms > 1e6 ? 1000000 : (int)ms, NULL);
-        }
+        if (wake > now) qs_engine_drive(&c->eng, wake - now);
     }
-    {
-        int ran = run_callbacks(L, c, err_ref);
-        c->in_poll--;
-        return ran;
-    }
+    s->in_poll++;
+    ran = deliver(L, c, cidx, err_ref);
+    if (!c->closed) ((qs_set *)c->ext)->in_poll--;
+    return ran;
 }
 
 static void raise_callback_error(lua_State *L, int err_ref)
@@ -254,71 +351,84 @@ static void raise_callback_error(lua_State *L, int err_ref)
     lua_error(L);
 }
 
-/* Creates an active request for the id at idx, with the header lines now in
- * c->headers. A single request gets a handle (pushed) holding refs to its
- * callback at cb and to the client; a batch request (batch != NULL) is plain
- * C memory whose callback ref cb_ref belongs to the batch. */
-static qs_async *new_request(lua_State *L, qs_client *c, const qs_args *a, int idx, int cb,
-                             const void *batch, int batch_idx, int cb_ref)
+static int in_poll(const qs_client *c)
 {
-    qs_async *r;
-    int top = 0;
-    qs_buf_clear(&c->query);
-    if (qs_buf_adds(&c->query, "/v2/dlq/retry/")) luaL_error(L, "not enough memory");
-    qs_api_add_id(a, idx, &c->query);
-    qs_api_target(L, c, c->query.p, c->query.n);
-    if (batch) {
-        r = (qs_async *)calloc(1, sizeof *r);
-        if (!r) luaL_error(L, "not enough memory");
-    } else {
-        r = (qs_async *)qs_newudata(L, sizeof *r);
-        memset(r, 0, sizeof *r);
-        luaL_getmetatable(L, QS_ASYNC_MT);
-        lua_setmetatable(L, -2);
-        top = lua_gettop(L);
-    }
-    r->cb_ref = r->self_ref = r->client_ref = LUA_NOREF;
-    r->state = A_DONE;
-    if (qs_client_take_spare(c, &r->x) || qs_buf_add(&r->x.url, c->sync.url.p, c->sync.url.n) ||
-        qs_buf_add(&r->x.path, c->sync.path.p, c->sync.path.n) ||
-        qs_engine_headers(c, &r->x, &retry_request)) {
-        qs_xfer_free(&r->x);
-        if (batch) free(r);
-        luaL_error(L, "not enough memory");
-        return NULL;
-    }
-    r->c = c;
-    if (batch) {
-        r->cb_ref = cb_ref;
-    } else {
-        lua_pushvalue(L, cb);
-        r->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_pushvalue(L, a->base - 1);
-        r->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_pushvalue(L, top);
-        r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-    r->batch = batch;
-    r->batch_idx = batch_idx;
-    r->state = A_WAITING;
-    r->start_at = 0; /* due at once */
-    link_active(c, r);
-    return r;
+    return c->ext && ((const qs_set *)c->ext)->in_poll > 0;
 }
+
+/* A new number for a job or a batch of the client at cidx. */
+static lua_Integer next_number(lua_State *L, int cidx)
+{
+    lua_Integer n;
+    qs_getuv(L, cidx);
+    lua_getfield(L, -1, "next");
+    n = (lua_Integer)lua_tonumber(L, -1) + 1;
+    lua_pop(L, 1);
+    qs_pushint(L, n);
+    lua_setfield(L, -2, "next");
+    lua_pop(L, 1);
+    return n;
+}
+
+/* Makes a job of a copy of the request r, retargeted to the DLQ id at idx
+ * (when idx > 0), and adds it to the set. C only, but for reading the id. */
+static void add_job(lua_State *L, qs_client *c, const qs_req *r, int idx, lua_Integer id,
+                    lua_Integer batch, lua_Integer batch_idx)
+{
+    qs_set *s = get_set(L, c);
+    qs_job *j = (qs_job *)calloc(1, sizeof *j);
+    if (!j || qs_req_copy(&j->req, r) != 0) goto oom;
+    if (idx) {
+        size_t n;
+        const char *key = lua_tolstring(L, idx, &n);
+        qs_buf_clear(&j->req.target);
+        if (qs_buf_adds(&j->req.target, "/v2/dlq/retry/") || qs_buf_add_pct(&j->req.target, key, n) ||
+            qs_req_set_target(&j->req, j->req.target.p, j->req.target.n))
+            goto oom;
+    }
+    j->id = id;
+    j->batch = batch;
+    j->batch_idx = batch_idx;
+    j->state = J_WAITING;
+    j->start_at = 0; /* due at once */
+    link_job(s, j);
+    return;
+oom:
+    if (j) job_free(j);
+    luaL_error(L, "not enough memory");
+}
+
+/* ---- the API -------------------------------------------------------------- */
 
 /* client:dlq_retry_async(id, opts, callback) -> handle; callback(res, err) runs from poll */
 static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int cb = a->base + 2;
+    int cb = a->base + 2, cidx = a->base - 1, k;
+    lua_Integer id;
     lua_settop(L, cb);
-    qs_api_check_id(a, a->base, &(size_t){0});
-    qs_buf_clear(&c->headers);
-    qs_opts_marshal(a, a->base + 1, &c->headers, 0, NULL);
+    k = (qs_call_new(L, c, &qs_plan_dlq_retry, a), lua_gettop(L));
     if (lua_type(L, cb) != LUA_TFUNCTION)
         qs_argerror(a, cb, "callback must be a function, got %s", luaL_typename(L, cb));
-    if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
-    if (qs_client_ready(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
-    new_request(L, c, a, a->base, cb, NULL, 0, LUA_NOREF);
+    if (!c->conf->token) {
+        qs_result_no_token(L, &qs_call_at(L, k)->req);
+        return qs_api_finish(L, c->safe, 0);
+    }
+    /* the Lua side first: the callback and the handle */
+    id = next_number(L, cidx);
+    push_table(L, cidx, "cbs");
+    qs_pushint(L, id);
+    lua_pushvalue(L, cb);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    *(lua_Integer *)qs_newudata_t(L, sizeof(lua_Integer)) = id;
+    lua_pushvalue(L, cidx);
+    qs_setuv(L, -2); /* the handle keeps its client */
+    luaL_getmetatable(L, QS_HANDLE_MT);
+    lua_setmetatable(L, -2);
+    /* then the job, in C only */
+    qs_client_check_open(L, c);
+    after_fork(L, c, get_set(L, c));
+    add_job(L, c, &qs_call_at(L, k)->req, 0, id, 0, 0);
     return 1;
 }
 
@@ -328,12 +438,13 @@ static int poll(lua_State *L, qs_client *c, const qs_args *a)
     double timeout = 0;
     int ran, err_ref = LUA_NOREF;
     if (!lua_isnoneornil(L, a->base)) {
-        if (lua_type(L, a->base) != LUA_TNUMBER || !(lua_tonumber(L, a->base) >= 0))
+        double t = lua_tonumber(L, a->base);
+        if (lua_type(L, a->base) != LUA_TNUMBER || !(t >= 0 && t <= 1e9))
             qs_argerror(a, a->base, "timeout must be a number of seconds >= 0");
-        timeout = lua_tonumber(L, a->base);
+        timeout = t;
     }
-    if (c->in_poll) return luaL_error(L, "qstash: poll cannot run inside a callback");
-    ran = drive(L, c, timeout, &err_ref);
+    if (in_poll(c)) return luaL_error(L, "qstash: poll cannot run inside a callback");
+    ran = drive(L, c, a->base - 1, timeout, &err_ref);
     raise_callback_error(L, err_ref);
     qs_pushint(L, ran);
     return 1;
@@ -343,7 +454,8 @@ static int poll(lua_State *L, qs_client *c, const qs_args *a)
 static int pending(lua_State *L, qs_client *c, const qs_args *a)
 {
     (void)a;
-    qs_pushint(L, c->pending);
+    if (c->ext) after_fork(L, c, (qs_set *)c->ext);
+    qs_pushint(L, c->ext ? ((qs_set *)c->ext)->pending : 0);
     return 1;
 }
 
@@ -351,67 +463,63 @@ static int pending(lua_State *L, qs_client *c, const qs_args *a)
 static int wait_all(lua_State *L, qs_client *c, const qs_args *a)
 {
     int ran = 0, err_ref = LUA_NOREF;
-    (void)a;
-    if (c->in_poll) return luaL_error(L, "qstash: wait cannot run inside a callback");
-    while (c->pending > 0 && !c->closed) ran += drive(L, c, 1.0, &err_ref);
+    if (in_poll(c)) return luaL_error(L, "qstash: wait cannot run inside a callback");
+    while (!c->closed && c->ext && ((qs_set *)c->ext)->pending > 0)
+        ran += drive(L, c, a->base - 1, 1.0, &err_ref);
     raise_callback_error(L, err_ref);
     qs_pushint(L, ran);
     return 1;
 }
 
+/* The job a handle refers to, or NULL when it is no longer pending. */
+static qs_job *handle_job(lua_State *L, qs_client **cp)
+{
+    lua_Integer id = *(lua_Integer *)luaL_checkudata(L, 1, QS_HANDLE_MT);
+    qs_client *c;
+    qs_job *j;
+    qs_getuv(L, 1);
+    c = (qs_client *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    *cp = c;
+    if (!c || c->closed || !c->ext) return NULL;
+    for (j = ((qs_set *)c->ext)->head; j; j = j->next)
+        if (j->id == id && !j->batch) return j;
+    return NULL;
+}
+
 /* handle:cancel() -> true when it was still pending (its callback gets a
  * `cancelled` error from the next poll), false otherwise */
-/* Completes a pending request with `cancelled`; 0 if it was not pending. */
-static int cancel(qs_async *r)
-{
-    if (r->state != A_WAITING && r->state != A_RUNNING) return 0;
-    if (r->x.in_multi) {
-        r->st.ambiguous = 1; /* it may have been sent */
-        detach(r->c, r);
-    }
-    r->state = A_CANCELLED;
-    return 1;
-}
-
 static int handle_cancel(lua_State *L)
 {
-    qs_async *r = (qs_async *)luaL_checkudata(L, 1, QS_ASYNC_MT);
-    lua_pushboolean(L, cancel(r));
+    qs_client *c;
+    qs_job *j = handle_job(L, &c);
+    lua_pushboolean(L, j && cancel(c, j));
     return 1;
-}
-
-static int handle_gc(lua_State *L)
-{
-    qs_async *r = (qs_async *)luaL_checkudata(L, 1, QS_ASYNC_MT);
-    /* Only reached with a live request while the Lua state closes. */
-    if (r->state != A_DONE && !r->c->closed) {
-        detach(r->c, r);
-        unlink_active(r->c, r);
-    }
-    qs_xfer_free(&r->x);
-    r->state = A_DONE;
-    return 0;
 }
 
 static int handle_tostring(lua_State *L)
 {
-    static const char *const names[] = {"waiting", "running", "finished", "cancelled", "done"};
-    qs_async *r = (qs_async *)luaL_checkudata(L, 1, QS_ASYNC_MT);
-    lua_pushfstring(L, "qstash.request (%s): %p", names[r->state], (void *)r);
+    static const char *const names[] = {"waiting", "running", "finished", "cancelled"};
+    qs_client *c;
+    qs_job *j = handle_job(L, &c);
+    lua_pushfstring(L, "qstash.request (%s): %p", j ? names[j->state] : "done", lua_touserdata(L, 1));
     return 1;
 }
 
 void qs_async_register(lua_State *L)
 {
-    if (luaL_newmetatable(L, QS_ASYNC_MT)) {
-        lua_pushcfunction(L, handle_gc);
-        lua_setfield(L, -2, "__gc");
+    if (luaL_newmetatable(L, QS_HANDLE_MT)) {
         lua_pushcfunction(L, handle_tostring);
         lua_setfield(L, -2, "__tostring");
         lua_newtable(L);
         lua_pushcfunction(L, handle_cancel);
         lua_setfield(L, -2, "cancel");
         lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, QS_HOLDER_MT)) {
+        lua_pushcfunction(L, holder_gc);
+        lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
 }
@@ -423,9 +531,10 @@ static const char *const each_keys[] = {"concurrency", "on_result", "on_progress
 /* A batch's counters, kept in C: its one callback runs once per id. */
 typedef struct each_state {
     size_t ok, failed, done, total;
+    int quiet;   /* a callback failed: the rest are recorded, no callback runs */
 } each_state;
 
-/* The one callback of a batch's requests: (index of the id, res, err).
+/* The one callback of a batch's jobs: (index of the id, res, err).
  * Upvalues: the counters (userdata), the list of distinct ids, the results
  * table, on_result, on_progress (either may be nil). */
 static int each_done(lua_State *L)
@@ -440,6 +549,7 @@ static int each_done(lua_State *L)
     if (ok) s->ok++;
     else s->failed++;
     s->done++;
+    if (s->quiet) return 0;
     if (!lua_isnil(L, lua_upvalueindex(4))) {
         lua_pushvalue(L, lua_upvalueindex(4));
         lua_pushvalue(L, 1);
@@ -456,59 +566,54 @@ static int each_done(lua_State *L)
     return 0;
 }
 
-/* client:dlq_retry_each(ids, opts, { concurrency = 32, on_result = fn, on_progress = fn })
- *   -> { ok = n, failed = n, results = { [id] = res or err } } */
-static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
+/* Reads the batch options at cfg: concurrency, on_result, on_progress
+ * (the functions are left at the stack slots on_result and on_progress). */
+static size_t each_options(lua_State *L, const qs_args *a, int cfg, int on_result, int on_progress)
 {
-    int ids = a->base, opts = a->base + 1, cfg = a->base + 2;
-    int list, results, on_result, on_progress, done_cb, headers, err_ref = LUA_NOREF, cb_ref;
-    each_state *st;
-    size_t n, i, total = 0, next = 1, concurrency = 32;
-    lua_settop(L, cfg);
-    if (lua_type(L, ids) != LUA_TTABLE)
-        qs_argerror(a, ids, "expected an array of DLQ ids, got %s", luaL_typename(L, ids));
-    n = qs_rawlen(L, ids);
-    if (n == 0) qs_argerror(a, ids, "an empty list of ids");
-    qs_buf_clear(&c->headers);
-    qs_opts_marshal(a, opts, &c->headers, 0, NULL);
-    lua_pushlstring(L, c->headers.p ? c->headers.p : "", c->headers.n);
-    headers = lua_gettop(L);
-
-    lua_pushnil(L);
-    on_result = lua_gettop(L);
-    lua_pushnil(L);
-    on_progress = lua_gettop(L);
-    if (!lua_isnil(L, cfg)) {
-        if (lua_type(L, cfg) != LUA_TTABLE) qs_argerror(a, cfg, "options of the batch must be a table");
-        qs_check_keys(a, cfg, cfg, "batch option", each_keys);
-        lua_getfield(L, cfg, "concurrency");
-        if (!lua_isnil(L, -1)) {
-            double d = lua_tonumber(L, -1);
-            if (lua_type(L, -1) != LUA_TNUMBER || d != floor(d) || d < 1 || d > 1024)
-                qs_argerror(a, cfg, "'concurrency' must be an integer from 1 to 1024");
-            concurrency = (size_t)d;
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, cfg, "on_result");
-        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION)
-            qs_argerror(a, cfg, "'on_result' must be a function");
-        lua_replace(L, on_result);
-        lua_getfield(L, cfg, "on_progress");
-        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION)
-            qs_argerror(a, cfg, "'on_progress' must be a function");
-        lua_replace(L, on_progress);
+    size_t concurrency = 32;
+    if (lua_isnil(L, cfg)) return concurrency;
+    if (lua_type(L, cfg) != LUA_TTABLE) qs_argerror(a, cfg, "options of the batch must be a table");
+    qs_check_keys(a, cfg, cfg, "batch option", each_keys);
+    lua_getfield(L, cfg, "concurrency");
+    if (!lua_isnil(L, -1)) {
+        double d = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(d >= 1 && d <= 1024) || d != floor(d))
+            qs_argerror(a, cfg, "'concurrency' must be an integer from 1 to 1024");
+        concurrency = (size_t)d;
     }
+    lua_pop(L, 1);
+    lua_getfield(L, cfg, "on_result");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION) qs_argerror(a, cfg, "'on_result' must be a function");
+    lua_replace(L, on_result);
+    lua_getfield(L, cfg, "on_progress");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION) qs_argerror(a, cfg, "'on_progress' must be a function");
+    lua_replace(L, on_progress);
+    return concurrency;
+}
 
-    /* distinct ids, checked before anything is sent */
+/* Pushes the distinct ids of the array at ids (each checked as an id), in
+ * order; returns how many. */
+static size_t distinct_ids(lua_State *L, const qs_args *a, int ids)
+{
+    size_t n = qs_rawlen(L, ids), i, count = 0, total = 0;
+    int list;
+    if (n == 0) qs_argerror(a, ids, "an empty list of ids");
+    lua_pushnil(L);
+    while (lua_next(L, ids)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (count != n) qs_argerror(a, ids, "an array of ids must not have other keys");
     lua_createtable(L, (int)n, 0);
     list = lua_gettop(L);
     lua_createtable(L, 0, (int)n); /* seen */
     for (i = 1; i <= n; i++) {
+        int top;
         lua_rawgeti(L, ids, (int)i);
+        top = lua_gettop(L);
+        if (lua_type(L, top) != LUA_TSTRING) qs_argerror(a, ids, "DLQ id #%d is not a string", (int)i);
         {
             qs_args la = *a;
-            int top = lua_gettop(L);
-            if (lua_type(L, top) != LUA_TSTRING) qs_argerror(a, ids, "DLQ id #%d is not a string", (int)i);
             la.base = a->base + (top - ids);
             qs_api_check_id(&la, top, &(size_t){0});
         }
@@ -525,6 +630,37 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
         }
     }
     lua_pop(L, 1);
+    return total;
+}
+
+/* client:dlq_retry_each(ids, opts, { concurrency = 32, on_result = fn, on_progress = fn })
+ *   -> { ok = n, failed = n, results = { [id] = res or err } } */
+static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
+{
+    int ids = a->base, opts = a->base + 1, cfg = a->base + 2, cidx = a->base - 1;
+    int list, results, on_result, on_progress, tmpl, err_ref = LUA_NOREF;
+    lua_Integer batch;
+    each_state *st;
+    size_t total, next = 1, concurrency, i;
+    lua_settop(L, cfg);
+    if (lua_type(L, ids) != LUA_TTABLE)
+        qs_argerror(a, ids, "expected an array of DLQ ids, got %s", luaL_typename(L, ids));
+    total = distinct_ids(L, a, ids);
+    list = lua_gettop(L);
+    /* the request every job copies: built from the first id and the options */
+    {
+        qs_args ta = *a;
+        lua_rawgeti(L, list, 1);
+        lua_pushvalue(L, opts);
+        ta.base = lua_gettop(L) - 1;
+        qs_call_new(L, c, &qs_plan_dlq_retry, &ta);
+        tmpl = lua_gettop(L);
+    }
+    lua_pushnil(L);
+    on_result = lua_gettop(L);
+    lua_pushnil(L);
+    on_progress = lua_gettop(L);
+    concurrency = each_options(L, a, cfg, on_result, on_progress);
     lua_createtable(L, 0, (int)total);
     results = lua_gettop(L);
     st = (each_state *)qs_newudata(L, sizeof *st);
@@ -535,46 +671,78 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     lua_pushvalue(L, on_result);
     lua_pushvalue(L, on_progress);
     lua_pushcclosure(L, each_done, 5); /* the batch's one callback */
-    done_cb = lua_gettop(L);
 
-    if (!qs_call_have_token(L, c)) return qs_error_finish(L, c->safe);
-    if (c->in_poll) return luaL_error(L, "qstash: dlq_retry_each cannot run inside a callback");
-    if (qs_client_ready(c) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
-    /* one ref for the whole batch: its requests hold no refs of their own */
-    lua_pushvalue(L, done_cb);
-    cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    qs_client_check_open(L, c);
+    if (!c->conf->token) {
+        qs_result_no_token(L, &qs_call_at(L, tmpl)->req);
+        return qs_api_finish(L, c->safe, 0);
+    }
+    if (in_poll(c)) return luaL_error(L, "qstash: dlq_retry_each cannot run inside a callback");
+    batch = next_number(L, cidx);
+    push_table(L, cidx, "batches");
+    qs_pushint(L, batch);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+    qs_client_check_open(L, c);
+    after_fork(L, c, get_set(L, c));
 
     for (;;) {
-        /* keep `concurrency` requests of this batch in flight */
-        while (err_ref == LUA_NOREF && next <= total && next - 1 - st->done < concurrency) {
-            size_t hl;
-            const char *h = lua_tolstring(L, headers, &hl);
-            qs_buf_clear(&c->headers);
-            if (qs_buf_add(&c->headers, h, hl)) return luaL_error(L, "not enough memory");
+        /* keep `concurrency` jobs of this batch in flight */
+        while (err_ref == LUA_NOREF && !c->closed && next <= total && next - 1 - st->done < concurrency) {
             lua_rawgeti(L, list, (int)next);
-            /* ids were checked above */
-            new_request(L, c, a, lua_gettop(L), done_cb, (const void *)st, (int)next, cb_ref);
+            add_job(L, c, &qs_call_at(L, tmpl)->req, lua_gettop(L), 0, batch, (lua_Integer)next);
             lua_pop(L, 1);
             next++;
         }
         if (st->done >= total || c->closed) break;
         if (err_ref != LUA_NOREF) {
-            /* a callback failed: cancel the rest of the batch, then report */
-            qs_async *r;
-            for (r = c->active; r; r = r->next)
-                if (r->batch == (const void *)st) cancel(r);
-            while (c->pending > 0 && !c->closed) {
-                int dummy = LUA_NOREF;
-                drive(L, c, 0.1, &dummy);
-                if (dummy != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, dummy);
-                if (st->done + (total - (next - 1)) >= total) break;
+            /* a callback failed: cancel the rest of the batch, record them, then report */
+            qs_job *j;
+            for (j = ((qs_set *)c->ext)->head; j; j = j->next)
+                if (j->batch == batch) cancel(c, j);
+            st->quiet = 1;
+            while (!c->closed && st->done < next - 1) {
+                int ignored = LUA_NOREF;
+                drive(L, c, cidx, 0.1, &ignored);
+                if (ignored != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ignored);
             }
-            luaL_unref(L, LUA_REGISTRYINDEX, cb_ref);
-            raise_callback_error(L, err_ref);
+            break;
         }
-        drive(L, c, 1.0, &err_ref);
+        drive(L, c, cidx, 1.0, &err_ref);
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, cb_ref);
+    if (!c->closed) {
+        push_table(L, cidx, "batches");
+        qs_pushint(L, batch);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+    }
+    raise_callback_error(L, err_ref);
+    /* closed half-way: the ids that did not finish were cancelled */
+    for (i = 1; i <= total; i++) {
+        qs_buf *path;
+        size_t n;
+        const char *key;
+        lua_rawgeti(L, list, (int)i);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, results);
+        if (!lua_isnil(L, -1)) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        qs_result_cancelled(L, &qs_call_at(L, tmpl)->req, "the client was closed before this request finished",
+                            i < next);
+        key = lua_tolstring(L, -2, &n);
+        path = qs_api_scratch(L);
+        if (qs_buf_adds(path, "/v2/dlq/retry/") || qs_buf_add_pct(path, key, n)) return luaL_error(L, "not enough memory");
+        lua_pushlstring(L, path->p, path->n);
+        lua_setfield(L, -3, "path");
+        lua_pop(L, 1);
+        lua_rawset(L, results);
+        st->failed++;
+    }
     lua_createtable(L, 0, 3);
     qs_pushint(L, (long long)st->ok);
     lua_setfield(L, -2, "ok");
@@ -586,10 +754,10 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
 }
 
 const qs_api qs_async_apis[] = {
-    {"dlq_retry_async", dlq_retry_async},
-    {"poll", poll},
-    {"pending", pending},
-    {"wait", wait_all},
-    {"dlq_retry_each", dlq_retry_each},
-    {NULL, NULL},
+    {"dlq_retry_async", dlq_retry_async, NULL},
+    {"poll", poll, NULL},
+    {"pending", pending, NULL},
+    {"wait", wait_all, NULL},
+    {"dlq_retry_each", dlq_retry_each, NULL},
+    {NULL, NULL, NULL},
 };

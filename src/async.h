@@ -5,15 +5,10 @@
 
 #include <lua.h>
 #include "api.h"
-#include "client.h"
 
 extern const qs_api qs_async_apis[];
 
-/* Creates the request handle metatable (call once from luaopen). */
+/* Creates the metatables of request handles (call once from luaopen). */
 void qs_async_register(lua_State *L);
-
-/* Drops every request of a client that is being closed: their callbacks
- * are not called. Frees their libcurl handles. */
-void qs_async_close_all(lua_State *L, qs_client *c);
 
 #endif

@@ -1,43 +1,84 @@
-/* A whole call: attempts with backoff, 429 waits, and the error it ends in. */
+/* A call: one API function's request value and what follows each of its
+ * attempts, as a state machine that any transport drives (design.md,
+ * "Architecture"): next() says send, wait, done or failed; feed() takes how
+ * an attempt ended. A call is a userdata that owns all its memory (its
+ * request buffers in C, its Lua state in its user value table), so nothing
+ * of it lives in the client, and closing the client half-way cannot pull
+ * anything from under it. Lua-aware; no libcurl. */
 #ifndef QS_CALL_H
 #define QS_CALL_H
 
 #include <lua.h>
+#include "args.h"
 #include "client.h"
-#include "classify.h"
-#include "engine.h"
+#include "decide.h"
+#include "request.h"
 
-typedef struct qs_call {
-    qs_request req;
-    int resend_ok;   /* 1: repeating after an unknown outcome is safe */
-} qs_call;
+#define QS_CALL_MT "qstash.call"
 
-/* Runs the request prepared in c->url, c->path and c->headers. On success
- * returns 1 with the status in *status and the body in c->body; on failure
- * pushes an error table and returns 0. Raises only for out-of-memory. */
-int qs_call_run(lua_State *L, qs_client *c, const qs_call *call, long *status);
+typedef struct qs_call qs_call;
 
-/* The decision after one attempt, shared by synchronous and async calls. */
-enum { QS_STEP_OK, QS_STEP_FAIL, QS_STEP_RETRY };
-typedef struct qs_step {
-    qs_verdict v;
-    double wait;     /* RETRY: seconds to wait first; after a 429, its wait or -1 */
-    int ambiguous;   /* sticky: some attempt's outcome is unknown */
-} qs_step;
+/* The most arguments a plan reads (publish: destination, body, options). */
+#define QS_PLAN_ARGS 3
 
-/* Classifies attempt number `attempt` of x and says what comes next. */
-int qs_call_step(qs_client *c, const qs_xfer *x, const qs_attempt *at, int attempt,
-                 int resend_ok, qs_step *st);
+/* What one API function does with the network, as rows of data: how its
+ * arguments become the first request, and what a successful answer becomes
+ * (possibly the request of a next page). */
+typedef struct qs_plan {
+    const char *name;
+    /* Reads every argument (raising argument errors) into k->req: method,
+     * target, header lines, body, resend safety. The call's Lua state table
+     * is at stack index uv. Reads only Lua values, never the client. */
+    void (*build)(lua_State *L, qs_call *k, const qs_args *a, int uv);
+    /* After a successful attempt (status 200-202): 1 when another request
+     * follows (k->req was given its target), 0 when the result is complete
+     * and pushed, -1 when an error is pushed. */
+    int (*absorb)(lua_State *L, qs_call *k, int uv, long status);
+} qs_plan;
 
-/* Pushes the error a failed call ends in. */
-void qs_call_error(lua_State *L, const qs_client *c, const qs_xfer *x, const char *method,
-                   const qs_attempt *at, const qs_verdict *v, int attempts, int ambiguous,
-                   double wait);
+typedef enum {
+    QS_K_SEND,   /* k->req is ready to go */
+    QS_K_SENT,   /* sent: awaiting how it ended (feed) */
+    QS_K_WAIT,   /* k->wait seconds before it goes again */
+    QS_K_DONE,   /* the result is in the Lua state table */
+    QS_K_FAILED  /* the error is in the Lua state table */
+} qs_call_state;
 
-/* Monotonic clock, seconds. */
-double qs_now(void);
+struct qs_call {
+    qs_req req;
+    const qs_plan *plan;
+    qs_call_state state;
+    int started;             /* the first request was checked (token) */
+    double wait;             /* QS_K_WAIT: seconds */
+    int rate_limited;        /* QS_K_WAIT: after a 429 */
+    qs_outcome out;          /* how the last attempt ended */
+    size_t page;             /* the plan's own counter (ids sent so far, pages) */
+};
 
-/* Pushes the `config` error for a client without a token, if so, and returns 0; else 1. */
-int qs_call_have_token(lua_State *L, qs_client *c);
+/* Pushes a new call of `plan` for client c (a reference to its
+ * configuration), builds it from the arguments at a, and checks the client
+ * is still open afterwards (metamethods run while building may close it).
+ * Raises argument errors. Returns the call; it is at the top. */
+qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a);
+
+/* What is next for the call at idx; for QS_K_DONE and QS_K_FAILED the
+ * result or the error is pushed. QS_K_SEND means k->req is to be sent: the
+ * caller then marks it sent (qs_call_sent) and later feeds how it ended. */
+qs_call_state qs_call_next(lua_State *L, int idx);
+
+/* Marks the request sent: an outcome is awaited. */
+void qs_call_sent(qs_call *k);
+
+/* Feeds how the attempt ended (k->out, and the body in k->req.resp). */
+void qs_call_feed(lua_State *L, int idx);
+
+/* The call at idx (raising for any other value). */
+qs_call *qs_call_at(lua_State *L, int idx);
+
+/* Frees the bulky C memory of a finished call now (its userdata, target and
+ * counts stay until it is collected). */
+void qs_call_release(qs_call *k);
+
+void qs_call_register(lua_State *L);
 
 #endif

@@ -43,6 +43,23 @@ static inline void *qs_testudata(lua_State *L, int i, const char *tname)
 #define qs_newudata(L, sz) lua_newuserdata(L, (sz))
 #endif
 
+/* A userdata with one Lua table of its own (its user value; the environment
+ * on 5.1/LuaJIT), for Lua state that lives and dies with it. qs_newudata_t
+ * pushes the userdata with a new empty table set; qs_getuv pushes it. */
+#if LUA_VERSION_NUM >= 504
+#define qs_newudata_t(L, sz) (lua_newuserdatauv(L, (sz), 1))
+#define qs_setuv(L, idx) lua_setiuservalue(L, (idx), 1)
+#define qs_getuv(L, idx) ((void)lua_getiuservalue(L, (idx), 1))
+#elif LUA_VERSION_NUM >= 502
+#define qs_newudata_t(L, sz) (lua_newuserdata(L, (sz)))
+#define qs_setuv(L, idx) lua_setuservalue(L, (idx))
+#define qs_getuv(L, idx) ((void)lua_getuservalue(L, (idx)))
+#else
+#define qs_newudata_t(L, sz) (lua_newuserdata(L, (sz)))
+#define qs_setuv(L, idx) ((void)lua_setfenv(L, (idx)))
+#define qs_getuv(L, idx) lua_getfenv(L, (idx))
+#endif
+
 /* Pushes an integral number as an integer where the Lua version has them. */
 #if LUA_VERSION_NUM >= 503
 #define qs_pushint(L, n) lua_pushinteger(L, (lua_Integer)(n))

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include <math.h>
 #include "config.h"
 #include "errors.h"
+#include "url.h"
 
 static const char *const config_keys[] = {
     "token", "base_url", "dev", "timeout", "connect_timeout", "retry", "token_in_query",
@@ -41,49 +43,12 @@ static int has_ctl(const char *s, size_t n)
     return 0;
 }
 
-static int is_loopback_host(const char *h, size_t n)
+/* A base URL: http(s) with a host, no query, fragment or credentials, and
+ * http:// only for a loopback host. NULL, or why not. */
+static const char *check_base_url(const char *url)
 {
-    if (n == 9 && strncmp(h, "localhost", 9) == 0) return 1;
-    if (n == 5 && strncmp(h, "[::1]", 5) == 0) return 1;
-    if (n >= 4 && strncmp(h, "127.", 4) == 0) {
-        size_t i;
-        for (i = 4; i < n; i++)
-            if (!isdigit((unsigned char)h[i]) && h[i] != '.') return 0;
-        return 1;
-    }
-    return 0;
-}
-
-const char *qs_config_check_url(const char *url, int require_loopback_for_http)
-{
-    const char *host, *end;
-    size_t n = strlen(url), i;
-    int http;
-    if (has_ctl(url, n)) return "must not contain control bytes";
-    for (i = 0; i < n; i++)
-        if (url[i] == ' ' || url[i] == '#' || url[i] == '?') return "must not contain spaces, '?' or '#'";
-    if (strncmp(url, "https://", 8) == 0) {
-        http = 0;
-        host = url + 8;
-    } else if (strncmp(url, "http://", 7) == 0) {
-        http = 1;
-        host = url + 7;
-    } else {
-        return "must start with https:// (or http:// for a loopback host)";
-    }
-    if (strchr(host, '@')) return "must not contain credentials";
-    end = host;
-    if (*end == '[') {
-        end = strchr(end, ']');
-        if (!end) return "has an unterminated IPv6 address";
-        end++;
-    } else {
-        while (*end && *end != ':' && *end != '/') end++;
-    }
-    if (end == host) return "has no host";
-    if (http && require_loopback_for_http && !is_loopback_host(host, (size_t)(end - host)))
-        return "may use http:// only for a loopback host (127.0.0.1, localhost, [::1])";
-    return NULL;
+    return qs_url_check(url, strlen(url),
+                        QS_URL_NO_QUERY | QS_URL_NO_FRAGMENT | QS_URL_NO_USERINFO | QS_URL_LOOPBACK_HTTP);
 }
 
 /* Reads a table field as a positive number of seconds, or leaves *out alone when nil. */
@@ -105,6 +70,7 @@ static void opt_seconds(const qs_args *a, int argidx, int idx, const char *key, 
     lua_pop(L, 1);
 }
 
+/* The string at table[key] (NULL for nil), pushed on the stack (nil too). */
 static const char *opt_string(const qs_args *a, int idx, const char *key)
 {
     lua_State *L = a->L;
@@ -117,7 +83,8 @@ static const char *opt_string(const qs_args *a, int idx, const char *key)
         if (n == 0) qs_argerror(a, idx, "'%s' must not be empty", key);
         if (has_ctl(s, n)) qs_argerror(a, idx, "'%s' must not contain control bytes", key);
     }
-    lua_pop(L, 1); /* the string stays alive in the table */
+    /* left on the stack, which keeps it alive: a table with an __index
+     * metamethod may hand out strings that nothing else holds */
     return s;
 }
 
@@ -164,27 +131,9 @@ static int any_proxy_variable(void)
     return 0;
 }
 
-/* Parses the base URL once: a request then only sets its path and query on
- * a copy, and libcurl skips parsing a whole URL for every request. When
- * libcurl does not take it, requests carry the URL as text instead. */
-static void parse_base_url(qs_client *c)
+int qs_config_load(lua_State *L, qs_conf *c, int idx, const qs_args *a)
 {
-    const char *host = strstr(c->base_url, "://"), *slash;
-    curl_url_cleanup(c->base_uh);
-    c->base_uh = curl_url();
-    if (c->base_uh && host &&
-        curl_url_set(c->base_uh, CURLUPART_URL, c->base_url, CURLU_PATH_AS_IS) == CURLUE_OK) {
-        slash = strchr(host + 3, '/');
-        c->origin_len = slash ? (size_t)(slash - c->base_url) : strlen(c->base_url);
-        return;
-    }
-    curl_url_cleanup(c->base_uh);
-    c->base_uh = NULL;
-}
-
-int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
-{
-    const char *token = NULL, *base_url = NULL, *s, *why;
+    const char *token = NULL, *base_url = NULL, *user_agent = NULL, *s, *why;
     char looked[512] = "", url_buf[64], region[64], rt[96], ru[96];
     int dev = -1; /* -1: not given in the table */
     double timeout = 30, connect_timeout = 10;
@@ -216,8 +165,9 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
             lua_getfield(L, r, "attempts");
             if (!lua_isnil(L, -1)) {
                 attempts = lua_tonumber(L, -1);
-                if (lua_type(L, -1) != LUA_TNUMBER || attempts != (double)(int)attempts ||
-                    attempts < 1 || attempts > 100)
+                /* the range first: no conversion of NaN or 1e300 */
+                if (lua_type(L, -1) != LUA_TNUMBER || !(attempts >= 1 && attempts <= 100) ||
+                    attempts != floor(attempts))
                     qs_argerror(a, idx, "'retry.attempts' must be an integer from 1 to 100");
             }
             lua_pop(L, 1);
@@ -237,19 +187,21 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
         lua_getfield(L, idx, "max_response_bytes");
         if (!lua_isnil(L, -1)) {
             double v = lua_tonumber(L, -1);
-            if (lua_type(L, -1) != LUA_TNUMBER || v < 1 || v > 1e15 || v != (double)(long long)v)
+            if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 1 && v <= 1e15) || v != floor(v))
                 qs_argerror(a, idx, "'max_response_bytes' must be a positive integer");
             c->max_response_bytes = (long long)v;
         }
         lua_pop(L, 1);
-        set_string(L, &c->user_agent, opt_string(a, idx, "user_agent"));
+        user_agent = opt_string(a, idx, "user_agent");
         set_string(L, &c->ca_file, opt_string(a, idx, "ca_file"));
         set_string(L, &c->proxy, opt_string(a, idx, "proxy"));
-        if (base_url && (why = qs_config_check_url(base_url, 1)) != NULL)
+        if (base_url && (why = check_base_url(base_url)) != NULL)
             qs_argerror(a, idx, "'base_url' %s", why);
     }
-    c->timeout_ms = (long)(timeout * 1000 + 0.5);
-    c->connect_timeout_ms = (long)(connect_timeout * 1000 + 0.5);
+    /* up to the next millisecond: a positive limit never rounds to 0, which
+     * libcurl reads as "no limit" */
+    c->timeout_ms = (long)ceil(timeout * 1000);
+    c->connect_timeout_ms = (long)ceil(connect_timeout * 1000);
 
     /* dev mode: the table, else QSTASH_DEV */
     if (dev < 0) {
@@ -284,7 +236,7 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
             token = env(rt);
             snprintf(looked, sizeof looked, "%s, ", rt);
         }
-        if (!base_url && (base_url = env(ru)) != NULL && (why = qs_config_check_url(base_url, 1)))
+        if (!base_url && (base_url = env(ru)) != NULL && (why = check_base_url(base_url)))
             return config_error(L, "%s is not a usable URL", ru);
     }
     if (!token) {
@@ -293,7 +245,7 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
     }
     if (!base_url) {
         base_url = env("QSTASH_URL");
-        if (base_url && (why = qs_config_check_url(base_url, 1)) != NULL) {
+        if (base_url && (why = check_base_url(base_url)) != NULL) {
             char msg[256];
             snprintf(msg, sizeof msg, "QSTASH_URL %s", why);
             return config_error(L, "%s", msg);
@@ -324,18 +276,23 @@ int qs_config_load(lua_State *L, qs_client *c, int idx, const qs_args *a)
     }
     c->https = strncmp(c->base_url, "https://", 8) == 0;
     c->no_proxy = !c->proxy && !any_proxy_variable();
-    parse_base_url(c);
-    if (!c->user_agent) {
-        char ua[128];
-        snprintf(ua, sizeof ua, "lua-qstash/%s libcurl/%s", QS_VERSION, curl_version_info(CURLVERSION_NOW)->version);
-        set_string(L, &c->user_agent, ua);
+    {
+        const char *host = strstr(c->base_url, "://"), *slash = strchr(host + 3, '/');
+        c->origin_len = slash ? (size_t)(slash - c->base_url) : strlen(c->base_url);
     }
     {
-        size_t n = strlen(c->user_agent) + sizeof "User-Agent: ";
+        char ua[128];
+        size_t n;
+        if (!user_agent) {
+            snprintf(ua, sizeof ua, "lua-qstash/%s libcurl/%s", QS_VERSION,
+                     curl_version_info(CURLVERSION_NOW)->version);
+            user_agent = ua;
+        }
+        n = strlen(user_agent) + sizeof "User-Agent: ";
         free(c->ua_header);
         c->ua_header = malloc(n);
         if (!c->ua_header) return luaL_error(L, "not enough memory");
-        snprintf(c->ua_header, n, "User-Agent: %s", c->user_agent);
+        snprintf(c->ua_header, n, "User-Agent: %s", user_agent);
     }
     return 0;
 }

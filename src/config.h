@@ -5,6 +5,7 @@
 #include <lua.h>
 #include "args.h"
 #include "client.h"
+#include "conf.h"
 
 /* QStash's public dev-server token (documented, not a secret). */
 #define QS_DEV_TOKEN "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
@@ -12,11 +13,8 @@
 
 /* Fills c from the table at cfg_idx (or none when cfg_idx is 0) and the
  * environment. Wrong table values raise argument errors. A bad environment
- * pushes a `config` error and returns -1; 0 on success. */
-int qs_config_load(lua_State *L, qs_client *c, int cfg_idx, const qs_args *a);
-
-/* Checks a base URL: http(s), host present, http only for loopback hosts,
- * no whitespace or control bytes. Returns NULL when fine, else why not. */
-const char *qs_config_check_url(const char *url, int require_loopback_for_http);
+ * pushes a `config` error and returns -1; 0 on success. The stack may grow:
+ * the caller restores it. */
+int qs_config_load(lua_State *L, qs_conf *c, int cfg_idx, const qs_args *a);
 
 #endif

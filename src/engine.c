@@ -1,28 +1,191 @@
-/* HTTP attempts over libcurl (see engine.h). Every call, sequential or
- * not, runs through the client's multi handle, which owns the connection
- * cache: sequential calls reuse one keep-alive (and TLS) connection, and
- * concurrent ones share HTTP/2 connections where the server offers them. */
+/* The libcurl transport (see engine.h). Every attempt, sequential or not,
+ * runs through the multi handle, which owns the connection cache:
+ * sequential calls reuse one keep-alive (and TLS) connection, and concurrent
+ * ones share HTTP/2 connections where the server offers them. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
-#include "client.h"
+#include <sys/socket.h>
+#include <unistd.h>
 #include "engine.h"
 
-static const char *const captured[QS_H_COUNT] = {
-    "retry-after",           "burst-ratelimit-limit", "burst-ratelimit-remaining",
-    "burst-ratelimit-reset", "ratelimit-limit",       "ratelimit-remaining",
-    "ratelimit-reset"};
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_OK;
 
-/* libcurl callbacks: C only, never Lua. */
+/* Bumped in every forked child: an engine notices a fork without a syscall
+ * per call. */
+static volatile unsigned fork_gen = 0;
+
+static void on_fork_child(void)
+{
+    fork_gen++;
+}
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+int qs_engine_global_init(void)
+{
+    pthread_once(&global_once, global_init);
+    return global_rc == CURLE_OK ? 0 : -1;
+}
+
+/* ---- libcurl callbacks: C only, never Lua -------------------------------- */
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     qs_xfer *x = (qs_xfer *)ud;
+    qs_buf *b = &x->req->resp;
     size_t len = size * nmemb;
-    if ((long long)(x->body.n + len) > x->max_response_bytes) {
+    if ((long long)(b->n + len) > x->req->conf->max_response_bytes) {
         x->too_large = 1;
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
     }
-    if (qs_buf_add(&x->body, ptr, len)) return 0;
+    if (qs_buf_add(b, ptr, len)) return 0;
     return len;
 }
+
+/* Runs before every send of the request, libcurl's own resends on a new
+ * connection (after a reused one died unanswered) included: each one is an
+ * attempt the core counts, and a request that is not safe to repeat is
+ * never sent twice. */
+static int on_send(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    qs_xfer *x = (qs_xfer *)ud;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (x->sends >= x->max_sends) return CURL_PREREQFUNC_ABORT;
+    x->sends++;
+    return CURL_PREREQFUNC_OK;
+}
+
+/* Sockets are opened here, close-on-exec, so that a failure names its cause
+ * (out of descriptors, say) instead of libcurl's "Couldn't connect". */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    qs_xfer *x = (qs_xfer *)ud;
+    curl_socket_t s;
+    (void)purpose;
+    s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (s == CURL_SOCKET_BAD) x->sock_errno = errno;
+    return s;
+}
+
+/* ---- handles ---------------------------------------------------------- */
+
+/* Resets h and sets the options every request of this engine shares. */
+static void prepare(const qs_engine *e, qs_handle *h)
+{
+    const qs_conf *c = e->conf;
+    CURL *easy = h->easy;
+    curl_easy_reset(easy);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    /* Only the base URL's scheme. Redirects are never followed, so they
+     * need no protocol list of their own. */
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, c->https ? "https" : "http");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    /* A connection idle this long is not reused. */
+    curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN, 30L);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_send);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes);
+    /* HTTP/2 only over TLS (never cleartext h2). */
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    if (c->ca_file && c->https) curl_easy_setopt(easy, CURLOPT_CAINFO, c->ca_file);
+    if (c->proxy) {
+        curl_easy_setopt(easy, CURLOPT_PROXY, c->proxy);
+    } else if (c->no_proxy) {
+        /* no proxy variable was set: skip libcurl's lookups of them */
+        curl_easy_setopt(easy, CURLOPT_PROXY, "");
+        curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+    }
+    h->ready = 1;
+}
+
+static void handle_free(qs_handle *h)
+{
+    if (h->easy) curl_easy_cleanup(h->easy);
+    curl_slist_free_all(h->slist);
+    qs_buf_free(&h->hkey);
+    curl_url_cleanup(h->uh);
+    memset(h, 0, sizeof *h);
+}
+
+/* Forgets what a handle of another process holds: its memory is ours to
+ * free, but libcurl must not touch its connection. */
+static void handle_forget(qs_handle *h)
+{
+    curl_slist_free_all(h->slist); /* plain memory, no socket */
+    curl_url_cleanup(h->uh);
+    qs_buf_free(&h->hkey);
+    memset(h, 0, sizeof *h);
+}
+
+/* Takes a handle out of the multi handle where a finished transfer left it. */
+static void handle_out(qs_engine *e, qs_handle *h)
+{
+    if (h->in_multi) curl_multi_remove_handle(e->multi, h->easy);
+    h->in_multi = 0;
+}
+
+/* A handle for a new attempt: a ready one from the pool if any, else any
+ * from the pool, else a new one. -1 when out of memory. */
+static int take_handle(qs_engine *e, qs_handle *out)
+{
+    int i, pick = e->npool - 1;
+    for (i = e->npool - 1; i >= 0; i--)
+        if (e->pool[i].ready) {
+            pick = i;
+            break;
+        }
+    if (pick >= 0) {
+        *out = e->pool[pick];
+        e->pool[pick] = e->pool[--e->npool];
+        handle_out(e, out);
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    out->easy = curl_easy_init();
+    return out->easy ? 0 : -1;
+}
+
+/* Gives a handle back to the pool (or frees it when the pool is full). */
+static void give_handle(qs_engine *e, qs_handle *h)
+{
+    if (h->easy && e->npool < QS_POOL_MAX) {
+        h->ready = 0;
+        e->pool[e->npool++] = *h;
+    } else {
+        handle_out(e, h);
+        handle_free(h);
+    }
+    memset(h, 0, sizeof *h);
+}
+
+/* Readies one idle handle for the next request, off the critical path. */
+static void ready_one(qs_engine *e)
+{
+    int i;
+    for (i = 0; i < e->npool; i++)
+        if (!e->pool[i].ready) {
+            handle_out(e, &e->pool[i]);
+            prepare(e, &e->pool[i]);
+            return;
+        }
+}
+
+/* ---- per request ------------------------------------------------------ */
 
 /* A body this small never gets "Expect: 100-continue" from any libcurl. */
 #define EXPECT_FREE_BODY 1024
@@ -34,108 +197,45 @@ static struct curl_slist *add_line(struct curl_slist *l, const char *line, int *
     return t ? t : l;
 }
 
-/* The first byte of a header key: whether there is a content type, and
- * whether the body is large enough to need "Expect:". */
-static char hkey_tag(const char *ct, int big)
-{
-    return ct ? (big ? 'C' : 'c') : (big ? 'N' : 'n');
-}
-
-/* Whether x->slist was built from these header lines, content type and
- * body size class (whether it carries "Expect:"). */
-static int same_headers(const qs_client *c, const qs_xfer *x, const char *ct, int big)
-{
-    size_t ctlen = ct ? strlen(ct) + 1 : 0;
-    if (!x->slist || x->hkey.n != 1 + ctlen + c->headers.n) return 0;
-    if (x->hkey.p[0] != hkey_tag(ct, big)) return 0;
-    if (ctlen && memcmp(x->hkey.p + 1, ct, ctlen) != 0) return 0;
-    return c->headers.n == 0 || memcmp(x->hkey.p + 1 + ctlen, c->headers.p, c->headers.n) == 0;
-}
-
-int qs_engine_headers(qs_client *c, qs_xfer *x, const qs_request *r)
+/* Builds h->slist from the request's header lines, unless it already was
+ * (sequential calls with the same options reuse the list as it is). Lines
+ * libcurl would add itself and that are not ours are switched off. */
+static int set_headers(qs_handle *h, const qs_req *r)
 {
     struct curl_slist *l = NULL;
+    char tag = r->body.n > EXPECT_FREE_BODY ? 'E' : 'n';
     size_t off = 0;
-    int oom = 0;
-    /* sequential calls with the same options reuse the list as it is */
-    if (same_headers(c, x, r->content_type, r->body_len > EXPECT_FREE_BODY)) return 0;
-    curl_slist_free_all(x->slist);
-    x->slist = NULL;
-    qs_buf_clear(&x->hkey);
-    if (!c->token_in_query) l = add_line(l, c->auth_header, &oom);
-    /* libcurl would add "Content-Type: application/x-www-form-urlencoded"
-     * to a POST and "Expect: 100-continue" to a large one: neither is ours. */
-    if (r->content_type) {
-        qs_buf tmp = {0, 0, 0};
-        if (qs_buf_adds(&tmp, "Content-Type: ") || qs_buf_adds(&tmp, r->content_type)) oom = 1;
-        else l = add_line(l, tmp.p, &oom);
-        qs_buf_free(&tmp);
-    } else {
-        l = add_line(l, "Content-Type:", &oom);
-    }
-    /* libcurl (7.x: over 1 MiB; older: over 1 KiB) would wait for a
-     * "100 Continue" before sending a larger body */
-    if (r->body_len > EXPECT_FREE_BODY) l = add_line(l, "Expect:", &oom);
-    l = add_line(l, c->ua_header, &oom);
-    while (off < c->headers.n) {
-        const char *line = c->headers.p + off;
+    int oom = 0, has_ct = 0;
+    if (h->slist && h->hkey.n == r->headers.n + 1 && h->hkey.p[0] == tag &&
+        memcmp(h->hkey.p + 1, r->headers.p, r->headers.n) == 0)
+        return 0;
+    curl_slist_free_all(h->slist);
+    h->slist = NULL;
+    qs_buf_clear(&h->hkey);
+    while (off < r->headers.n) {
+        const char *line = r->headers.p + off;
+        if (strncmp(line, "Content-Type:", 13) == 0) has_ct = 1;
         l = add_line(l, line, &oom);
         off += strlen(line) + 1;
     }
-    if (!oom && (qs_buf_addc(&x->hkey, hkey_tag(r->content_type, r->body_len > EXPECT_FREE_BODY)) ||
-                 (r->content_type && qs_buf_add(&x->hkey, r->content_type, strlen(r->content_type) + 1)) ||
-                 qs_buf_add(&x->hkey, c->headers.p ? c->headers.p : "", c->headers.n)))
-        oom = 1;
-    if (oom) {
+    /* libcurl's "Content-Type: application/x-www-form-urlencoded" on a POST,
+     * "Accept: * / *", and "Expect: 100-continue" before a larger body (7.x:
+     * over 1 MiB; older: over 1 KiB) */
+    if (!has_ct) l = add_line(l, "Content-Type:", &oom);
+    l = add_line(l, "Accept:", &oom);
+    if (tag == 'E') l = add_line(l, "Expect:", &oom);
+    if (oom || qs_buf_addc(&h->hkey, tag) || qs_buf_add(&h->hkey, r->headers.p, r->headers.n)) {
         curl_slist_free_all(l);
-        qs_buf_clear(&x->hkey);
+        qs_buf_clear(&h->hkey);
         return -1;
     }
-    x->slist = l;
+    h->slist = l;
     return 0;
-}
-
-/* Resets e (a handle about to serve x) and sets the options that every
- * request of this client shares. */
-static void prepare(qs_client *c, qs_xfer *x, CURL *e)
-{
-    curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    /* Only the base URL's scheme. Redirects are never followed, so they
-     * need no protocol list of their own. */
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->https ? "https" : "http");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    /* A connection idle this long is not reused: libcurl silently resends a
-     * request whose reused connection died before any answer. */
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 30L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x == &c->sync ? NULL : (void *)x);
-    /* HTTP/2 only over TLS (never cleartext h2). */
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    if (c->ca_file && c->https) curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-    if (c->proxy) {
-        curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
-    } else if (c->no_proxy) {
-        /* no proxy variable was set: skip libcurl's lookups of them */
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
-        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
-    }
 }
 
 /* Whether the path and query can be set on a parsed URL as they are: no
  * '%' (libcurl lower-cases percent-encodings set that way, and the bytes
- * sent must be ours), no space or control byte, and no '#' (never built:
- * ids and filters are percent-encoded, destinations and base URLs refuse it;
- * so a whole parse leaves no fragment behind either). */
+ * sent must be ours), no space or control byte, and no '#'. */
 static int plain_target(const char *s)
 {
     for (; *s; s++) {
@@ -145,185 +245,318 @@ static int plain_target(const char *s)
     return 1;
 }
 
-/* Puts x->url on x->uh, so that libcurl does not parse the URL of every
- * request itself. Every URL starts with the base URL: a plain target (a DLQ
- * id of digits and '-', say) only replaces the path and query of a copy of
- * the base URL parsed once; any other URL is parsed whole. 0, or -1 to pass
- * the URL to libcurl as text. */
-static int set_target(qs_client *c, qs_xfer *x)
+/* Puts the request's URL on h->uh, so that libcurl does not parse the URL of
+ * every request itself. A plain target only replaces the path and query of a
+ * copy of the base URL parsed once; any other URL is parsed whole. 0, or -1
+ * to pass the URL to libcurl as text. */
+static int set_target(qs_engine *e, qs_handle *h, qs_buf *url)
 {
     char *rest, *q;
     CURLUcode uc;
-    if (!c->base_uh || x->url.n < c->origin_len) return -1;
-    if (!x->uh && !(x->uh = curl_url_dup(c->base_uh))) return -1;
-    rest = x->url.p + c->origin_len;
+    size_t origin = e->conf->origin_len;
+    if (!e->base_uh || url->n < origin) return -1;
+    if (!h->uh && !(h->uh = curl_url_dup(e->base_uh))) return -1;
+    rest = url->p + origin;
     if (!plain_target(rest))
-        return curl_url_set(x->uh, CURLUPART_URL, x->url.p, CURLU_PATH_AS_IS) == CURLUE_OK ? 0 : -1;
+        return curl_url_set(h->uh, CURLUPART_URL, url->p, CURLU_PATH_AS_IS) == CURLUE_OK ? 0 : -1;
     q = strchr(rest, '?');
     if (q) *q = '\0';
-    uc = curl_url_set(x->uh, CURLUPART_PATH, *rest ? rest : "/", 0);
+    uc = curl_url_set(h->uh, CURLUPART_PATH, *rest ? rest : "/", 0);
     if (q) *q = '?';
-    if (uc == CURLUE_OK) uc = curl_url_set(x->uh, CURLUPART_QUERY, q ? q + 1 : NULL, 0);
+    if (uc == CURLUE_OK) uc = curl_url_set(h->uh, CURLUPART_QUERY, q ? q + 1 : NULL, 0);
     return uc == CURLUE_OK ? 0 : -1;
 }
 
-int qs_engine_setup(qs_client *c, qs_xfer *x, const qs_request *r, int pipewait)
+/* Marks x done at once with a failure (nothing was sent). */
+static void fail_now(qs_xfer *x, CURLcode code)
 {
-    CURL *e = x->easy;
-    qs_buf_clear(&x->body);
-    if (qs_buf_terminate(&x->body)) return -1;
-    x->errbuf[0] = '\0';
-    x->too_large = 0;
-    x->done = 0;
-    x->result = CURLE_OK;
-    x->max_response_bytes = c->max_response_bytes;
+    x->done = 1;
+    x->result = code;
+}
 
-    /* every use of a handle starts from a reset one */
-    if (!x->ready) prepare(c, x, e);
-    x->ready = 0;
+int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int pipewait, double now)
+{
+    const qs_conf *c = e->conf;
+    CURL *easy;
+    long limit = qs_req_attempt_ms(r, c->timeout_ms, now);
+    memset(x, 0, sizeof *x);
+    x->req = r;
+    x->gen = e->gen;
+    /* a request safe to repeat may be resent while attempts are left */
+    x->max_sends = r->resend_ok ? c->attempts - r->attempts : 1;
+    if (x->max_sends < 1) x->max_sends = 1;
+    qs_buf_clear(&r->resp);
+    if (qs_buf_terminate(&r->resp)) return -1;
+    if (limit == 0) {
+        fail_now(x, CURLE_OPERATION_TIMEDOUT); /* the call's time is up */
+        return 0;
+    }
+    if (take_handle(e, &x->h) != 0) return -1;
+    if (set_headers(&x->h, r) != 0) {
+        give_handle(e, &x->h);
+        return -1;
+    }
+    easy = x->h.easy;
+    if (!x->h.ready) prepare(e, &x->h);
+    x->h.ready = 0;
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)x);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, x);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, limit);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms < limit ? c->connect_timeout_ms : limit);
     /* The text too: the parsed URL overrides it, and libcurl then need not
      * rebuild the text from the parsed one. */
-    curl_easy_setopt(e, CURLOPT_URL, x->url.p);
-    if (set_target(c, x) == 0) curl_easy_setopt(e, CURLOPT_CURLU, x->uh);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
+    curl_easy_setopt(easy, CURLOPT_URL, r->url.p);
+    if (set_target(e, &x->h, &r->url) == 0) curl_easy_setopt(easy, CURLOPT_CURLU, x->h.uh);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->h.slist);
     /* Wait to multiplex on an HTTP/2 connection, only where there can be
      * one (TLS): over http:// libcurl would hold every further request
      * until the first answer arrives. */
-    if (pipewait && c->https) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    if (pipewait && c->https) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     if (strcmp(r->method, "GET") == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(r->method, "POST") == 0) {
         /* A NULL body would make libcurl read stdin: always give one. */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.n);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body.p ? r->body.p : "");
     } else {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r->method);
     }
+    if (curl_multi_add_handle(e->multi, easy) != CURLM_OK) {
+        fail_now(x, CURLE_FAILED_INIT);
+        return 0;
+    }
+    x->in_multi = 1;
     return 0;
 }
 
-/* The rate-limit headers of the final response (not of a 1xx), the last
- * of each name winning. libcurl keeps every header of a transfer, so they
- * are read once it ends, and only for an error: a header callback would run
- * for every line of every response. */
-static void capture_headers(qs_xfer *x)
-{
-    size_t i;
-    for (i = 0; i < QS_H_COUNT; i++) {
-        struct curl_header *h = NULL;
-        size_t vlen;
-        if (curl_easy_header(x->easy, captured[i], 0, CURLH_HEADER, -1, &h) != CURLHE_OK) continue;
-        if (h->amount > 1 &&
-            curl_easy_header(x->easy, captured[i], h->amount - 1, CURLH_HEADER, -1, &h) != CURLHE_OK)
-            continue;
-        vlen = strlen(h->value);
-        if (vlen >= QS_HVAL_MAX) vlen = QS_HVAL_MAX - 1;
-        memcpy(x->hvals[i], h->value, vlen);
-        x->hvals[i][vlen] = '\0';
-    }
-}
-
-void qs_engine_outcome(qs_xfer *x, qs_attempt *out)
-{
-    long req_size = 0;
-    curl_off_t pretransfer = 0;
-    memset(out, 0, sizeof *out);
-    out->code = x->result;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
-    /* Whether the server may have acted on the request: bytes of it reached
-     * the socket, or the transfer got as far as sending (libcurl resends on a
-     * fresh connection when a reused one dies, and may then report 0 bytes). */
-    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &req_size);
-    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
-    out->sent = req_size > 0 || pretransfer > 0;
-    out->too_large = x->too_large || out->code == CURLE_FILESIZE_EXCEEDED;
-    {
-        size_t i; /* emptied, not wiped: 7 bytes instead of 448 on every call */
-        for (i = 0; i < QS_H_COUNT; i++) x->hvals[i][0] = '\0';
-    }
-    if (out->status < 200 || out->status > 299) capture_headers(x);
-}
-
-void qs_engine_collect(qs_client *c)
+static void collect(qs_engine *e)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
         qs_xfer *x = NULL;
         if (msg->msg != CURLMSG_DONE) continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        if (!x) x = &c->sync;
+        if (!x) continue;
         x->done = 1;
         x->result = msg->data.result;
     }
 }
 
-int qs_engine_perform(qs_client *c, const qs_request *r, qs_attempt *out)
+void qs_engine_drive(qs_engine *e, double wait_s)
 {
-    qs_xfer *x = &c->sync;
-    int running = 1;
-    CURLMcode mc = CURLM_OK;
+    int running = 0;
+    curl_multi_perform(e->multi, &running);
+    collect(e);
+    if (wait_s > 0) {
+        /* with nothing to watch, curl_multi_poll waits the whole time: the
+         * wait before a retry */
+        double ms = wait_s * 1000.0;
+        curl_multi_poll(e->multi, NULL, 0, ms > 1e6 ? 1000000 : (int)ms + 1, NULL);
+        curl_multi_perform(e->multi, &running);
+        collect(e);
+    }
+}
 
-    if (x->in_multi) {
-        /* its last transfer ended and no wait came to take it out since */
-        curl_multi_remove_handle(c->multi, x->easy);
+/* The transport-neutral failure of a libcurl result. */
+static qs_failure failure_of(CURLcode code, int too_large)
+{
+    if (too_large || code == CURLE_FILESIZE_EXCEEDED) return QS_FAIL_TOO_LARGE;
+    switch (code) {
+    case CURLE_OK: return QS_FAIL_NONE;
+    case CURLE_OPERATION_TIMEDOUT: return QS_FAIL_TIMEOUT;
+    /* repeating cannot mend these */
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_NOT_BUILT_IN:
+        return QS_FAIL_PERMANENT;
+    default: return QS_FAIL_NETWORK;
+    }
+}
+
+/* The rate-limit headers of the final response (not of a 1xx), the last
+ * of each name winning, read once the transfer ended and only for an error. */
+static void capture_headers(CURL *easy, qs_outcome *o)
+{
+    size_t i;
+    for (i = 0; i < QS_H_COUNT; i++) {
+        struct curl_header *h = NULL;
+        size_t vlen;
+        if (curl_easy_header(easy, qs_captured_headers[i], 0, CURLH_HEADER, -1, &h) != CURLHE_OK) continue;
+        if (h->amount > 1 &&
+            curl_easy_header(easy, qs_captured_headers[i], h->amount - 1, CURLH_HEADER, -1, &h) != CURLHE_OK)
+            continue;
+        vlen = strlen(h->value);
+        if (vlen >= QS_HVAL_MAX) vlen = QS_HVAL_MAX - 1;
+        memcpy(o->hvals[i], h->value, vlen);
+        o->hvals[i][vlen] = '\0';
+    }
+}
+
+static void describe_failure(const qs_xfer *x, qs_outcome *o)
+{
+    if (x->sock_errno) {
+        snprintf(o->message, sizeof o->message, "cannot open a socket: %s", strerror(x->sock_errno));
+    } else if (x->result == CURLE_ABORTED_BY_CALLBACK && x->sends >= x->max_sends) {
+        snprintf(o->message, sizeof o->message,
+                 "the connection closed before an answer, and the request is not sent again "
+                 "(it may have been received)");
+    } else if (x->result == CURLE_OPERATION_TIMEDOUT && !x->h.easy) {
+        snprintf(o->message, sizeof o->message, "the call's time ran out before this attempt");
+    } else {
+        snprintf(o->message, sizeof o->message, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
+    }
+}
+
+void qs_engine_finish(qs_engine *e, qs_xfer *x, qs_outcome *o)
+{
+    int inherited = qs_engine_inherited(e, x);
+    memset(o, 0, sizeof *o);
+    if (!x->done || inherited) {
+        x->done = 1;
+        x->result = inherited ? CURLE_FAILED_INIT : x->result ? x->result : CURLE_FAILED_INIT;
+    }
+    o->failure = failure_of(x->result, x->too_large);
+    o->code = (long)x->result;
+    o->sends = x->sends;
+    if (x->h.easy && !inherited) {
+        curl_easy_getinfo(x->h.easy, CURLINFO_RESPONSE_CODE, &o->status);
+        if (o->failure == QS_FAIL_NONE && (o->status < 200 || o->status > 299)) capture_headers(x->h.easy, o);
+    }
+    if (o->failure != QS_FAIL_NONE && o->failure != QS_FAIL_TOO_LARGE) describe_failure(x, o);
+    qs_engine_abandon(e, x);
+}
+
+void qs_engine_abandon(qs_engine *e, qs_xfer *x)
+{
+    if (!x->h.easy) return;
+    if (qs_engine_inherited(e, x)) {
+        handle_forget(&x->h); /* the parent's: never touched here */
+        x->in_multi = 0;
+        return;
+    }
+    curl_easy_setopt(x->h.easy, CURLOPT_PRIVATE, NULL);
+    curl_easy_setopt(x->h.easy, CURLOPT_ERRORBUFFER, NULL);
+    if (x->in_multi && !x->done) {
+        /* still running: stop it now */
+        curl_multi_remove_handle(e->multi, x->h.easy);
         x->in_multi = 0;
     }
-    if (qs_engine_headers(c, x, r) || qs_engine_setup(c, x, r, 0)) return -1;
-    x->result = CURLE_FAILED_INIT;
-    if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
-        qs_engine_outcome(x, out);
-        return 0;
-    }
-    x->in_multi = 1;
-    while (!x->done && mc == CURLM_OK) {
-        mc = curl_multi_perform(c->multi, &running);
-        qs_engine_collect(c);
-        if (mc == CURLM_OK && !x->done && running) {
-            /* The request is on its way: reset the other handle for the
-             * next call while the answer is awaited, off the critical path. */
-            if (c->standby && !c->standby_ready) {
-                if (c->standby_in_multi) curl_multi_remove_handle(c->multi, c->standby);
-                c->standby_in_multi = 0;
-                prepare(c, x, c->standby);
-                c->standby_ready = 1;
-            }
-            mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+    /* a finished transfer may stay in the multi handle until the handle is
+     * next used or readied: that removal is off the critical path */
+    x->h.in_multi = x->in_multi;
+    x->in_multi = 0;
+    give_handle(e, &x->h);
+}
+
+int qs_engine_perform(qs_engine *e, qs_req *r, qs_outcome *o, double now)
+{
+    qs_xfer x;
+    int readied = 0;
+    if (qs_engine_start(e, &x, r, 0, now) != 0) return -1;
+    while (!x.done) {
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(e->multi, &running);
+        collect(e);
+        if (x.done || mc != CURLM_OK || !running) break;
+        /* The request is on its way: ready an idle handle for the next
+         * call while the answer is awaited. */
+        if (!readied) {
+            ready_one(e);
+            readied = 1;
         }
-        if (!running && !x->done) break;
+        curl_multi_poll(e->multi, NULL, 0, 1000, NULL);
     }
-    if (!x->done) x->result = CURLE_FAILED_INIT;
-    qs_engine_outcome(x, out);
-    if (!x->done || !c->standby) {
-        curl_multi_remove_handle(c->multi, x->easy); /* stops it, if it still runs */
-        x->in_multi = 0;
-    }
-    if (c->standby) {
-        /* The next call takes the other handle; this one waits its turn. A
-         * finished transfer holds no connection, so taking its handle out of
-         * the multi handle also waits for the next call's wait. */
-        CURL *used = x->easy;
-        int used_in_multi = x->in_multi;
-        x->easy = c->standby;
-        x->ready = c->standby_ready;
-        x->in_multi = c->standby_in_multi;
-        c->standby = used;
-        c->standby_ready = 0;
-        c->standby_in_multi = used_in_multi;
-    }
+    qs_engine_finish(e, &x, o);
     return 0;
 }
 
-void qs_xfer_free(qs_xfer *x)
+/* ---- the engine ------------------------------------------------------- */
+
+static int make_multi(qs_engine *e)
 {
-    if (x->easy) curl_easy_cleanup(x->easy);
-    curl_slist_free_all(x->slist);
-    x->easy = NULL;
-    x->slist = NULL;
-    qs_buf_free(&x->url);
-    qs_buf_free(&x->path);
-    qs_buf_free(&x->body);
-    qs_buf_free(&x->hkey);
-    curl_url_cleanup(x->uh);
-    x->uh = NULL;
+    e->multi = curl_multi_init();
+    if (!e->multi) return -1;
+    /* The cache keeps a connection per concurrent transfer (HTTP/1.1), and
+     * HTTP/2 streams share one connection where the server offers it. */
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 128L);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 128L);
+    e->pid = getpid();
+    e->fork_gen = fork_gen;
+    e->gen++;
+    return 0;
+}
+
+/* Parses the base URL once: a request then only sets its path and query on
+ * a copy. When libcurl does not take it, URLs go to libcurl as text. */
+static void parse_base_url(qs_engine *e)
+{
+    e->base_uh = curl_url();
+    if (e->base_uh &&
+        curl_url_set(e->base_uh, CURLUPART_URL, e->conf->base_url, CURLU_PATH_AS_IS) == CURLUE_OK)
+        return;
+    curl_url_cleanup(e->base_uh);
+    e->base_uh = NULL;
+}
+
+int qs_engine_init(qs_engine *e, qs_conf *conf)
+{
+    memset(e, 0, sizeof *e);
+    e->conf = qs_conf_ref(conf);
+    parse_base_url(e);
+    return make_multi(e);
+}
+
+/* Whether this process made the handles. The fork generation answers
+ * without a syscall unless a fork happened since they were made. */
+static int own_handles(const qs_engine *e)
+{
+    return e->fork_gen == fork_gen || e->pid == getpid();
+}
+
+int qs_engine_inherited(const qs_engine *e, const qs_xfer *x)
+{
+    return x->gen != e->gen || !own_handles(e);
+}
+
+int qs_engine_ready(qs_engine *e)
+{
+    int i;
+    if (e->multi && own_handles(e)) {
+        e->fork_gen = fork_gen; /* after a fork in the parent: no getpid() again */
+        return 0;
+    }
+    /* In a forked child the inherited handles share sockets and TLS state
+     * with the parent: abandon them (never clean up) and start afresh. */
+    for (i = 0; i < e->npool; i++) handle_forget(&e->pool[i]);
+    e->npool = 0;
+    e->multi = NULL;
+    return make_multi(e);
+}
+
+void qs_engine_close(qs_engine *e)
+{
+    int i, owned = e->multi && own_handles(e);
+    for (i = 0; i < e->npool; i++) {
+        if (owned) {
+            handle_out(e, &e->pool[i]);
+            handle_free(&e->pool[i]);
+        } else {
+            handle_forget(&e->pool[i]);
+        }
+    }
+    e->npool = 0;
+    if (owned) curl_multi_cleanup(e->multi);
+    e->multi = NULL;
+    curl_url_cleanup(e->base_uh);
+    e->base_uh = NULL;
+    qs_conf_unref(e->conf);
+    e->conf = NULL;
 }

@@ -84,6 +84,57 @@ void qs_error_setbool(lua_State *L, const char *field, int v)
     lua_setfield(L, -2, field);
 }
 
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* The byte value of the escape at s (of len bytes), writing its length to
+ * *n: "%XX" (either case; what a URL or a proxy's echo of one holds) or
+ * "\uXXXX" below 0x100 (JSON); -1 when there is none. */
+static int escaped_byte(const char *s, size_t len, size_t *n)
+{
+    if (len >= 3 && s[0] == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+        *n = 3;
+        return hexval(s[1]) * 16 + hexval(s[2]);
+    }
+    if (len >= 6 && s[0] == '\\' && s[1] == 'u' && s[2] == '0' && s[3] == '0' && hexval(s[4]) >= 0 &&
+        hexval(s[5]) >= 0) {
+        *n = 6;
+        return hexval(s[4]) * 16 + hexval(s[5]);
+    }
+    return -1;
+}
+
+/* How many bytes at s spell the secret in any form a server or proxy may
+ * echo it in: as is, percent-encoded, JSON-escaped ("\/", "\u00XX"), or with
+ * '+' decoded to a space; 0 when it does not start at s. */
+static size_t secret_at(const char *s, size_t len, const char *secret, size_t slen)
+{
+    size_t i = 0, k;
+    for (k = 0; k < slen; k++) {
+        unsigned char want = (unsigned char)secret[k];
+        size_t n = 1;
+        if (i < len && ((unsigned char)s[i] == want || (want == '+' && s[i] == ' '))) {
+            i++;
+            continue;
+        }
+        if (i + 1 < len && want == '/' && s[i] == '\\' && s[i + 1] == '/') {
+            i += 2;
+            continue;
+        }
+        if (i < len && escaped_byte(s + i, len - i, &n) == (int)want) {
+            i += n;
+            continue;
+        }
+        return 0;
+    }
+    return i;
+}
+
 void qs_error_setscrubbed(lua_State *L, const char *field, const char *s, size_t len,
                           const char *secret, size_t cap)
 {
@@ -91,15 +142,20 @@ void qs_error_setscrubbed(lua_State *L, const char *field, const char *s, size_t
     /* A secret shorter than this is no real token: scrubbing it would only
      * garble the text. */
     size_t slen = secret && strlen(secret) >= 8 ? strlen(secret) : 0;
-    size_t i = 0;
-    if (len > cap) len = cap;
+    size_t i = 0, out = 0;
     luaL_buffinit(L, &b);
-    while (i < len) {
-        if (slen > 0 && len - i >= slen && memcmp(s + i, secret, slen) == 0) {
-            luaL_addstring(&b, "[REDACTED]");
-            i += slen;
+    /* Scrub first, then cut: a secret straddling the cut is still whole in
+     * the input, so no prefix of it is left behind. */
+    while (i < len && out < cap) {
+        size_t m = slen ? secret_at(s + i, len - i, secret, slen) : 0;
+        if (m > 0) {
+            size_t keep = cap - out < 10 ? cap - out : 10;
+            luaL_addlstring(&b, "[REDACTED]", keep);
+            out += keep;
+            i += m;
         } else {
             luaL_addchar(&b, s[i]);
+            out++;
             i++;
         }
     }

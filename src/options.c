@@ -1,6 +1,7 @@
 /* Options -> QStash configuration headers, validated before anything is
- * sent (design.md, "Options"). Header lines go into a client-owned buffer,
- * so an argument error raised half-way leaks nothing. */
+ * sent (design.md, "Options"), driven by the rows of options.h. Header lines
+ * go into the request's own buffer, which its call frees even when an
+ * argument error is raised half-way. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,21 +10,33 @@
 #include <lauxlib.h>
 #include "compat.h"
 #include "options.h"
+#include "url.h"
 
-const char *const qs_option_keys[] = {
-    "retries", "retry_delay", "delay", "not_before", "timeout", "method", "callback",
-    "failure_callback", "callback_options", "failure_callback_options", "deduplication_id",
-    "content_based_deduplication", "flow_control", "label", "redact", "headers",
-    "content_type", NULL};
-const char *const qs_callback_option_keys[] = {"method", "timeout", "retries", "retry_delay",
-                                            "headers", NULL};
+#define KEY(key, header, kind) key,
+const char *const qs_option_keys[] = {QS_OPTION_ROWS(KEY) NULL};
+const char *const qs_callback_option_keys[] = {QS_CALLBACK_ROWS(KEY) NULL};
+#undef KEY
 const char *const qs_flow_control_keys[] = {"key", "parallelism", "rate", "period", NULL};
 const char *const qs_redact_keys[] = {"body", "header", NULL};
+
+typedef struct row {
+    const char *key;
+    const char *header;
+    qs_opt_kind kind;
+} row;
+
+#define ROW(key, header, kind) {key, header, kind},
+static const row option_rows[] = {QS_OPTION_ROWS(ROW)};
+static const row callback_rows[] = {QS_CALLBACK_ROWS(ROW)};
+#undef ROW
 
 typedef struct ctx {
     const qs_args *a;
     int argidx;     /* the options argument, for messages */
     qs_buf *out;
+    qs_opts_mode mode;
+    int ct;         /* stack slot of the body's Content-Type (nil: none yet) */
+    int dedup;      /* a deduplication_id was given */
 } ctx;
 
 static int is_tchar(unsigned char c)
@@ -54,7 +67,8 @@ static void add(ctx *x, const char *name, const char *value, const char *what)
     qs_opts_add_header(x->a, x->argidx, x->out, "", name, strlen(name), value, strlen(value), what);
 }
 
-/* An integral number (an integral float such as 3.0 is fine) >= min. */
+/* An integral number (an integral float such as 3.0 is fine) >= min. The
+ * range is checked before any conversion: NaN and huge values fail it. */
 static long long get_integer(ctx *x, int idx, const char *what, long long min)
 {
     lua_State *L = x->a->L;
@@ -62,7 +76,7 @@ static long long get_integer(ctx *x, int idx, const char *what, long long min)
     if (lua_type(L, idx) != LUA_TNUMBER)
         qs_argerror(x->a, x->argidx, "option '%s' must be an integer >= %lld", what, min);
     d = lua_tonumber(L, idx);
-    if (d != floor(d) || d < (double)min || d > 9007199254740991.0)
+    if (!(d >= (double)min && d <= 9007199254740991.0) || d != floor(d))
         qs_argerror(x->a, x->argidx, "option '%s' must be an integer >= %lld", what, min);
     return (long long)d;
 }
@@ -90,7 +104,7 @@ static void get_duration(ctx *x, int idx, const char *what, const char *units, c
     lua_State *L = x->a->L;
     if (lua_type(L, idx) == LUA_TNUMBER) {
         double d = lua_tonumber(L, idx);
-        if (d != floor(d) || d < 0 || d > 1e12)
+        if (!(d >= 0 && d <= 1e12) || d != floor(d))
             qs_argerror(x->a, x->argidx, "option '%s' must be whole seconds >= 0 or a duration like '10s'", what);
         snprintf(out, outsz, "%llds", (long long)d);
     } else if (lua_type(L, idx) == LUA_TSTRING) {
@@ -100,7 +114,7 @@ static void get_duration(ctx *x, int idx, const char *what, const char *units, c
         while (ok && i < n) {
             size_t digits = 0;
             while (i < n && s[i] >= '0' && s[i] <= '9') i++, digits++;
-            if (digits == 0 || i >= n || !strchr(units, s[i]) || s[i] == '\0') ok = 0;
+            if (digits == 0 || i >= n || s[i] == '\0' || !strchr(units, s[i])) ok = 0;
             i++;
         }
         if (!ok)
@@ -127,35 +141,32 @@ static const char *get_method(ctx *x, int idx, const char *what, char *out)
     return NULL;
 }
 
-static void check_http_url(ctx *x, const char *s, size_t n, const char *what)
-{
-    size_t i, skip = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
-    if (!skip || n <= skip || s[skip] == '/')
-        qs_argerror(x->a, x->argidx, "option '%s' must be an http:// or https:// URL", what);
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f)
-            qs_argerror(x->a, x->argidx, "option '%s' must not contain spaces or control bytes", what);
-    }
-}
+typedef struct pair {
+    const char *name, *value;
+    size_t nlen, vlen;
+} pair;
 
 /* Sorted names make the header order, and so the request, deterministic. */
 static int cmp_names(const void *p, const void *q)
 {
-    return strcmp(*(const char *const *)p, *(const char *const *)q);
+    return strcmp(((const pair *)p)->name, ((const pair *)q)->name);
 }
 
 /* headers = { Name = "value" } -> <prefix><Name>: value; names starting with
- * "Upstash-" are sent as they are. With content_type, a Content-Type entry is
- * the publish body's type instead. */
-static void forward_headers(ctx *x, int idx, const char *what, const char *prefix,
-                            const char **content_type)
+ * "Upstash-" are sent as they are. At the top level of publish options, a
+ * Content-Type entry is the body's type instead. The pairs are copied into a
+ * private table first: whatever a finalizer does to the caller's table later,
+ * the strings used here stay alive and unchanged. */
+static void forward_headers(ctx *x, int idx, const char *what, const char *prefix, int top)
 {
     lua_State *L = x->a->L;
     size_t count = 0, i;
-    const char **names;
+    int copy;
+    pair *pairs;
     if (lua_type(L, idx) != LUA_TTABLE)
         qs_argerror(x->a, x->argidx, "option '%s' must be a table of name = value", what);
+    lua_newtable(L);
+    copy = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         size_t nlen;
@@ -168,44 +179,51 @@ static void forward_headers(ctx *x, int idx, const char *what, const char *prefi
         if (strlen(lua_tolstring(L, -2, &nlen)) != nlen)
             qs_argerror(x->a, x->argidx, "%s: header name '%s' is not a valid token", what,
                         lua_tostring(L, -2));
+        lua_rawseti(L, copy, (int)(2 * count + 2)); /* the value */
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, copy, (int)(2 * count + 1)); /* the name; the key stays for lua_next */
         count++;
-        lua_pop(L, 1);
     }
-    if (count == 0) return;
+    if (count == 0) {
+        lua_pop(L, 1);
+        return;
+    }
     /* Lua-owned scratch: freed by the collector even if an error is raised. */
-    names = (const char **)qs_newudata(L, count * sizeof *names);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        names[i++] = lua_tostring(L, -1); /* kept alive by the table */
-    }
-    qsort(names, count, sizeof *names, cmp_names);
+    pairs = (pair *)qs_newudata(L, count * sizeof *pairs);
     for (i = 0; i < count; i++) {
-        size_t vlen, nlen = strlen(names[i]);
-        const char *v;
-        lua_getfield(L, idx, names[i]);
-        v = lua_tolstring(L, -1, &vlen);
-        lua_pop(L, 1);
-        if (content_type && strcasecmp(names[i], "Content-Type") == 0) {
-            /* used as a C string: a NUL would cut it short */
-            if (strlen(v) != vlen || strpbrk(v, "\r\n"))
-                qs_argerror(x->a, x->argidx, "%s: header value must not contain CR, LF or NUL", what);
-            *content_type = v;
+        lua_rawgeti(L, copy, (int)(2 * i + 1));
+        pairs[i].name = lua_tolstring(L, -1, &pairs[i].nlen); /* kept alive by the copy */
+        lua_rawgeti(L, copy, (int)(2 * i + 2));
+        pairs[i].value = lua_tolstring(L, -1, &pairs[i].vlen);
+        lua_pop(L, 2);
+    }
+    qsort(pairs, count, sizeof *pairs, cmp_names);
+    for (i = 0; i < count; i++) {
+        const pair *p = &pairs[i];
+        if (top && x->mode != QS_OPTS_RETRY && strcasecmp(p->name, "Content-Type") == 0) {
+            if (x->mode == QS_OPTS_PUBLISH_JSON)
+                qs_argerror(x->a, x->argidx, "publish_json always sends Content-Type: application/json");
+            /* the content_type option wins over this entry */
+            if (lua_isnil(L, x->ct)) {
+                lua_pushlstring(L, p->value, p->vlen);
+                lua_replace(L, x->ct);
+            }
             continue;
         }
-        if (nlen >= 8 && strncasecmp(names[i], "Upstash-", 8) == 0)
-            qs_opts_add_header(x->a, x->argidx, x->out, "", names[i], nlen, v, vlen, what);
-        else
-            qs_opts_add_header(x->a, x->argidx, x->out, prefix, names[i], nlen, v, vlen, what);
+        qs_opts_add_header(x->a, x->argidx, x->out,
+                           p->nlen >= 8 && strncasecmp(p->name, "Upstash-", 8) == 0 ? "" : prefix,
+                           p->name, p->nlen, p->value, p->vlen, what);
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 }
 
+static void put_value(ctx *x, const row *r, const char *header, const char *what, int v, int top);
+
+/* callback_options: the callback rows, written as the family's headers. */
 static void callback_options(ctx *x, int idx, const char *what, const char *family)
 {
     lua_State *L = x->a->L;
-    char name[96], buf[64];
+    size_t i;
     if (lua_type(L, idx) != LUA_TTABLE)
         qs_argerror(x->a, x->argidx, "option '%s' must be a table", what);
     {
@@ -213,38 +231,17 @@ static void callback_options(ctx *x, int idx, const char *what, const char *fami
         snprintf(kwhat, sizeof kwhat, "%s key", what);
         qs_check_keys(x->a, x->argidx, idx, kwhat, qs_callback_option_keys);
     }
-    lua_getfield(L, idx, "method");
-    if (!lua_isnil(L, -1)) {
-        snprintf(name, sizeof name, "%s-Method", family);
-        add(x, name, get_method(x, -1, what, buf), what);
+    for (i = 0; i < sizeof callback_rows / sizeof callback_rows[0]; i++) {
+        const row *r = &callback_rows[i];
+        char header[96], kwhat[96];
+        lua_getfield(L, idx, r->key);
+        if (!lua_isnil(L, -1)) {
+            snprintf(header, sizeof header, "%s%s", family, r->header);
+            snprintf(kwhat, sizeof kwhat, "%s.%s", what, r->key);
+            put_value(x, r, header, kwhat, lua_gettop(L), 0);
+        }
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    lua_getfield(L, idx, "timeout");
-    if (!lua_isnil(L, -1)) {
-        get_duration(x, lua_gettop(L), what, "smh", buf, sizeof buf);
-        snprintf(name, sizeof name, "%s-Timeout", family);
-        add(x, name, buf, what);
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, idx, "retries");
-    if (!lua_isnil(L, -1)) {
-        snprintf(buf, sizeof buf, "%lld", get_integer(x, -1, what, 0));
-        snprintf(name, sizeof name, "%s-Retries", family);
-        add(x, name, buf, what);
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, idx, "retry_delay");
-    if (!lua_isnil(L, -1)) {
-        snprintf(name, sizeof name, "%s-Retry-Delay", family);
-        add(x, name, get_string(x, -1, what, NULL), what);
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, idx, "headers");
-    if (!lua_isnil(L, -1)) {
-        snprintf(name, sizeof name, "%s-Forward-", family);
-        forward_headers(x, lua_gettop(L), what, name, NULL);
-    }
-    lua_pop(L, 1);
 }
 
 static void flow_control(ctx *x, int idx)
@@ -293,14 +290,14 @@ static void check_label(ctx *x, int idx)
     if (memchr(s, ',', n)) qs_argerror(x->a, x->argidx, "option 'label': a label must not contain a comma");
 }
 
-static void labels(ctx *x, int idx)
+static void labels(ctx *x, int idx, const char *header)
 {
     lua_State *L = x->a->L;
     luaL_Buffer b;
     size_t n, i;
     if (lua_type(L, idx) == LUA_TSTRING) {
         check_label(x, idx);
-        add(x, "Upstash-Label", lua_tostring(L, idx), "label");
+        add(x, header, lua_tostring(L, idx), "label");
         return;
     }
     if (lua_type(L, idx) != LUA_TTABLE)
@@ -319,11 +316,11 @@ static void labels(ctx *x, int idx)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    add(x, "Upstash-Label", lua_tostring(L, -1), "label");
+    add(x, header, lua_tostring(L, -1), "label");
     lua_pop(L, 1);
 }
 
-static void redact(ctx *x, int idx)
+static void redact(ctx *x, int idx, const char *header)
 {
     lua_State *L = x->a->L;
     luaL_Buffer b;
@@ -374,83 +371,115 @@ static void redact(ctx *x, int idx)
         }
     }
     if (!any) qs_argerror(x->a, x->argidx, "option 'redact' must set body = true and/or header");
-    add(x, "Upstash-Redact-Fields", lua_tostring(L, -1), "redact");
+    add(x, header, lua_tostring(L, -1), "redact");
     lua_pop(L, 2);
 }
 
-void qs_opts_marshal(const qs_args *a, int idx, qs_buf *out, int publish, const char **content_type)
+/* Checks the value at v of row r and writes its header(s); `top`: a row of
+ * the options table itself (not of a nested one). */
+static void put_value(ctx *x, const row *r, const char *header, const char *what, int v, int top)
+{
+    lua_State *L = x->a->L;
+    char buf[64];
+    size_t n;
+    const char *s;
+    switch (r->kind) {
+    case QS_OPT_COUNT:
+        snprintf(buf, sizeof buf, "%lld", get_integer(x, v, what, 0));
+        add(x, header, buf, what);
+        break;
+    case QS_OPT_STRING:
+        add(x, header, get_string(x, v, what, NULL), what);
+        break;
+    case QS_OPT_DELAY:
+    case QS_OPT_TIMEOUT:
+        get_duration(x, v, what, r->kind == QS_OPT_DELAY ? "smhd" : "smh", buf, sizeof buf);
+        add(x, header, buf, what);
+        break;
+    case QS_OPT_UNIX_SECONDS: {
+        long long t = get_integer(x, v, what, 0);
+        if (t >= 1000000000000LL)
+            qs_argerror(x->a, x->argidx, "option '%s' is unix seconds; %lld looks like milliseconds", what, t);
+        snprintf(buf, sizeof buf, "%lld", t);
+        add(x, header, buf, what);
+        break;
+    }
+    case QS_OPT_METHOD:
+        add(x, header, get_method(x, v, what, buf), what);
+        break;
+    case QS_OPT_URL: {
+        const char *why;
+        s = get_string(x, v, what, &n);
+        if ((why = qs_url_check(s, n, 0)) != NULL) qs_argerror(x->a, x->argidx, "option '%s' %s", what, why);
+        add(x, header, s, what);
+        break;
+    }
+    case QS_OPT_BOOLEAN:
+        if (lua_type(L, v) != LUA_TBOOLEAN) qs_argerror(x->a, x->argidx, "option '%s' must be a boolean", what);
+        add(x, header, lua_toboolean(L, v) ? "true" : "false", what);
+        break;
+    case QS_OPT_CALLBACK:
+        callback_options(x, v, what, header);
+        break;
+    case QS_OPT_FLOW_CONTROL:
+        flow_control(x, v);
+        break;
+    case QS_OPT_LABEL:
+        labels(x, v, header);
+        break;
+    case QS_OPT_REDACT:
+        redact(x, v, header);
+        break;
+    case QS_OPT_CONTENT_TYPE:
+        if (x->mode == QS_OPTS_RETRY) qs_argerror(x->a, x->argidx, "option 'content_type' applies to publish only");
+        if (x->mode == QS_OPTS_PUBLISH_JSON)
+            qs_argerror(x->a, x->argidx, "publish_json always sends Content-Type: application/json");
+        get_string(x, v, what, NULL);
+        lua_pushvalue(L, v);
+        lua_replace(L, x->ct); /* written last; kept alive on the stack meanwhile */
+        break;
+    case QS_OPT_HEADERS:
+        forward_headers(x, v, what, header, top);
+        break;
+    }
+}
+
+int qs_opts_marshal(const qs_args *a, int idx, qs_buf *out, qs_opts_mode mode)
 {
     lua_State *L = a->L;
     ctx x;
-    char buf[64];
+    size_t i;
     int top = lua_gettop(L);
     x.a = a;
     x.argidx = idx;
     x.out = out;
-    if (content_type) *content_type = NULL;
-    if (lua_isnoneornil(L, idx)) return;
-    if (lua_type(L, idx) != LUA_TTABLE)
-        qs_argerror(a, idx, "options must be a table, got %s", luaL_typename(L, idx));
-    qs_check_keys(a, idx, idx, "option", qs_option_keys);
-
-#define FIELD(key) (lua_settop(L, top), lua_getfield(L, idx, key), !lua_isnil(L, -1))
-    if (FIELD("retries")) {
-        snprintf(buf, sizeof buf, "%lld", get_integer(&x, -1, "retries", 0));
-        add(&x, "Upstash-Retries", buf, "retries");
+    x.mode = mode;
+    x.dedup = 0;
+    lua_pushnil(L);
+    x.ct = lua_gettop(L);
+    if (!lua_isnoneornil(L, idx)) {
+        if (lua_type(L, idx) != LUA_TTABLE)
+            qs_argerror(a, idx, "options must be a table, got %s", luaL_typename(L, idx));
+        qs_check_keys(a, idx, idx, "option", qs_option_keys);
+        for (i = 0; i < sizeof option_rows / sizeof option_rows[0]; i++) {
+            const row *r = &option_rows[i];
+            lua_settop(L, x.ct);
+            lua_getfield(L, idx, r->key);
+            if (lua_isnil(L, -1)) continue;
+            if (r->kind == QS_OPT_STRING && strcmp(r->key, "deduplication_id") == 0) x.dedup = 1;
+            put_value(&x, r, r->header, r->key, lua_gettop(L), 1);
+        }
+        lua_settop(L, x.ct);
     }
-    if (FIELD("retry_delay")) add(&x, "Upstash-Retry-Delay", get_string(&x, -1, "retry_delay", NULL), "retry_delay");
-    if (FIELD("delay")) {
-        get_duration(&x, lua_gettop(L), "delay", "smhd", buf, sizeof buf);
-        add(&x, "Upstash-Delay", buf, "delay");
+    if (mode == QS_OPTS_PUBLISH_JSON) {
+        lua_pushliteral(L, "application/json");
+        lua_replace(L, x.ct);
     }
-    if (FIELD("not_before")) {
-        long long v = get_integer(&x, -1, "not_before", 0);
-        if (v >= 1000000000000LL)
-            qs_argerror(a, idx, "option 'not_before' is unix seconds; %lld looks like milliseconds", v);
-        snprintf(buf, sizeof buf, "%lld", v);
-        add(&x, "Upstash-Not-Before", buf, "not_before");
-    }
-    if (FIELD("timeout")) {
-        get_duration(&x, lua_gettop(L), "timeout", "smh", buf, sizeof buf);
-        add(&x, "Upstash-Timeout", buf, "timeout");
-    }
-    if (FIELD("method")) add(&x, "Upstash-Method", get_method(&x, -1, "method", buf), "method");
-    if (FIELD("callback")) {
+    if (!lua_isnil(L, x.ct)) {
         size_t n;
-        const char *s = get_string(&x, -1, "callback", &n);
-        check_http_url(&x, s, n, "callback");
-        add(&x, "Upstash-Callback", s, "callback");
+        const char *ct = lua_tolstring(L, x.ct, &n);
+        qs_opts_add_header(a, idx, out, "", "Content-Type", 12, ct, n, "content_type");
     }
-    if (FIELD("failure_callback")) {
-        size_t n;
-        const char *s = get_string(&x, -1, "failure_callback", &n);
-        check_http_url(&x, s, n, "failure_callback");
-        add(&x, "Upstash-Failure-Callback", s, "failure_callback");
-    }
-    if (FIELD("callback_options"))
-        callback_options(&x, lua_gettop(L), "callback_options", "Upstash-Callback");
-    if (FIELD("failure_callback_options"))
-        callback_options(&x, lua_gettop(L), "failure_callback_options", "Upstash-Failure-Callback");
-    if (FIELD("deduplication_id"))
-        add(&x, "Upstash-Deduplication-Id", get_string(&x, -1, "deduplication_id", NULL), "deduplication_id");
-    if (FIELD("content_based_deduplication")) {
-        if (lua_type(L, -1) != LUA_TBOOLEAN)
-            qs_argerror(a, idx, "option 'content_based_deduplication' must be a boolean");
-        add(&x, "Upstash-Content-Based-Deduplication", lua_toboolean(L, -1) ? "true" : "false",
-            "content_based_deduplication");
-    }
-    if (FIELD("flow_control")) flow_control(&x, lua_gettop(L));
-    if (FIELD("label")) labels(&x, lua_gettop(L));
-    if (FIELD("redact")) redact(&x, lua_gettop(L));
-    if (FIELD("content_type")) {
-        if (!publish) qs_argerror(a, idx, "option 'content_type' applies to publish only");
-        *content_type = get_string(&x, -1, "content_type", NULL);
-    }
-    if (FIELD("headers")) {
-        const char *ct = NULL;
-        forward_headers(&x, lua_gettop(L), "headers", "Upstash-Forward-", publish ? &ct : NULL);
-        if (ct && content_type && !*content_type) *content_type = ct;
-    }
-#undef FIELD
     lua_settop(L, top);
+    return x.dedup;
 }

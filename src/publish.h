@@ -1,4 +1,4 @@
-/* The publish API functions. */
+/* The publish API functions (publish.c). */
 #ifndef QS_PUBLISH_H
 #define QS_PUBLISH_H
 

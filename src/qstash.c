@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 #include "api.h"
 #include "async.h"
+#include "call.h"
 #include "client.h"
 #include "compat.h"
 #include "dlq.h"
@@ -10,6 +11,7 @@
 #include "publish.h"
 #include "response.h"
 #include "qstash.h"
+#include "step.h"
 #include "verify.h"
 
 #if defined(__GNUC__)
@@ -35,6 +37,9 @@ static int open_variant(lua_State *L, int safe)
     qs_errors_init(L);
     qs_client_register(L);
     qs_json_init(L);
+    qs_api_init(L);
+    qs_call_register(L);
+    qs_step_register(L);
     qs_async_register(L);
 
     lua_newtable(L);
@@ -51,6 +56,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_dlq_apis, safe);
     qs_api_register(L, qs_publish_apis, safe);
     qs_api_register(L, qs_async_apis, safe);
+    qs_api_register(L, qs_step_apis, safe);
     return 1;
 }
 
