@@ -17,6 +17,7 @@ end
 
 local E = require "spec.support.emulator"
 local server = require "spec.support.server"
+local certs = require "spec.support.certs"
 local cjson = require "cjson"
 
 local q = E.shell_quote
@@ -30,27 +31,6 @@ local CERTS = {
   { name = "ca1_wrongip", ca = "ca1", san = "IP:127.0.0.2" },
   { name = "ca2_wrongip", ca = "ca2", san = "IP:127.0.0.2" },
 }
-
-local function sh(cmd)
-  assert(E.exec_ok(cmd .. " >/dev/null 2>&1"), "failed: " .. cmd)
-end
-
-local function make_certs(dir)
-  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-  for _, ca in ipairs{ "ca1", "ca2" } do
-    sh(("openssl req -x509 %s -days 2 -keyout %s/%s.key -out %s/%s.pem -subj /CN=spec-%s "
-      .. "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign")
-      :format(ec, q(dir), ca, q(dir), ca, ca))
-  end
-  for _, c in ipairs(CERTS) do
-    local base = dir .. "/" .. c.name
-    E.write_file(base .. ".ext", "subjectAltName=" .. c.san
-      .. "\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
-    sh(("openssl req %s -keyout %s.key -out %s.csr -subj /CN=spec-server"):format(ec, q(base), q(base)))
-    sh(("openssl x509 -req -in %s.csr -CA %s/%s.pem -CAkey %s/%s.key -CAcreateserial -days 2 "
-      .. "-out %s.pem -extfile %s.ext"):format(q(base), q(dir), c.ca, q(dir), c.ca, q(base), q(base)))
-  end
-end
 
 -- Locations of every upstream server block (plain and TLS).
 local UPSTREAM = [=[
@@ -245,7 +225,7 @@ describe("qstash.resty.http under nginx", function()
 
   setup(function()
     dir = E.tmpdir()
-    make_certs(dir)
+    certs.make(dir, CERTS)
     srv = server.start()
     ng = N.start(nginx_conf, { prefix = dir, nports = 2 + #CERTS,
       files = { ["upstream.conf"] = UPSTREAM, ["handlers.conf"] = HANDLERS } })
@@ -463,6 +443,7 @@ describe("qstash.resty.http under nginx", function()
       assert.equal("network", f.failure)
       assert.is_false(f.sent)
       assert.matches("connect to 127.0.0.1:%d+ failed: connection refused", f.message)
+      assert.is_nil(f.retryable) -- another attempt may connect
     end)
   end)
 
@@ -535,6 +516,8 @@ describe("qstash.resty.http under nginx", function()
       assert.is_false(f.sent)
       assert.matches("certificate", f.message, 1, true)
       assert.matches("lua_ssl_trusted_certificate", f.message, 1, true)
+      -- repeating cannot mend it: the core makes no other attempt
+      assert.is_false(f.retryable)
     end)
 
     it("trusts only the ca_file when one is given", function()
@@ -542,6 +525,7 @@ describe("qstash.resty.http under nginx", function()
       assert.equal("network", f.failure)
       assert.is_false(f.sent)
       assert.matches("certificate verify failed with ca_file", f.message, 1, true)
+      assert.is_false(f.retryable)
       -- a pooled connection verified with CA1 is not one for ca_file = CA2
       ok_run{ url = https_ca1 .. "/cl" }
       f = failed_run{ url = https_ca1 .. "/cl", ca_file = dir .. "/ca2.pem" }
@@ -563,6 +547,7 @@ describe("qstash.resty.http under nginx", function()
       assert.equal("network", f.failure)
       assert.is_false(f.sent)
       assert.matches("cannot load CA certificates", f.message, 1, true)
+      assert.is_false(f.retryable)
     end)
   end)
 
@@ -611,6 +596,7 @@ describe("qstash.resty.http under nginx", function()
       assert.equal("network", f.failure)
       assert.is_false(f.sent)
       assert.matches("not supported over cosockets", f.message, 1, true)
+      assert.is_false(f.retryable)
     end)
   end)
 

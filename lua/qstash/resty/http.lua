@@ -9,7 +9,8 @@
 --   -- ok: status (number), headers (lower-case name -> string, or an array of
 --   --     strings for a repeated header), body (string)
 --   -- not ok: status is the failure: { failure = "timeout"|"network"|"too_large",
---   --     sent = bool, message = "...", status = n (too_large only) }
+--   --     sent = bool, message = "...", status = n (too_large only),
+--   --     retryable = false (only for what repeating cannot mend) }
 --
 -- The request value is the one the core's caller-driven transport hands out
 -- ("send"): headers go out exactly as given, in order, after Host; this
@@ -175,6 +176,14 @@ end
 
 local function fail(kind, sent, message, status)
   return { failure = kind, sent = sent, message = message, status = status }
+end
+
+-- A failure that repeating cannot mend (TLS verification, an unusable
+-- ca_file or proxy URL): the core makes no further attempt, as it does for
+-- libcurl's CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE and
+-- CURLE_UNSUPPORTED_PROTOCOL.
+local function permanent(message)
+  return { failure = "network", sent = false, message = message, retryable = false }
 end
 
 local function io_fail(err, sent, what)
@@ -468,16 +477,19 @@ local function open(o, v, deadline, px)
     session, err = sock:sslhandshake(nil, not o.is_ip and o.name or nil, not v.ca_file)
     if not session then
       sock:close()
-      local hint = ""
-      if not v.ca_file and type(err) == "string" and string_find(err, "certificate", 1, true) then
-        hint = " (nginx verifies against lua_ssl_trusted_certificate)"
+      local what = "TLS handshake with " .. o.authority .. " failed"
+      -- nginx's verification failed: "<X509 error code>: <text>", or
+      -- "certificate host mismatch"
+      if type(err) == "string" and (string_find(err, "^%d+: ") or string_find(err, "certificate", 1, true)) then
+        if not v.ca_file then what = what .. " (nginx verifies against lua_ssl_trusted_certificate)" end
+        return nil, permanent(what .. ": " .. err)
       end
-      return nil, io_fail(err, false, "TLS handshake with " .. o.authority .. " failed" .. hint)
+      return nil, io_fail(err, false, what)
     end
     ok, err = tls.check(session, o.name, o.is_ip, v.ca_file)
     if not ok then
       sock:close()
-      return nil, fail("network", false, "TLS with " .. o.authority .. ": " .. err)
+      return nil, permanent("TLS with " .. o.authority .. ": " .. err)
     end
   end
   return sock, false
@@ -584,7 +596,7 @@ function M.request(v)
   if v.proxy ~= nil then
     local perr
     px, perr = proxy_of(v.proxy)
-    if not px then return false, fail("network", false, perr) end
+    if not px then return false, permanent(perr) end
   end
   local parts, body_out = request_parts(v, o, target, px)
 
