@@ -1,11 +1,13 @@
--- qstash.resty.driver: the loop of the caller-driven transport over
--- cosockets, in a real nginx: sends through qstash.resty.http, waits with
--- ngx.sleep, dlq_retry_each on light threads with a batch-wide 429 pause,
--- dlq_messages over cursor pages, and where a call may run at all.
+-- qstash.resty.driver in a real nginx with the real core: what the batch and
+-- the pager do over cosockets beyond what the C module's own path shows
+-- (spec/resty_parity_spec.lua compares results, errors and bytes): light
+-- threads running `concurrency` calls at once over shared keepalive pools, the
+-- batch-wide 429 pause, callbacks that raise while calls are in flight, and
+-- an iterator that survives a failed page. Runs only under LuaJIT.
 --
--- The call objects come from spec/support/fake_core.lua, written to the
--- contract of the core's client:prepare / call:step (the driver is not yet
--- wired to qstash.resty's public functions). Runs only under LuaJIT.
+-- Every call object comes from the C core (client:prepare): no stand-in is
+-- needed, since the scriptable server (spec/support/http_server.py) makes
+-- the core produce every answer and wait these specs need.
 local N = require "spec.support.nginx"
 
 local skip = N.skip_reason()
@@ -16,92 +18,64 @@ end
 
 local E = require "spec.support.emulator"
 local server = require "spec.support.server"
-local socket = require "socket"
 local cjson = require "cjson"
 
 local HANDLERS = [=[
-# ?base=<url>&ids=a,b&conc=n&attempts=n
-location = /run {
-  content_by_lua_block {
-    local driver = require "qstash.resty.driver"
-    local fake = require "spec.support.fake_core"
-    local client = fake.new{ base_url = ngx.var.arg_base, attempts = tonumber(ngx.var.arg_attempts) }
-    local res, err = driver.run(client:prepare("dlq_retry", ngx.var.arg_id))
-    ngx.say(require("cjson").encode{ res = res, err = err and { kind = err.kind,
-      status = err.status, str = tostring(err), is_error = require("qstash").is_error(err),
-      attempts = err.attempts } })
-  }
-}
+# ?base=<url>&ids=a,b&conc=n&raise_after=n
 location = /each {
   content_by_lua_block {
     local cjson = require "cjson"
-    local driver = require "qstash.resty.driver"
-    local fake = require "spec.support.fake_core"
-    local client = fake.new{ base_url = ngx.var.arg_base }
+    local qr = require "qstash.resty"
+    local qstash = require "qstash"
     local ids = {}
     for id in ngx.var.arg_ids:gmatch("[^,]+") do ids[#ids + 1] = id end
     local seen, progress = {}, {}
     local raise_after = tonumber(ngx.var.arg_raise_after)
-    local ok, out = pcall(driver.each, client, ids, nil, {
+    local config = { base_url = ngx.var.arg_base, token = "each-token-0123456789",
+                     retry = { attempts = 3, base_delay = 0.01, max_delay = 5 } }
+    if ngx.var.arg_notoken then config.token = nil end
+    local ok, out, err = pcall(qr.dlq_retry_each, ids, nil, {
       concurrency = tonumber(ngx.var.arg_conc),
-      on_result = function(id, res, err)
-        seen[#seen + 1] = { id = id, ok = res ~= nil, kind = err and err.kind }
+      on_result = function(id, res, e)
+        seen[#seen + 1] = { id = id, ok = res ~= nil, kind = e and e.kind }
         if raise_after and #seen >= raise_after then error("boom", 0) end
       end,
       on_progress = function(done, total) progress[#progress + 1] = { done, total } end,
-    })
+    }, config)
     if not ok then return ngx.say(cjson.encode{ raised = tostring(out), seen = seen }) end
+    if not out then
+      return ngx.say(cjson.encode{ err = { kind = err.kind, is_error = qstash.is_error(err) } })
+    end
     local results = {}
     for id, r in pairs(out.results) do
-      results[id] = require("qstash").is_error(r) and ("error " .. r.kind) or r.messageId
+      results[id] = qstash.is_error(r) and ("error " .. r.kind) or r.messageId
     end
     ngx.say(cjson.encode{ ok = out.ok, failed = out.failed, results = results,
       seen = seen, progress = progress })
   }
 }
-location = /each_bad {
-  content_by_lua_block {
-    local driver = require "qstash.resty.driver"
-    local client = require("spec.support.fake_core").new{ base_url = ngx.var.arg_base }
-    local out = {}
-    for i, args in ipairs{ { { "a", 5 } }, { { "a", "" } }, { {} }, { { "a" }, 1 },
-                           { { "a" }, nil, { concurrency = 0 } }, { { "a" }, nil, { bogus = 1 } } } do
-      local ok, e = pcall(driver.each, client, args[1], args[2], args[3])
-      out[i] = ok and "no error" or tostring(e)
-    end
-    ngx.say(require("cjson").encode(out))
-  }
-}
+# ?base=&cursor=: pages until the end or an error; a failed page is asked again once
 location = /messages {
   content_by_lua_block {
-    local driver = require "qstash.resty.driver"
-    local client = require("spec.support.fake_core").new{ base_url = ngx.var.arg_base }
-    local got = {}
-    local ok, e = pcall(function()
-      for msg in driver.messages(client, {}) do got[#got + 1] = msg.id end
-    end)
-    ngx.say(require("cjson").encode{ got = got, ok = ok, kind = type(e) == "table" and e.kind or nil,
-      str = tostring(e), is_error = require("qstash").is_error(e) })
+    local qr = require "qstash.resty"
+    local params = { count = 2, cursor = ngx.var.arg_cursor }
+    local next_msg = qr.dlq_messages(params, { base_url = ngx.var.arg_base,
+      token = "pages-token-0123456789", retry = false })
+    local got, errors = {}, {}
+    while true do
+      local ok, msg = pcall(next_msg)
+      if not ok then
+        errors[#errors + 1] = msg.kind
+        if #errors > 1 then break end
+      elseif msg == nil then
+        break
+      else
+        got[#got + 1] = msg.dlqId
+      end
+    end
+    local ok_after, after = pcall(next_msg)
+    ngx.say(require("cjson").encode{ got = got, errors = errors, after_end = ok_after and after == nil })
   }
-}
-location = /fast { content_by_lua_block { ngx.say("ok") } }
-location = /modes {
-  content_by_lua_block {
-    local d = ngx.shared.spec
-    d:set("content", require("qstash.resty.driver").mode("dlq_retry"))
-    ngx.timer.at(0, function()
-      d:set("timer", require("qstash.resty.driver").mode("dlq_retry"))
-    end)
-    ngx.sleep(0.05)
-    ngx.say("ok")
-  }
-  log_by_lua_block {
-    local ok, e = pcall(require("qstash.resty.driver").mode, "dlq_retry")
-    ngx.shared.spec:set("log", tostring(ok) .. " " .. tostring(e))
-  }
-}
-location = /state {
-  content_by_lua_block { ngx.print(ngx.shared.spec:get(ngx.var.arg_k) or "") }
 }
 ]=]
 
@@ -111,17 +85,7 @@ events { worker_connections 1024; }
 http {
   access_log off;
   default_type text/plain;
-  lua_shared_dict spec 1m;
 ]] .. N.lua_paths(prefix) .. [[
-  init_by_lua_block {
-    require("resty.core")
-    local ok, m = pcall(require("qstash.resty.driver").mode, "dlq_retry")
-    ngx.shared.spec:set("init", tostring(ok) .. " " .. tostring(m))
-  }
-  init_worker_by_lua_block {
-    local ok, m = pcall(require("qstash.resty.driver").mode, "dlq_retry")
-    ngx.shared.spec:set("init_worker", tostring(ok) .. " " .. tostring(m))
-  }
   server {
     listen 127.0.0.1:]] .. ports[1] .. [[;
     include handlers.conf;
@@ -149,85 +113,40 @@ describe("qstash.resty.driver under nginx", function()
     return cjson.decode(body)
   end
 
-  local function state(k)
-    local _, body = E.request(ng.url, "GET", "/state?k=" .. k)
-    return body
+  local function distinct(reqs)
+    local conns, n = {}, 0
+    for _, r in ipairs(reqs) do
+      if not conns[r.conn] then
+        conns[r.conn] = true
+        n = n + 1
+      end
+    end
+    return n, conns
   end
 
-  it("sends, retries after a 5xx and a network failure, and returns the result", function()
-    srv:script{ { status = 503 }, { fault = "close" }, { status = 201, json = { messageId = "msg_1" } } }
-    local doc = get_json("/run?id=abc&base=" .. srv.url)
-    assert.same({ messageId = "msg_1" }, doc.res)
-    local reqs = srv:requests()
-    assert.equal(3, #reqs)
-    assert.equal("POST", reqs[1].method)
-    assert.equal("/v2/dlq/retry/abc", reqs[3].target)
-  end)
-
-  it("returns the core's error object", function()
-    srv:script{ { status = 404, json = { error = "message not found" } } }
-    local doc = get_json("/run?id=abc&base=" .. srv.url)
-    assert.is_nil(doc.res)
-    assert.equal("not_found", doc.err.kind)
-    assert.is_true(doc.err.is_error)
-    assert.equal("qstash: not_found (404) POST /v2/dlq/retry/abc: message not found", doc.err.str)
-
-    doc = get_json("/run?id=abc&attempts=2&base=http://127.0.0.1:" .. N.free_port())
-    assert.equal("network", doc.err.kind)
-    assert.equal(2, doc.err.attempts)
-  end)
-
-  it("waits out a 429 with ngx.sleep, which does not block another location", function()
-    srv:script{ { status = 429, headers = { ["Retry-After"] = "1" } },
-                { status = 201, json = { messageId = "after" } } }
-    local t0 = E.now()
-    local c = socket.tcp()
-    c:settimeout(5)
-    assert(c:connect("127.0.0.1", ng.port))
-    assert(c:send("GET /run?id=x&base=" .. srv.url .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
-    srv:wait_requests(1, 5) -- the 429 is in, the wait has begun
-    local t1 = E.now()
-    local status, body = E.request(ng.url, "GET", "/fast")
-    assert.equal(200, status)
-    assert.equal("ok\n", body)
-    assert.is_true(E.now() - t1 < 0.5, "/fast waited behind the 429 wait")
-    local raw = c:receive("*a")
-    c:close()
-    assert.matches('"messageId":"after"', raw, 1, true)
-    assert.is_true(E.now() - t0 >= 0.9, "the 429 wait was not kept")
-  end)
-
-  describe("each", function()
-    it("retries each distinct id once with light threads and reports as results come in", function()
-      srv:default{ status = 201, json = { messageId = "m" } }
-      local doc = get_json("/each?conc=2&ids=a,b,a,c&base=" .. srv.url)
-      assert.equal(3, doc.ok)
-      assert.equal(0, doc.failed)
-      assert.same({ a = "m", b = "m", c = "m" }, doc.results)
-      assert.equal(3, #doc.seen)
-      assert.same({ 3, 3 }, doc.progress[3])
-      assert.equal(3, #srv:requests())
-    end)
-
-    it("keeps failures in results", function()
-      srv:script{ { status = 201, json = { messageId = "m1" } }, { status = 404, json = { error = "gone" } } }
-      local doc = get_json("/each?conc=1&ids=a,b&base=" .. srv.url)
-      assert.equal(1, doc.ok)
-      assert.equal(1, doc.failed)
-      assert.same({ a = "m1", b = "error not_found" }, doc.results)
-    end)
-
-    it("runs `concurrency` calls at once", function()
+  describe("dlq_retry_each", function()
+    it("runs `concurrency` calls at once, each on a connection of its own", function()
       srv:default{ status = 201, json = { messageId = "m" }, delay = 0.5 }
       local t0 = E.now()
       local doc = get_json("/each?conc=8&ids=1,2,3,4,5,6,7,8&base=" .. srv.url)
       assert.equal(8, doc.ok)
       assert.is_true(E.now() - t0 < 2, "8 calls of 0.5 s took " .. (E.now() - t0))
-      local conns = {}
-      for _, r in ipairs(srv:requests()) do conns[r.conn] = true end
-      local n = 0
-      for _ in pairs(conns) do n = n + 1 end
-      assert.equal(8, n)
+      assert.equal(8, (distinct(srv:requests())))
+      assert.same({ 8, 8 }, doc.progress[8])
+    end)
+
+    it("shares the keepalive pool between its light threads and with later batches", function()
+      srv:default{ status = 201, json = { messageId = "m" }, delay = 0.1 }
+      get_json("/each?conc=4&ids=1,2,3,4&base=" .. srv.url)
+      local n1, first = distinct(srv:requests())
+      assert.equal(4, n1)
+      srv:reset()
+      srv:default{ status = 201, json = { messageId = "m" } }
+      local doc = get_json("/each?conc=4&ids=5,6,7,8,9,10,11,12&base=" .. srv.url)
+      assert.equal(8, doc.ok)
+      local n2, second = distinct(srv:requests())
+      assert.is_true(n2 <= 4, n2 .. " connections for 4 light threads")
+      for conn in pairs(second) do assert.is_true(first[conn], "a new connection") end
     end)
 
     it("pauses the starts of the whole batch after a 429", function()
@@ -247,60 +166,62 @@ describe("qstash.resty.driver under nginx", function()
       assert.is_true(early <= 1, early .. " requests started during the 429 pause")
     end)
 
-    it("stops starting calls after on_result raises, then raises it", function()
-      srv:default{ status = 201, json = { messageId = "m" }, delay = 0.05 }
-      local doc = get_json("/each?conc=1&raise_after=2&ids=1,2,3,4,5,6&base=" .. srv.url)
+    it("lets the calls in flight end when a callback raises, starts none after, then raises", function()
+      srv:default{ status = 201, json = { messageId = "m" }, delay = 0.2 }
+      local doc = get_json("/each?conc=3&raise_after=1&ids=1,2,3,4,5,6&base=" .. srv.url)
       assert.equal("qstash: error in a callback: boom", doc.raised)
-      assert.equal(2, #doc.seen)
-      assert.equal(2, #srv:requests())
+      assert.equal(1, #doc.seen) -- no callback after the one that raised
+      assert.equal(3, #srv:requests())
     end)
 
-    it("checks every id and the batch before sending anything", function()
-      local doc = get_json("/each_bad?base=" .. srv.url)
-      assert.matches("bad argument #1 to 'dlq_retry_each' (DLQ id #2 is not a string)", doc[1], 1, true)
-      assert.matches("bad argument #1 to 'dlq_retry_each' (DLQ id #2: invalid DLQ id)", doc[2], 1, true)
-      assert.matches("bad argument #1 to 'dlq_retry_each' (an empty list of ids)", doc[3], 1, true)
-      assert.matches("bad argument #2 to 'dlq_retry_each' (opts must be a table or nil)", doc[4], 1, true)
-      assert.matches("'concurrency' must be an integer from 1 to 1024", doc[5], 1, true)
-      assert.matches("unknown batch option 'bogus'", doc[6], 1, true)
+    it("fails the whole batch before sending when the call cannot start (no token)", function()
+      local doc = get_json("/each?conc=2&notoken=1&ids=1,2&base=" .. srv.url)
+      assert.equal("config", doc.err.kind)
+      assert.is_true(doc.err.is_error)
       assert.equal(0, #srv:requests())
     end)
   end)
 
-  it("iterates dlq_list pages by cursor and ends a repeated cursor with a decode error", function()
-    srv:script{
-      { json = { messages = { { id = 1 }, { id = 2 } }, cursor = "c1" } },
-      { json = { messages = {}, cursor = "c2" } },
-      { json = { messages = { { id = 3 } }, cursor = "c1" } },
-    }
-    local doc = get_json("/messages?base=" .. srv.url)
-    assert.same({ 1, 2, 3 }, doc.got)
-    assert.is_false(doc.ok)
-    assert.equal("decode", doc.kind)
-    assert.is_true(doc.is_error)
-    assert.matches("cursor c1 repeated", doc.str, 1, true)
-    local reqs = srv:requests()
-    assert.equal(3, #reqs)
-    assert.equal("/v2/dlq", reqs[1].target)
-    assert.equal("/v2/dlq?cursor=c1", reqs[2].target)
-    assert.equal("/v2/dlq?cursor=c2", reqs[3].target)
+  describe("dlq_messages", function()
+    it("starts at params.cursor and follows each page's cursor to the end", function()
+      srv:script{
+        { json = { messages = { { dlqId = "a" }, { dlqId = "b" } }, cursor = "c1" } },
+        { json = { messages = { { dlqId = "c" } }, cursor = "" } },
+      }
+      local doc = get_json("/messages?cursor=c0&base=" .. srv.url)
+      assert.same({ "a", "b", "c" }, doc.got)
+      assert.same({}, doc.errors)
+      assert.is_true(doc.after_end)
+      local reqs = srv:requests()
+      assert.equal("/v2/dlq?count=2&cursor=c0", reqs[1].target)
+      assert.equal("/v2/dlq?count=2&cursor=c1", reqs[2].target)
+    end)
 
-    srv:reset()
-    srv:script{ { json = { messages = { { id = 9 } }, cursor = "" } } }
-    doc = get_json("/messages?base=" .. srv.url)
-    assert.same({ 9 }, doc.got)
-    assert.is_true(doc.ok)
-  end)
+    it("asks a failed page again on the next call", function()
+      srv:script{
+        { json = { messages = { { dlqId = "a" } }, cursor = "c1" } },
+        { status = 503 },
+        { json = { messages = { { dlqId = "b" } } } },
+      }
+      local doc = get_json("/messages?base=" .. srv.url)
+      assert.same({ "a", "b" }, doc.got)
+      assert.same({ "server" }, doc.errors)
+      local reqs = srv:requests()
+      assert.equal(3, #reqs)
+      assert.equal(reqs[2].target, reqs[3].target)
+    end)
 
-  it("runs over cosockets in handlers and timers, directly in init, and raises elsewhere", function()
-    assert.equal(200, (E.request(ng.url, "GET", "/modes")))
-    assert.equal("true direct", state("init"))
-    assert.equal("cosocket", state("content"))
-    assert.equal("cosocket", E.wait_for(function() local v = state("timer") return v ~= "" and v end, 5))
-    local log = E.wait_for(function() local v = state("log") return v ~= "" and v end, 5)
-    assert.matches("^false qstash.resty: dlq_retry cannot run in the log phase", log)
-    assert.matches("ngx.timer.at(0, function() ... end)", log, 1, true)
-    assert.matches("^false qstash.resty: dlq_retry cannot run in the init_worker phase", state("init_worker"))
+    it("raises the repeated cursor's error again when asked past it", function()
+      srv:script{
+        { json = { messages = { { dlqId = "a" } }, cursor = "c1" } },
+        { json = { messages = { { dlqId = "b" } }, cursor = "c1" } },
+      }
+      local doc = get_json("/messages?base=" .. srv.url)
+      assert.same({ "a", "b" }, doc.got)
+      assert.same({ "decode", "decode" }, doc.errors)
+      assert.is_false(doc.after_end)
+      assert.equal(2, #srv:requests())
+    end)
   end)
 
   it("left nothing alarming in the error log", function()
@@ -308,5 +229,6 @@ describe("qstash.resty.driver under nginx", function()
     assert.not_matches("%[alert%]", log)
     assert.not_matches("%[crit%]", log)
     assert.not_matches("lua entry thread aborted", log, 1, true)
+    assert.not_matches("ngx.sleep(0)", log, 1, true)
   end)
 end)

@@ -11,28 +11,35 @@
 -- blocks the nginx worker. Also: dlq_retry_each over `concurrency` light
 -- threads sharing the pools, and dlq_messages as an iterator over dlq_list
 -- pages. `driver.mode` says where a call can run at all.
-
-local http = require "qstash.resty.http"
+--
+-- dlq_retry_each and dlq_messages are not calls the core can prepare; their
+-- argument checks and their one error made here (a repeated cursor) say
+-- what the C module's own dlq_retry_each and dlq_messages say, word for
+-- word (spec/resty_parity_spec.lua compares them).
 
 local _G = _G
 local type = type
+local next = next
+local ipairs = ipairs
 local error = error
 local pcall = pcall
-local pairs = pairs
 local rawget = rawget
 local tostring = tostring
-local tonumber = tonumber
 local require = require
 local setmetatable = setmetatable
 local getmetatable = getmetatable
 local math_floor = math.floor
+local string_byte = string.byte
+local string_find = string.find
+local string_sub = string.sub
 local debug = debug
 
 local M = {}
 
 local MODULE = "qstash.resty"
 
--- Phases with cosockets, ngx.sleep and light threads.
+-- Phases with cosockets, ngx.sleep and light threads (lua-nginx-module's
+-- contexts of ngx.socket.tcp, ngx.sleep and ngx.thread.spawn).
 local COSOCKET_PHASES = {
   rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
@@ -80,37 +87,68 @@ local function get_error_mt()
   return mt
 end
 
-local function make_error(fields)
-  return setmetatable(fields, get_error_mt())
-end
-
 local function is_error(v)
   return type(v) == "table" and getmetatable(v) == get_error_mt()
 end
 
+local function argerror(n, fname, msg)
+  return "bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")"
+end
+
+-- An argument error of prepare ("bad argument #n to 'f' (msg)") raised again
+-- as one of `fname` at `level`; anything else raised as it is.
+local function reraise(e, fname, level)
+  if type(e) == "string" then
+    local n, msg = e:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
+    if n then error(argerror(n, fname, msg), level + 1) end
+  end
+  error(e, 0)
+end
+
 ---------------------------------------------------------------- one call
 
+-- qstash.resty.http's request, loaded on first use: plain Lua (no FFI, no
+-- cosockets) loads qstash.resty for direct calls only.
+local request
+local function load_request()
+  request = require("qstash.resty.http").request
+  return request
+end
+
+-- ngx.sleep for `s` seconds: at least its 1 ms resolution (ngx.sleep(0)
+-- only yields, and logs a warning on every call without OpenResty's
+-- delayed-events patch).
+local function sleep(ngx, s)
+  if s < 0.001 then s = 0.001 end
+  ngx.sleep(s)
+end
+
 -- Holds back a send of a batch while a 429 pause of the batch lasts.
-local function hold(batch)
-  local ngx = rawget(_G, "ngx")
+local function hold(ngx, batch)
   while true do
     local left = batch.pause_until - ngx.now()
     if left <= 0 then return end
-    ngx.sleep(left)
+    sleep(ngx, left)
   end
 end
 
---- res, err = driver.run(call, batch): drives one call object to its end.
--- `batch` (optional, dlq_retry_each's state): a 429 wait of any call pauses
--- every send of the batch until it is over.
-function M.run(call, batch)
+-- Drives `call` from the step answer (what, v, why) to its end; returns
+-- res | nil, err. `batch`: dlq_retry_each's state (its 429 pause). `track`:
+-- counts what the sends of the call were (dlq_messages' own error).
+local function drive(call, batch, track, what, v, why)
   local ngx = rawget(_G, "ngx")
-  local request = http.request
-  local what, v, why = call:step()
+  local send = request or load_request()
   while true do
     if what == "send" then
-      if batch and batch.pause_until > 0 then hold(batch) end
-      local ok, status, headers, body = request(v)
+      if batch and batch.pause_until > 0 then hold(ngx, batch) end
+      local ok, status, headers, body = send(v)
+      if track then
+        track.sends, track.url = track.sends + 1, v.url
+        -- an answer the server may have acted on, or none: as the core counts
+        if (ok and status >= 500) or (not ok and status.sent and status.failure ~= "too_large") then
+          track.unknown = true
+        end
+      end
       if ok then
         what, v, why = call:step{ status = status, headers = headers, body = body }
       else
@@ -121,129 +159,196 @@ function M.run(call, batch)
         local till = ngx.now() + v
         if till > batch.pause_until then batch.pause_until = till end
       end
-      ngx.sleep(v)
+      sleep(ngx, v)
       what, v, why = call:step()
     elseif what == "done" then
       return v
     elseif what == "fail" then
       return nil, v
     else
-      error(MODULE .. ": the call object answered " .. tostring(what), 2)
+      error(MODULE .. ": the call object answered " .. tostring(what), 0)
     end
   end
 end
 
--- "bad argument #n to 'f' (msg)" -> n, msg (an error of prepare), or nil
-local function split_argerror(msg)
-  if type(msg) ~= "string" then return nil end
-  local n, inner = msg:match("bad argument #(%d+) to '[^']*' %((.*)%)$")
-  return tonumber(n), inner
+--- res, err = driver.run(call): drives one prepared call object to its end.
+function M.run(call)
+  return drive(call, nil, nil, call:step())
 end
 
-local function argerror(n, fname, msg)
-  return "bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")"
-end
-
---- res, err = driver.call(client, fname, ...): client:fname(...) over cosockets.
--- Argument errors raise (from prepare, before anything is sent); runtime
--- failures return nil, err.
-function M.call(client, fname, ...)
+--- res, err = driver.call(client, fname, level, ...): client:fname(...) over
+-- cosockets. Argument errors raise at `level` (from prepare, before anything
+-- is sent); runtime failures return nil, err.
+function M.call(client, fname, level, ...)
   local ok, call = pcall(client.prepare, client, fname, ...)
-  if not ok then
-    if is_error(call) then return nil, call end
-    error(call, 0)
-  end
-  return M.run(call)
+  if not ok then reraise(call, fname, level + 1) end
+  return drive(call, nil, nil, call:step())
 end
 
 ---------------------------------------------------------------- dlq_retry_each
 
-local EACH_KEYS = { concurrency = true, on_result = true, on_progress = true }
+local EACH = "dlq_retry_each"
+local EACH_KEYS = { "concurrency", "on_result", "on_progress" }
+local EACH_KNOWN = { concurrency = true, on_result = true, on_progress = true }
+
+-- Optimal string alignment distance (the C module's qs_closest).
+local function osa_distance(a, b)
+  local la, lb = #a, #b
+  local prev2, prev = {}, {}
+  for j = 0, lb do prev[j] = j end
+  for i = 1, la do
+    local cur = { [0] = i }
+    local ca = string_byte(a, i)
+    for j = 1, lb do
+      local cb = string_byte(b, j)
+      local cost = ca == cb and 0 or 1
+      local d = prev[j] + 1
+      if cur[j - 1] + 1 < d then d = cur[j - 1] + 1 end
+      if prev[j - 1] + cost < d then d = prev[j - 1] + cost end
+      if i > 1 and j > 1 and ca == string_byte(b, j - 1) and string_byte(a, i - 1) == cb
+         and prev2[j - 2] + 1 < d then
+        d = prev2[j - 2] + 1
+      end
+      cur[j] = d
+    end
+    prev2, prev = prev, cur
+  end
+  return prev[lb]
+end
+
+local function closest(key)
+  local best, best_d = nil, 1 / 0
+  local limit = math_floor(#key / 3) + 1
+  if limit < 2 then limit = 2 end
+  for _, k in ipairs(EACH_KEYS) do
+    local d = osa_distance(key, k)
+    if d < best_d then best, best_d = k, d end
+  end
+  return best_d <= limit and best or nil
+end
+
+-- A key as the C module shows it: control bytes and quotes escaped, cut at 80.
+local function printable(key)
+  local s = string_sub(key, 1, 80):gsub("[%z\1-\31\127\\']", function(c)
+    if c == "\\" or c == "'" then return "\\" .. c end
+    return "\\" .. string_byte(c)
+  end)
+  return s
+end
 
 -- concurrency, on_result, on_progress of a batch table (raises at level).
 local function batch_options(batch, level)
-  local concurrency, on_result, on_progress = 32, nil, nil
-  if batch == nil then return concurrency end
-  if type(batch) ~= "table" then
-    error(argerror(3, "dlq_retry_each", "options of the batch must be a table"), level + 1)
-  end
-  for k in pairs(batch) do
-    if not EACH_KEYS[k] then
-      error(argerror(3, "dlq_retry_each", "unknown batch option '" .. tostring(k) .. "'"), level + 1)
+  if batch == nil then return 32 end
+  level = level + 1
+  if type(batch) ~= "table" then error(argerror(3, EACH, "options of the batch must be a table"), level) end
+  for k in next, batch do
+    if type(k) ~= "string" then
+      error(argerror(3, EACH, "batch option keys must be strings, got a " .. type(k) .. " key"), level)
+    end
+    if not EACH_KNOWN[k] then
+      local shown = printable(k)
+      if string_find(k, "%z") then
+        error(argerror(3, EACH, "unknown batch option '" .. shown .. "' (the key holds a NUL byte)"), level)
+      end
+      local hint = closest(k)
+      if hint then
+        error(argerror(3, EACH, "unknown batch option '" .. shown .. "'; did you mean '" .. hint .. "'?"), level)
+      end
+      error(argerror(3, EACH, "unknown batch option '" .. shown .. "'"), level)
     end
   end
+  local concurrency = 32
   local c = batch.concurrency
   if c ~= nil then
-    if type(c) ~= "number" or c ~= math_floor(c) or c < 1 or c > 1024 then
-      error(argerror(3, "dlq_retry_each", "'concurrency' must be an integer from 1 to 1024"), level + 1)
+    if type(c) ~= "number" or not (c >= 1 and c <= 1024) or c ~= math_floor(c) then
+      error(argerror(3, EACH, "'concurrency' must be an integer from 1 to 1024"), level)
     end
     concurrency = c
   end
-  on_result, on_progress = batch.on_result, batch.on_progress
+  local on_result, on_progress = batch.on_result, batch.on_progress
   if on_result ~= nil and type(on_result) ~= "function" then
-    error(argerror(3, "dlq_retry_each", "'on_result' must be a function"), level + 1)
+    error(argerror(3, EACH, "'on_result' must be a function"), level)
   end
   if on_progress ~= nil and type(on_progress) ~= "function" then
-    error(argerror(3, "dlq_retry_each", "'on_progress' must be a function"), level + 1)
+    error(argerror(3, EACH, "'on_progress' must be a function"), level)
   end
   return concurrency, on_result, on_progress
 end
 
---- out, err = driver.each(client, ids, opts, batch, level)
--- -> { ok = n, failed = n, results = { [id] = res or err } }
--- Every distinct id is prepared (so checked) before anything is sent; then
--- `concurrency` light threads take the next id in turn. A 429 pauses the
--- sends of the whole batch. An error raised by on_result / on_progress stops
--- new starts; the calls in flight end, then it is raised.
-function M.each(client, ids, opts, batch, level)
-  level = (level or 1) + 1
-  local concurrency, on_result, on_progress = batch_options(batch, level)
-  if type(ids) ~= "table" then
-    error(argerror(1, "dlq_retry_each", "expected an array of DLQ ids, got " .. type(ids)), level)
-  end
+-- The distinct ids of `ids` in order, each checked as the core checks a DLQ
+-- id (raises at level, as the C module's dlq_retry_each does).
+local function distinct_ids(client, ids, level)
+  level = level + 1
   local n = #ids
-  if n == 0 then error(argerror(1, "dlq_retry_each", "an empty list of ids"), level) end
-
-  local list, calls, seen = {}, {}, {}
+  if n == 0 then error(argerror(1, EACH, "an empty list of ids"), level) end
+  local count = 0
+  for _ in next, ids do count = count + 1 end
+  if count ~= n then error(argerror(1, EACH, "an array of ids must not have other keys"), level) end
+  local list, seen = {}, {}
   for i = 1, n do
-    local id = ids[i]
-    if type(id) ~= "string" then
-      error(argerror(1, "dlq_retry_each", "DLQ id #" .. i .. " is not a string"), level)
-    end
+    local id = rawget(ids, i)
+    if type(id) ~= "string" then error(argerror(1, EACH, "DLQ id #" .. i .. " is not a string"), level) end
+    local ok, e = pcall(client.prepare, client, "dlq_get", id)
+    if not ok then reraise(e, EACH, level) end
     if not seen[id] then
       seen[id] = true
-      local ok, call = pcall(client.prepare, client, "dlq_retry", id, opts)
-      if not ok then
-        if is_error(call) then return nil, call end
-        local argn, inner = split_argerror(call)
-        if argn == 1 then error(argerror(1, "dlq_retry_each", "DLQ id #" .. i .. ": " .. inner), level) end
-        if argn then error(argerror(argn, "dlq_retry_each", inner), level) end
-        error(call, 0)
-      end
       list[#list + 1] = id
-      calls[#calls + 1] = call
     end
   end
+  return list
+end
+
+--- out, err = driver.each(client, ids, opts, batch, level)
+-- -> { ok = n, failed = n, results = { [id] = res or err } }
+-- Checks in the C module's order (the ids, the options, the batch) before
+-- anything is sent; then `concurrency` light threads take the next id in
+-- turn, each preparing its call when it starts it. A 429 pauses the sends of
+-- the whole batch. An error raised by on_result / on_progress stops new
+-- starts; the calls in flight end, then it is raised.
+function M.each(client, ids, opts, batch, level)
+  level = (level or 1) + 1
+  if type(ids) ~= "table" then
+    error(argerror(1, EACH, "expected an array of DLQ ids, got " .. type(ids)), level)
+  end
+  local list = distinct_ids(client, ids, level)
+  local ok, first = pcall(client.prepare, client, "dlq_retry", list[1], opts)
+  if not ok then reraise(first, EACH, level) end
+  local concurrency, on_result, on_progress = batch_options(batch, level)
+
+  -- the first call's first step: a call that fails before sending anything
+  -- (no token) fails the whole batch, as the C module's does
+  local what, v, why = first:step()
+  if what == "fail" then return nil, v end
 
   local total = #list
   local results = {}
-  local st = { next = 1, ok = 0, failed = 0, done = 0, pause_until = 0, cb_error = nil }
+  local st = { next = 1, ok = 0, failed = 0, done = 0, pause_until = 0, stop = nil }
 
   local function report(fn, ...)
-    if st.cb_error then return end
-    local ok, e = pcall(fn, ...)
-    if not ok then st.cb_error = { e } end
+    if st.stop then return end
+    local fine, e = pcall(fn, ...)
+    if not fine then st.stop = { e } end
   end
 
   local function worker()
-    while not st.cb_error do
+    while not st.stop do
       local i = st.next
       if i > total then return end
       st.next = i + 1
-      local call = calls[i]
-      calls[i] = false -- let the call object go once it ran
-      local res, err = M.run(call, st)
       local id = list[i]
+      local res, err
+      if i == 1 then
+        res, err = drive(first, st, nil, what, v, why)
+        first, v = nil, nil
+      else
+        -- opts was checked above; a callback may have changed it since
+        local fine, call = pcall(client.prepare, client, "dlq_retry", id, opts)
+        if not fine then
+          st.stop = { call }
+          return
+        end
+        res, err = drive(call, st, nil, call:step())
+      end
       if res ~= nil then
         results[id] = res
         st.ok = st.ok + 1
@@ -263,12 +368,12 @@ function M.each(client, ids, opts, batch, level)
   for t = 1, nthreads - 1 do threads[t] = ngx.thread.spawn(worker) end
   local ok_main, main_err = pcall(worker) -- the entry thread is one of them
   for t = 1, #threads do
-    local ok, e = ngx.thread.wait(threads[t])
-    if not ok and ok_main then ok_main, main_err = false, e end
+    local fine, e = ngx.thread.wait(threads[t])
+    if not fine and ok_main then ok_main, main_err = false, e end
   end
   if not ok_main then error(main_err, 0) end
-  if st.cb_error then
-    local e = st.cb_error[1]
+  if st.stop then
+    local e = st.stop[1]
     if type(e) == "string" then error("qstash: error in a callback: " .. e, 0) end
     error(e, 0)
   end
@@ -279,32 +384,51 @@ end
 
 local function copy(t)
   local c = {}
-  if t then for k, v in pairs(t) do c[k] = v end end
+  if t then for k, v in next, t do c[k] = v end end
   return c
+end
+
+-- The C module's error for a cursor that came back a second time.
+local REPEATED = "the cursor repeated an earlier one: stopping, since following it would loop for ever"
+
+-- The target of a dlq_list request URL (what the core shows as `path`):
+-- from the last "/v2/dlq" on (a base URL may have a path of its own; the
+-- query's values are percent-encoded), without the token query.
+local function list_target(url)
+  local from, at = 1, nil
+  while true do
+    local s = string_find(url, "/v2/dlq", from, true)
+    if not s then break end
+    at, from = s, s + 1
+  end
+  local target = at and string_sub(url, at) or url
+  target = target:gsub("[?&]qstash_token=[^&]*$", "")
+  return target
+end
+
+local function repeated_cursor(track, cursor)
+  return setmetatable({ kind = "decode", method = "GET", path = list_target(track.url),
+    attempts = track.sends, ambiguous = track.unknown, status = 200, message = REPEATED,
+    cursor = cursor }, get_error_mt())
 end
 
 --- iterator = driver.messages(client, params, level)
 -- Every message across dlq_list pages, each page asked with the cursor of
--- the previous one. Raises on failure (a nil would silently end a loop), and
--- with a `decode` error, after that page's messages, when a cursor comes back
--- that was seen before (it would loop for ever).
+-- the previous one (the first with params.cursor, if given). Raises on
+-- failure (a nil would silently end a loop); a failed page is asked again
+-- by the next call. A cursor seen before ends the loop with a `decode`
+-- error, after the messages of its page (it would loop for ever).
 function M.messages(client, params, level)
   level = (level or 1) + 1
-  if params ~= nil and type(params) ~= "table" then
-    error(argerror(1, "dlq_messages", "expected a table or nil, got " .. type(params)), level)
-  end
-  local p = copy(params)
+  local p = params
+  if type(params) == "table" then p = copy(params) end
   -- the first page is prepared now: bad params raise here
   local ok, call = pcall(client.prepare, client, "dlq_list", p)
-  if not ok then
-    if is_error(call) then error(call, 0) end
-    local argn, inner = split_argerror(call)
-    if argn then error(argerror(argn, "dlq_messages", inner), level) end
-    error(call, 0)
-  end
+  if not ok then reraise(call, "dlq_messages", level) end
   local seen = {}
-  if p.cursor ~= nil then seen[p.cursor] = true end
-  local page, idx, finished = nil, 1, false
+  local cursor = type(p) == "table" and p.cursor or nil
+  if cursor ~= nil then seen[cursor] = true end
+  local page, idx, finished, failure = nil, 1, false, nil
   return function()
     while true do
       if page then
@@ -315,35 +439,33 @@ function M.messages(client, params, level)
         end
       end
       if finished then
-        if finished ~= true then
-          local e = finished
-          finished = true
-          error(e, 0)
-        end
+        if failure then error(failure, 0) end
         return nil
       end
-      local res, err = M.run(call)
+      if not call then
+        local q = copy(p)
+        q.cursor = cursor
+        call = client:prepare("dlq_list", q)
+      end
+      local track = { sends = 0, unknown = false }
+      local res, err = drive(call, nil, track, call:step())
       call = nil
       if res == nil then error(err, 0) end
-      page, idx = res.messages or {}, 1
-      local cursor = res.cursor
-      if cursor == nil or cursor == "" then
+      page, idx = res.messages, 1
+      local nextc = res.cursor
+      if nextc == nil then
         finished = true
-      elseif seen[cursor] then
-        -- this page's messages still come; asking for the next one ends it
-        finished = make_error{ kind = "decode", method = "GET", path = "/v2/dlq",
-          message = "the cursor " .. tostring(cursor) .. " repeated: the pages would never end" }
+      elseif seen[nextc] then
+        -- this page's messages still come; asking past them raises
+        finished, failure = true, repeated_cursor(track, nextc)
       else
-        seen[cursor] = true
-        params = copy(params)
-        params.cursor = cursor
-        call = client:prepare("dlq_list", params)
+        seen[nextc] = true
+        cursor = nextc
       end
     end
   end
 end
 
 M.is_error = is_error
-M.make_error = make_error
 
 return M
