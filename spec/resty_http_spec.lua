@@ -107,6 +107,27 @@ location = /echo {
     ngx.print(out)
   }
 }
+# a response written byte for byte on the raw connection: ?r=<name>
+location = /raw {
+  content_by_lua_block {
+    local R = {
+      bare_lf = "HTTP/1.1 200 OK\r\nX-A: b\nContent-Length: 2\r\n\r\nok",
+      bare_cr = "HTTP/1.1 200 OK\r\nX-A: b\rX-B: c\r\nContent-Length: 2\r\n\r\nok",
+      nul = "HTTP/1.1 200 OK\r\nX-A: b\0c\r\nContent-Length: 2\r\n\r\nok",
+      no_colon = "HTTP/1.1 200 OK\r\nX-A b\r\nContent-Length: 2\r\n\r\nok",
+      space_in_name = "HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 2\r\n\r\nok",
+      folded = "HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nok",
+      bad_status = "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok",
+      http2 = "HTTP/2 200\r\nContent-Length: 2\r\n\r\nok",
+      status_lf = "HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok",
+      no_reason = "HTTP/1.1 201\r\nContent-Length: 2\r\n\r\nok",
+      spaces = "HTTP/1.0 200 OK\r\nX-Space: \t a b \t\r\nX-Empty:\r\nX-Tab:\tv\r\n"
+        .. "Content-Length:  2 \r\n\r\nok",
+    }
+    local sock = ngx.req.socket(true)
+    sock:send(R[ngx.var.arg_r])
+  }
+}
 # for the flood: how many are in here at once
 location = /count {
   content_by_lua_block {
@@ -356,6 +377,28 @@ describe("qstash.resty.http under nginx", function()
       assert.equal("next", doc.body)
       local reqs = srv:requests()
       assert.equal(reqs[1].conn, reqs[3].conn)
+    end)
+
+    it("refuses a head with bare CR or LF, NUL, a field without a colon or an invalid name or status", function()
+      for _, name in ipairs{ "bare_lf", "bare_cr", "nul", "no_colon", "space_in_name", "folded",
+                             "bad_status", "http2", "status_lf" } do
+        local f = failed_run{ url = plain .. "/raw?r=" .. name }
+        assert.equal("network", f.failure, name)
+        assert.is_true(f.sent, name)
+        assert.matches("invalid response: invalid", f.message, 1, true)
+      end
+    end)
+
+    it("reads a status line without a reason and trims the whitespace around values", function()
+      local doc = ok_run{ url = plain .. "/raw?r=no_reason" }
+      assert.equal(201, doc.status)
+      assert.equal("ok", doc.body)
+      doc = ok_run{ url = plain .. "/raw?r=spaces" }
+      assert.equal(200, doc.status)
+      assert.equal("a b", doc.headers["x-space"])
+      assert.equal("", doc.headers["x-empty"])
+      assert.equal("v", doc.headers["x-tab"])
+      assert.equal("ok", doc.body)
     end)
 
     it("fails on an invalid response, and never reuses its connection", function()

@@ -110,17 +110,14 @@ local function is_ip(host)
     or string_match(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil
 end
 
--- Parses "scheme://authority"; cached.
-local function origin_of(scheme, authority)
-  local key = scheme .. "://" .. authority
-  local o = origins[key]
-  if o then return o end
+-- Parses `key` ("scheme://authority") into an origin, cached under it.
+local function origin_of(key, scheme, authority)
   local host, port = split_authority(authority)
   if not host then return nil end
   local default = DEFAULT_PORT[scheme]
   port = port or default
   local ip = is_ip(host)
-  o = {
+  local o = {
     scheme = scheme,
     tls = scheme == "https",
     host = host,                                   -- for connect ("[::1]" bracketed)
@@ -197,22 +194,43 @@ local function ms(seconds)
   return m
 end
 
+-- Keeps a socket's send and read timeouts at what is left until `deadline`.
+-- `armed`: when they were last set to that. Each settimeout is a call into
+-- nginx, so they are set again only once more than 1 ms went by. Returns
+-- the new `armed`, or nil when no time is left.
+local function rearm(sock, deadline, armed)
+  local now = clock()
+  if now >= deadline then return nil end
+  if now - armed > 0.001 then
+    sock:settimeout(ms(deadline - now))
+    return now
+  end
+  return armed
+end
+
 ---------------------------------------------------------------- reading
 
 -- A response reader over one socket: `buf` from `pos` on is unread.
 local Reader = {}
 Reader.__index = Reader
 
-local function new_reader(sock, deadline)
-  return setmetatable({ sock = sock, buf = "", pos = 1, deadline = deadline }, Reader)
+-- `armed`: when the socket's timeouts were set for `deadline` (0: not yet).
+local function new_reader(sock, deadline, armed)
+  return setmetatable({ sock = sock, buf = "", pos = 1, deadline = deadline, armed = armed }, Reader)
+end
+
+-- The socket's read timeout at what is left; false when nothing is left.
+function Reader:arm()
+  local armed = rearm(self.sock, self.deadline, self.armed)
+  if not armed then return false end
+  self.armed = armed
+  return true
 end
 
 -- Reads more (at most `want` bytes); nil, err on failure.
 function Reader:fill(want)
-  local left = self.deadline - clock()
-  if left <= 0 then return nil, "timeout" end
+  if not self:arm() then return nil, "timeout" end
   local sock = self.sock
-  sock:settimeout(ms(left))
   local data, err = sock:receiveany(want or READ_SIZE)
   if not data then return nil, err end
   local buf, pos = self.buf, self.pos
@@ -263,9 +281,7 @@ function Reader:exact(n)
   local sock = self.sock
   self.buf, self.pos = "", 1
   while have < n do
-    local left = self.deadline - clock()
-    if left <= 0 then return nil, "timeout" end
-    sock:settimeout(ms(left))
+    if not self:arm() then return nil, "timeout" end
     local want = n - have
     if want > READ_SIZE then want = READ_SIZE end
     local data, err = sock:receiveany(want)
@@ -276,29 +292,72 @@ function Reader:exact(n)
   return table_concat(parts)
 end
 
+-- A header name: an RFC 9110 token.
+local NOT_TOKEN = "[^!#$%%&'*+%-.^_`|~%w]"
+
+-- Response header names seen before -> their lower case (each checked as a
+-- token once); emptied past MAX_CACHED * 4 names.
+local lower_names, nlower = {}, 0
+
+local function lower_name(name)
+  local l = lower_names[name]
+  if l then return l end
+  if name == "" or string_find(name, NOT_TOKEN) then return nil end
+  l = string_lower(name)
+  if nlower >= MAX_CACHED * 4 then lower_names, nlower = {}, 0 end
+  lower_names[name] = l
+  nlower = nlower + 1
+  return l
+end
+
 -- Parses a header block (without its final CRLF CRLF): status, version
--- minor, headers; or nil, message.
+-- minor, headers; or nil, message. Plain finds and byte tests: a pattern
+-- with a lazy value capture costs more than the rest of a request.
 local function parse_head(head)
-  local minor, status, e = string_match(head, "^HTTP/1%.([01]) (%d%d%d)[^\r\n]*()")
-  if not minor then return nil, "invalid status line" end
+  -- "HTTP/1.x NNN[ reason]", in bytes
+  local minor, sp, d1, d2, d3 = string_byte(head, 8, 12)
+  if string_sub(head, 1, 7) ~= "HTTP/1." or (minor ~= 48 and minor ~= 49) or sp ~= 32
+     or not (d1 and d1 >= 48 and d1 <= 57 and d2 >= 48 and d2 <= 57 and d3 >= 48 and d3 <= 57) then
+    return nil, "invalid status line"
+  end
+  local status = (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48
+  local e = string_find(head, "\r", 13, true) or (#head + 1)
+  if (string_find(head, "\n", 13, true) or (#head + 2)) ~= e + 1 then return nil, "invalid status line" end
+  if string_find(head, "\0", e, true) then return nil, "invalid header line" end
   local headers = {}
   local i, n = e, #head
   while i <= n do
-    -- each field starts after CRLF
-    if string_sub(head, i, i + 1) ~= "\r\n" then return nil, "invalid header line" end
+    -- each field starts after CRLF, and has no other CR or LF
+    if string_byte(head, i) ~= 13 or string_byte(head, i + 1) ~= 10 then
+      return nil, "invalid header line"
+    end
     i = i + 2
-    local j = string_find(head, "\r\n", i, true) or (n + 1)
-    local name, value = string_match(string_sub(head, i, j - 1),
-      "^([!#$%%&'*+%-.^_`|~%w]+):[ \t]*(.-)[ \t]*$")
+    local j = string_find(head, "\r", i, true) or (n + 1)
+    if (string_find(head, "\n", i, true) or (n + 2)) ~= j + 1 then return nil, "invalid header line" end
+    local colon = string_find(head, ":", i, true)
+    if not colon or colon >= j then return nil, "invalid header line" end
+    local name = lower_name(string_sub(head, i, colon - 1))
     if not name then return nil, "invalid header line" end
-    name = string_lower(name)
+    -- the value without the whitespace around it (SP, HTAB)
+    local vs, ve = colon + 1, j - 1
+    local b = string_byte(head, vs)
+    while vs <= ve and (b == 32 or b == 9) do
+      vs = vs + 1
+      b = string_byte(head, vs)
+    end
+    b = string_byte(head, ve)
+    while ve >= vs and (b == 32 or b == 9) do
+      ve = ve - 1
+      b = string_byte(head, ve)
+    end
+    local value = string_sub(head, vs, ve)
     local old = headers[name]
     if old == nil then headers[name] = value
     elseif type(old) == "table" then old[#old + 1] = value
     else headers[name] = { old, value } end
     i = j
   end
-  return tonumber(status), tonumber(minor), headers
+  return status, minor - 48, headers
 end
 
 -- A header's values as one comma-joined string (or nil).
@@ -311,6 +370,10 @@ end
 local function content_length(headers)
   local v = headers["content-length"]
   if v == nil then return nil end
+  -- one plain value: the usual case
+  if type(v) == "string" and #v <= 15 and not string_find(v, "%D") and v ~= "" then
+    return tonumber(v)
+  end
   local len
   for part in (joined(v) .. ","):gmatch("[ \t]*([^,]-)[ \t]*,") do
     if not string_match(part, "^%d+$") or #part > 15 then return nil, "invalid Content-Length" end
@@ -368,9 +431,7 @@ local function read_to_close(r, max)
   if total > 0 then parts[1] = string_sub(r.buf, r.pos) end
   r.buf, r.pos = "", 1
   while true do
-    local left = r.deadline - clock()
-    if left <= 0 then return nil, "timeout" end
-    r.sock:settimeout(ms(left))
+    if not r:arm() then return nil, "timeout" end
     -- never more than one byte past the cap
     local want = max - total + 1
     if want > READ_SIZE then want = READ_SIZE end
@@ -409,7 +470,7 @@ local function tunnel(sock, o, px, deadline)
   sock:settimeout(ms(left))
   local n, err = sock:send(lines)
   if not n then return nil, "sending CONNECT to the proxy failed: " .. tostring(err), err end
-  local r = new_reader(sock, deadline)
+  local r = new_reader(sock, deadline, 0)
   while true do
     local head
     head, err = r:until_sep("\r\n\r\n", MAX_HEAD)
@@ -447,7 +508,10 @@ local function open(o, v, deadline, px)
   if left <= 0 then return nil, fail("timeout", false, "no time left to connect") end
 
   local sock = ngx_api.socket.tcp()
-  sock:settimeout(ms(left))
+  -- connecting within its own limit; sending and reading within the
+  -- whole deadline (set again once time went by: see rearm)
+  local whole = ms(deadline - now)
+  sock:settimeouts(ms(left), whole, whole)
   local host, port = o.host, o.port
   if px then host, port = px.host, px.port end
   local ok, err = sock:connect(host, port, opts)
@@ -455,7 +519,7 @@ local function open(o, v, deadline, px)
     return nil, io_fail(err, false, "connect to " .. (px and "proxy " or "") .. host .. ":" .. port .. " failed")
   end
   local reused = sock:getreusedtimes()
-  if reused > 0 then return sock, true end
+  if reused > 0 then return sock, true, now end
 
   if px and o.tls then
     local why
@@ -491,8 +555,10 @@ local function open(o, v, deadline, px)
       sock:close()
       return nil, permanent("TLS with " .. o.authority .. ": " .. err)
     end
+    -- the handshake's timeouts were the connect phase's
+    return sock, false, 0
   end
-  return sock, false
+  return sock, false, px and 0 or now
 end
 
 ---------------------------------------------------------------- the request
@@ -503,16 +569,48 @@ local function check_field(s, what)
   end
 end
 
+-- Header values checked already (the token, the user agent and the options
+-- of a client repeat on every call); emptied past MAX_CACHED * 4.
+local good_values, ngoodv = {}, 0
+
+local function check_value(value)
+  if good_values[value] then return end
+  check_field(value, "a header value")
+  if ngoodv >= MAX_CACHED * 4 then good_values, ngoodv = {}, 0 end
+  good_values[value] = true
+  ngoodv = ngoodv + 1
+end
+
 -- Headers that belong to the transport: never taken from the request value.
 local TRANSPORT_HEADERS = {
   host = true, ["content-length"] = true, ["transfer-encoding"] = true, connection = true,
 }
 
+-- Header names checked already (a request repeats the same few); emptied
+-- past MAX_CACHED * 4.
+local good_names, ngood = {}, 0
+
+local function check_name(name)
+  if good_names[name] then return end
+  check_field(name, "a header name")
+  if TRANSPORT_HEADERS[string_lower(name)] or name == "" or string_find(name, NOT_TOKEN) then
+    error("qstash.resty.http: header name '" .. name .. "' cannot be sent as given", 4)
+  end
+  if ngood >= MAX_CACHED * 4 then good_names, ngood = {}, 0 end
+  good_names[name] = true
+  ngood = ngood + 1
+end
+
+-- Bodies over this go out in pieces after the head.
+local SEND_PIECE = 65536
+
 -- Methods that carry Content-Length even when empty (as libcurl's POST).
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
 
--- The request bytes, as a table for sock:send.
-local function request_parts(v, o, target, px)
+-- The request bytes: the head, with the body when it is small; and the body
+-- when it is large (sent in pieces after the head). One string: nginx
+-- sends a string with less work than a table of pieces.
+local function request_bytes(v, o, target, px)
   local method, body = v.method, v.body or ""
   if type(method) ~= "string" or not string_match(method, "^%u+$") then
     error("qstash.resty.http: invalid method " .. tostring(method), 3)
@@ -527,11 +625,8 @@ local function request_parts(v, o, target, px)
     if type(headers) ~= "table" then error("qstash.resty.http: headers must be a list", 3) end
     for _, h in ipairs(headers) do
       local name, value = h[1], h[2]
-      check_field(name, "a header name")
-      check_field(value, "a header value")
-      if TRANSPORT_HEADERS[string_lower(name)] or not string_match(name, "^[!#$%%&'*+%-.^_`|~%w]+$") then
-        error("qstash.resty.http: header name '" .. name .. "' cannot be sent as given", 3)
-      end
+      check_name(name)
+      check_value(value)
       p[n + 1], p[n + 2], p[n + 3], p[n + 4] = name, ": ", value, "\r\n"
       n = n + 4
     end
@@ -545,39 +640,53 @@ local function request_parts(v, o, target, px)
     n = n + 3
   end
   p[n + 1] = "\r\n"
-  return p, body
+  if #body > SEND_PIECE then return table_concat(p), body end
+  p[n + 2] = body
+  return table_concat(p), nil
 end
 
--- Sends the head and body; a large body in pieces, each with what is left
--- of the deadline (nginx re-arms a send's timer whenever bytes go out).
-local SEND_PIECE = 65536
-local function send_all(sock, parts, body, deadline)
-  local big = #body > SEND_PIECE
-  if body ~= "" and not big then parts[#parts + 1] = body end
-  local left = deadline - clock()
-  if left <= 0 then return nil, "no time" end
-  sock:settimeout(ms(left))
-  local n, err = sock:send(parts)
+-- Sends the request bytes, then a large body in pieces, each with what is
+-- left of the deadline (nginx re-arms a send's timer whenever bytes go out).
+-- Returns `armed` (see rearm), or nil, err.
+local function send_all(sock, data, big, deadline, armed)
+  armed = rearm(sock, deadline, armed)
+  if not armed then return nil, "no time" end
+  local n, err = sock:send(data)
   if not n then return nil, err end
-  if not big then return true end
-  for i = 1, #body, SEND_PIECE do
-    left = deadline - clock()
-    if left <= 0 then return nil, "timeout" end
-    sock:settimeout(ms(left))
-    n, err = sock:send(string_sub(body, i, i + SEND_PIECE - 1))
+  if not big then return armed end
+  for i = 1, #big, SEND_PIECE do
+    armed = rearm(sock, deadline, armed)
+    if not armed then return nil, "timeout" end
+    n, err = sock:send(string_sub(big, i, i + SEND_PIECE - 1))
     if not n then return nil, err end
   end
-  return true
+  return armed
 end
 
 local function split_url(url)
   if type(url) ~= "string" then error("qstash.resty.http: url must be a string", 3) end
-  local scheme, authority, target = string_match(url, "^(https?)://([^/?#]*)([^#]*)$")
-  if not scheme or string_find(url, "[%s%z%c]") then
-    error("qstash.resty.http: unsupported URL " .. url, 3)
+  -- "http://" or "https://", then no space, control byte or fragment; the
+  -- authority runs to the first / or ?
+  local _, e = string_find(url, "^https?://")
+  local n = #url
+  if e then
+    for i = e + 1, n do
+      local b = string_byte(url, i)
+      if b <= 32 or b == 127 or b == 35 then
+        e = nil
+        break
+      end
+    end
   end
-  local o = origin_of(scheme, authority)
+  if not e then error("qstash.resty.http: unsupported URL " .. url, 3) end
+  local scheme, from = e == 7 and "http" or "https", e + 1
+  local cut = string_find(url, "/", from, true) or (n + 1)
+  local q = string_find(url, "?", from, true)
+  if q and q < cut then cut = q end
+  local key = string_sub(url, 1, cut - 1)
+  local o = origins[key] or origin_of(key, scheme, string_sub(url, from, cut - 1))
   if not o then error("qstash.resty.http: invalid host or port in " .. url, 3) end
+  local target = string_sub(url, cut)
   if target == "" then target = "/"
   elseif string_byte(target, 1) == 63 then target = "/" .. target end -- "?"
   return o, target
@@ -598,13 +707,14 @@ function M.request(v)
     px, perr = proxy_of(v.proxy)
     if not px then return false, permanent(perr) end
   end
-  local parts, body_out = request_parts(v, o, target, px)
+  local data, big = request_bytes(v, o, target, px)
 
-  local sock, reused = open(o, v, deadline, px)
+  local sock, reused, armed = open(o, v, deadline, px)
   if not sock then return false, reused end
 
-  local ok, err = send_all(sock, parts, body_out, deadline)
-  if not ok then
+  local err
+  armed, err = send_all(sock, data, big, deadline, armed)
+  if not armed then
     sock:close()
     if err == "no time" then
       return false, fail("timeout", false, "no time left to send the request")
@@ -612,7 +722,7 @@ function M.request(v)
     return false, io_fail(err, true, "sending the request failed")
   end
 
-  local r = new_reader(sock, deadline)
+  local r = new_reader(sock, deadline, armed)
   local status, minor, headers
   repeat
     local head, herr, too_long = r:until_sep("\r\n\r\n", MAX_HEAD)
