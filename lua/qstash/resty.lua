@@ -122,6 +122,35 @@ end
 local clients = {}
 local nclients = 0
 
+-- A handler usually passes the same config table on every call: the last
+-- client of each table, with a copy of what the table held then
+-- ({ fields = copy, client = c }). A table changed in place since is looked
+-- up again.
+local by_table = setmetatable({}, { __mode = "k" })
+
+local function same_fields(t, copy)
+  local n = 0
+  for k, v in next, t do
+    n = n + 1
+    local was = copy[k]
+    if v ~= was then
+      if type(v) ~= "table" or type(was) ~= "table" or not same_fields(v, was) then return false end
+    end
+  end
+  return n == copy[same_fields]
+end
+
+-- A copy of a config (one level of nested tables, as retry), counted.
+local function copy_fields(t)
+  local c, n = {}, 0
+  for k, v in next, t do
+    n = n + 1
+    c[k] = type(v) == "table" and copy_fields(v) or v
+  end
+  c[same_fields] = n
+  return c
+end
+
 -- The client for `config` (raises a config error as an argument error of
 -- fname's argument #argn at level).
 local function client_for(config, fname, argn, level)
@@ -131,10 +160,15 @@ local function client_for(config, fname, argn, level)
   elseif type(config) ~= "table" then
     error(argerror(argn, fname, "config must be a table or nil, got " .. type(config)), level + 1)
   elseif getmetatable(config) == nil then
+    local seen = by_table[config]
+    if seen and same_fields(config, seen.fields) then return seen.client end
     key = flat_text(config, CONFIG_KEYS, true)
   end
   local c = key and clients[key]
-  if c then return c end
+  if c then
+    if key ~= "" then by_table[config] = { fields = copy_fields(config), client = c } end
+    return c
+  end
   local ok, made = pcall(require("qstash.safe").new, config)
   if not ok then
     local msg = strip_position(made)
@@ -145,6 +179,7 @@ local function client_for(config, fname, argn, level)
     if nclients >= MAX_CLIENTS then clients, nclients = {}, 0 end
     clients[key] = made
     nclients = nclients + 1
+    if key ~= "" then by_table[config] = { fields = copy_fields(config), client = made } end
   end
   return made
 end

@@ -132,6 +132,8 @@ local function hold(ngx, batch)
   end
 end
 
+local ANSWER = {}
+
 -- Drives `call` from the step answer (what, v, why) to its end; returns
 -- res | nil, err. `batch`: dlq_retry_each's state (its 429 pause). `track`:
 -- counts what the sends of the call were (dlq_messages' own error).
@@ -150,7 +152,11 @@ local function drive(call, batch, track, what, v, why)
         end
       end
       if ok then
-        what, v, why = call:step{ status = status, headers = headers, body = body }
+        -- one table for every answer: step reads it at once and keeps nothing
+        local answer = ANSWER
+        answer.status, answer.headers, answer.body = status, headers, body
+        what, v, why = call:step(answer)
+        answer.headers, answer.body = nil, nil
       else
         what, v, why = call:step(status) -- the failure table
       end
