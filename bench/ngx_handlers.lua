@@ -6,8 +6,11 @@
 --           the POST with the same headers, read the status line, headers and
 --           Content-Length body, setkeepalive, cjson.decode.
 --   http:   the request value the core's "send" step gives, through
---           qstash.resty.http (the cosocket transport), then cjson.decode.
---   resty:  qr.dlq_retry from qstash.resty as it is published.
+--           qstash.resty.http alone (the cosocket transport), then
+--           cjson.decode: where the time of qstash.resty goes.
+--   resty:  qr.dlq_retry from qstash.resty: the core's prepare/step over
+--           that transport (the config table made once, as a handler's
+--           module would).
 local cjson = require "cjson"
 local http = require "qstash.resty.http"
 

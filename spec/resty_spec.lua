@@ -118,6 +118,18 @@ describe("qstash.resty outside a request context", function()
     local reqs = srv:requests()
     assert.equal("Bearer first", srv:header(reqs[1], "Authorization"))
     assert.equal("Bearer second", srv:header(reqs[2], "Authorization"))
+    -- a nested table changed in place
+    c.retry = { attempts = 2, base_delay = 0.01 }
+    srv:reset()
+    srv:script{ { status = 503 }, { json = { dlqId = "x" } }, { status = 503 } }
+    assert(qr.dlq_get("a", c))
+    assert.equal(2, #srv:requests())
+    c.retry.attempts = 1
+    local res, err = qr.dlq_get("a", c)
+    assert.is_nil(res)
+    assert.equal("server", err.kind)
+    assert.equal(1, err.attempts)
+    assert.equal(3, #srv:requests())
   end)
 
   it("runs dlq_retry_each with callbacks, and dlq_messages", function()
