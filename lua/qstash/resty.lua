@@ -122,33 +122,57 @@ end
 local clients = {}
 local nclients = 0
 
--- A handler usually passes the same config table on every call: the last
--- client of each table, with a copy of what the table held then
--- ({ fields = copy, client = c }). A table changed in place since is looked
--- up again.
-local by_table = setmetatable({}, { __mode = "k" })
-
-local function same_fields(t, copy)
-  local n = 0
-  for k, v in next, t do
-    n = n + 1
-    local was = copy[k]
-    if v ~= was then
-      if type(v) ~= "table" or type(was) ~= "table" or not same_fields(v, was) then return false end
-    end
+-- The number of keys of a table: OpenResty's table.nkeys (compiled by the
+-- JIT, where a loop over next would keep the calls around it from being
+-- compiled), or that loop.
+local nkeys
+do
+  local ok, f = pcall(require, "table.nkeys")
+  nkeys = ok and f or function(t)
+    local n = 0
+    for _ in next, t do n = n + 1 end
+    return n
   end
-  return n == copy[same_fields]
 end
 
--- A copy of a config (one level of nested tables, as retry), counted.
-local function copy_fields(t)
-  local c, n = {}, 0
-  for k, v in next, t do
-    n = n + 1
-    c[k] = type(v) == "table" and copy_fields(v) or v
+-- A handler usually passes the same config table on every call: the last
+-- client of each table, with what the table held then. A table changed in
+-- place since (a value, a key more or less, the retry table's fields) is
+-- looked up again. Written out key by key, without a loop, for the JIT.
+local by_table = setmetatable({}, { __mode = "k" })
+
+local function remember(config, client)
+  local r = rawget(config, "retry")
+  by_table[config] = {
+    client = client, n = nkeys(config),
+    token = rawget(config, "token"), base_url = rawget(config, "base_url"),
+    dev = rawget(config, "dev"), timeout = rawget(config, "timeout"),
+    connect_timeout = rawget(config, "connect_timeout"), retry = r,
+    token_in_query = rawget(config, "token_in_query"), user_agent = rawget(config, "user_agent"),
+    ca_file = rawget(config, "ca_file"), proxy = rawget(config, "proxy"),
+    max_response_bytes = rawget(config, "max_response_bytes"),
+    rn = type(r) == "table" and nkeys(r) or nil,
+    attempts = type(r) == "table" and rawget(r, "attempts") or nil,
+    base_delay = type(r) == "table" and rawget(r, "base_delay") or nil,
+    max_delay = type(r) == "table" and rawget(r, "max_delay") or nil,
+  }
+end
+
+local function unchanged(config, was)
+  if nkeys(config) ~= was.n
+     or rawget(config, "token") ~= was.token or rawget(config, "base_url") ~= was.base_url
+     or rawget(config, "dev") ~= was.dev or rawget(config, "timeout") ~= was.timeout
+     or rawget(config, "connect_timeout") ~= was.connect_timeout
+     or rawget(config, "token_in_query") ~= was.token_in_query
+     or rawget(config, "user_agent") ~= was.user_agent or rawget(config, "ca_file") ~= was.ca_file
+     or rawget(config, "proxy") ~= was.proxy or rawget(config, "max_response_bytes") ~= was.max_response_bytes then
+    return false
   end
-  c[same_fields] = n
-  return c
+  local r = rawget(config, "retry")
+  if r ~= was.retry then return false end
+  if type(r) ~= "table" then return true end
+  return nkeys(r) == was.rn and rawget(r, "attempts") == was.attempts
+    and rawget(r, "base_delay") == was.base_delay and rawget(r, "max_delay") == was.max_delay
 end
 
 -- The client for `config` (raises a config error as an argument error of
@@ -160,13 +184,13 @@ local function client_for(config, fname, argn, level)
   elseif type(config) ~= "table" then
     error(argerror(argn, fname, "config must be a table or nil, got " .. type(config)), level + 1)
   elseif getmetatable(config) == nil then
-    local seen = by_table[config]
-    if seen and same_fields(config, seen.fields) then return seen.client end
+    local was = by_table[config]
+    if was and unchanged(config, was) then return was.client end
     key = flat_text(config, CONFIG_KEYS, true)
   end
   local c = key and clients[key]
   if c then
-    if key ~= "" then by_table[config] = { fields = copy_fields(config), client = c } end
+    if key ~= "" then remember(config, c) end
     return c
   end
   local ok, made = pcall(require("qstash.safe").new, config)
@@ -179,7 +203,7 @@ local function client_for(config, fname, argn, level)
     if nclients >= MAX_CLIENTS then clients, nclients = {}, 0 end
     clients[key] = made
     nclients = nclients + 1
-    if key ~= "" then by_table[config] = { fields = copy_fields(config), client = made } end
+    if key ~= "" then remember(config, made) end
   end
   return made
 end

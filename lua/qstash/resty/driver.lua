@@ -134,31 +134,53 @@ end
 
 local ANSWER = {}
 
+-- The response headers the core is given: none for a 2xx answer, as the
+-- C module's libcurl engine reads them only for the others (the core acts
+-- on them only there: Retry-After and the rate-limit headers of a 429).
+local function acted_on(status, headers)
+  if status >= 200 and status <= 299 then return nil end
+  return headers
+end
+
+-- Sends the request value `v` of `call` and hands back how it ended; returns
+-- the next step's answer.
+local function exchange(call, v, send)
+  local ok, status, headers, body = send(v)
+  if not ok then return call:step(status) end -- the failure table
+  -- one table for every answer: step reads it at once and keeps nothing
+  local answer = ANSWER
+  answer.status, answer.headers, answer.body = status, acted_on(status, headers), body
+  local what, nv, why = call:step(answer)
+  answer.headers, answer.body = nil, nil
+  return what, nv, why
+end
+
 -- Drives `call` from the step answer (what, v, why) to its end; returns
 -- res | nil, err. `batch`: dlq_retry_each's state (its 429 pause). `track`:
 -- counts what the sends of the call were (dlq_messages' own error).
-local function drive(call, batch, track, what, v, why)
+local function drive_loop(call, batch, track, what, v, why)
   local ngx = rawget(_G, "ngx")
   local send = request or load_request()
   while true do
     if what == "send" then
       if batch and batch.pause_until > 0 then hold(ngx, batch) end
-      local ok, status, headers, body = send(v)
       if track then
         track.sends, track.url = track.sends + 1, v.url
+        local ok, status, headers, body = send(v)
         -- an answer the server may have acted on, or none: as the core counts
         if (ok and status >= 500) or (not ok and status.sent and status.failure ~= "too_large") then
           track.unknown = true
         end
-      end
-      if ok then
-        -- one table for every answer: step reads it at once and keeps nothing
-        local answer = ANSWER
-        answer.status, answer.headers, answer.body = status, headers, body
-        what, v, why = call:step(answer)
-        answer.headers, answer.body = nil, nil
+        if ok then
+          local answer = ANSWER
+          answer.status, answer.headers, answer.body = status, acted_on(status, headers), body
+          what, v, why = call:step(answer)
+          answer.headers, answer.body = nil, nil
+        else
+          what, v, why = call:step(status)
+        end
       else
-        what, v, why = call:step(status) -- the failure table
+        what, v, why = exchange(call, v, send)
       end
     elseif what == "wait" then
       if batch and why == "rate_limited" then
@@ -175,6 +197,17 @@ local function drive(call, batch, track, what, v, why)
       error(MODULE .. ": the call object answered " .. tostring(what), 0)
     end
   end
+end
+
+-- The same, with the usual call first: one send, then done, in straight-line
+-- code (LuaJIT does not compile a call path that enters a loop it did not
+-- start in, and would run every call interpreted).
+local function drive(call, batch, track, what, v, why)
+  if what == "send" and not batch and not track then
+    what, v, why = exchange(call, v, request or load_request())
+    if what == "done" then return v end
+  end
+  return drive_loop(call, batch, track, what, v, why)
 end
 
 --- res, err = driver.run(call): drives one prepared call object to its end.

@@ -246,7 +246,7 @@ end
 
 -- The text up to `sep` (consumed, not returned), at most `limit` bytes;
 -- nil, err, too_long.
-function Reader:until_sep(sep, limit)
+local function until_sep_loop(self, sep, limit)
   local from = self.pos
   while true do
     local buf, pos = self.buf, self.pos
@@ -265,6 +265,22 @@ function Reader:until_sep(sep, limit)
     from = unread - #sep + 2
     if from < 1 then from = 1 end
   end
+end
+
+-- The same, straight through when one read brings the whole of it (the
+-- usual answer), so that the JIT compiles the caller.
+function Reader:until_sep(sep, limit)
+  if self.pos > #self.buf then
+    local ok, err = self:fill()
+    if not ok then return nil, err end
+  end
+  local buf, pos = self.buf, self.pos
+  local s, e = string_find(buf, sep, pos, true)
+  if s and s - pos <= limit then
+    self.pos = e + 1
+    return string_sub(buf, pos, s - 1)
+  end
+  return until_sep_loop(self, sep, limit)
 end
 
 -- Exactly n bytes. Read with receiveany, one timer per call: nginx re-arms
@@ -610,15 +626,21 @@ local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
 -- The request bytes: the head, with the body when it is small; and the body
 -- when it is large (sent in pieces after the head). One string: nginx
 -- sends a string with less work than a table of pieces.
+-- The pieces of the bytes being made: one table for every request (filled
+-- and joined without yielding), joined up to its count each time.
+local PARTS = {}
+local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true }
+
 local function request_bytes(v, o, target, px)
   local method, body = v.method, v.body or ""
-  if type(method) ~= "string" or not string_match(method, "^%u+$") then
+  if not METHODS[method] and (type(method) ~= "string" or not string_match(method, "^%u+$")) then
     error("qstash.resty.http: invalid method " .. tostring(method), 3)
   end
   if type(body) ~= "string" then error("qstash.resty.http: body must be a string", 3) end
   -- through a proxy without a tunnel: the absolute form (RFC 9112 3.2.2)
   if px and not o.tls then target = o.scheme .. "://" .. o.hostport .. target end
-  local p = { method, " ", target, " HTTP/1.1\r\nHost: ", o.hostport, "\r\n" }
+  local p = PARTS
+  p[1], p[2], p[3], p[4], p[5], p[6] = method, " ", target, " HTTP/1.1\r\nHost: ", o.hostport, "\r\n"
   local n = 6
   local headers = v.headers
   if headers ~= nil then
@@ -640,9 +662,11 @@ local function request_bytes(v, o, target, px)
     n = n + 3
   end
   p[n + 1] = "\r\n"
-  if #body > SEND_PIECE then return table_concat(p), body end
+  if #body > SEND_PIECE then return table_concat(p, "", 1, n + 1), body end
   p[n + 2] = body
-  return table_concat(p), nil
+  local bytes = table_concat(p, "", 1, n + 2)
+  p[n + 2] = nil -- a body is not kept alive by this table
+  return bytes, nil
 end
 
 -- Sends the request bytes, then a large body in pieces, each with what is
@@ -692,6 +716,23 @@ local function split_url(url)
   return o, target
 end
 
+-- The next response head: status, minor, headers; or nil, failure.
+local function read_head(r, reused)
+  local head, herr, too_long = r:until_sep("\r\n\r\n", MAX_HEAD)
+  if not head then
+    if too_long then return nil, fail("network", true, "response header over " .. MAX_HEAD .. " bytes") end
+    local what = "reading the response failed"
+    if herr == "closed" and r:unread() == 0 then
+      what = "the server closed the connection before answering" .. (reused and " (a reused connection)" or "")
+    end
+    return nil, io_fail(herr, true, what)
+  end
+  local status, minor, headers = parse_head(head)
+  if not status then return nil, fail("network", true, "invalid response: " .. minor) end
+  if status == 101 then return nil, fail("network", true, "unexpected 101 Switching Protocols") end
+  return status, minor, headers
+end
+
 --- ok, status, headers, body = http.request(v) | false, failure
 function M.request(v)
   if not ngx_api then init() end
@@ -723,29 +764,13 @@ function M.request(v)
   end
 
   local r = new_reader(sock, deadline, armed)
-  local status, minor, headers
-  repeat
-    local head, herr, too_long = r:until_sep("\r\n\r\n", MAX_HEAD)
-    if not head then
-      sock:close()
-      if too_long then return false, fail("network", true, "response header over " .. MAX_HEAD .. " bytes") end
-      local what = "reading the response failed"
-      if herr == "closed" and r:unread() == 0 then
-        what = "the server closed the connection before answering"
-          .. (reused and " (a reused connection)" or "")
-      end
-      return false, io_fail(herr, true, what)
-    end
-    status, minor, headers = parse_head(head)
-    if not status then
-      sock:close()
-      return false, fail("network", true, "invalid response: " .. minor)
-    end
-    if status == 101 then
-      sock:close()
-      return false, fail("network", true, "unexpected 101 Switching Protocols")
-    end
-  until status >= 200
+  local status, minor, headers = read_head(r, reused)
+  -- informational answers (1xx) first: the final one follows
+  while status and status < 200 do status, minor, headers = read_head(r, reused) end
+  if not status then
+    sock:close()
+    return false, minor
+  end
 
   local body, rerr, too_large
   local reuse = false
