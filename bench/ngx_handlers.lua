@@ -13,6 +13,7 @@
 --           module would).
 local cjson = require "cjson"
 local http = require "qstash.resty.http"
+local qr = require "qstash.resty"
 
 local M = {}
 
@@ -73,7 +74,7 @@ function M.resty(port)
     conf = { base_url = "http://127.0.0.1:" .. port, token = TOKEN, user_agent = UA }
     configs[port] = conf
   end
-  local res, err = require("qstash.resty").dlq_retry(ID, nil, conf)
+  local res, err = qr.dlq_retry(ID, nil, conf)
   if not res then return fail(tostring(err)) end
   ngx.say(res.messageId)
 end
