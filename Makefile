@@ -42,9 +42,13 @@ SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
 BUSTED  ?= /usr/bin/busted
 SPECS   ?= spec
 
-.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz
+.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint
 
-all: $(BUILD)/qstash.so
+# The packages compiling needs are checked first (installed as root, or
+# named), then a fresh make reads their pkg-config flags.
+all:
+	@sh tools/ensure-deps build $(LUA)
+	@$(MAKE) --no-print-directory $(BUILD)/qstash.so
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -91,13 +95,18 @@ install: all
 	install -m 0755 $(BUILD)/qstash.so $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/qstash.so
 	for f in lua/qstash/*.lua; do [ -e "$$f" ] || continue; \
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/; done
+	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/cli
+	for f in lua/qstash/cli/*.lua; do [ -e "$$f" ] || continue; \
+	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/cli/; done
 	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty
 	for f in lua/qstash/resty/*.lua; do [ -e "$$f" ] || continue; \
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty/; done
 	if [ -e bin/qstash-dlq ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
 	  install -m 0755 bin/qstash-dlq $(DESTDIR)$(PREFIX)/bin/qstash-dlq; fi
 
-# The whole suite against an ASan+UBSan build of the module. The interpreter
+# The whole suite against an ASan+UBSan build of the module (with
+# float-cast-overflow, which -fsanitize=undefined leaves out: converting a
+# double such as 1e300 to an integer is undefined). The interpreter
 # is not instrumented, so the ASan runtime is preloaded; leaks are left to
 # `make valgrind` (the runtime would also report the helper processes').
 ASAN_BUILD = build/asan-$(LUA)
@@ -119,7 +128,8 @@ VALGRIND = valgrind --quiet --error-exitcode=1 --leak-check=full \
   --suppressions=$(CURDIR)/tools/valgrind.supp --child-silent-after-fork=yes
 VALGRIND_SPECS ?= spec/dlq_retry_spec.lua spec/errors_spec.lua spec/dlq_api_spec.lua \
   spec/publish_spec.lua spec/config_spec.lua spec/verify_spec.lua spec/async_spec.lua spec/engine_spec.lua \
-  spec/faults_spec.lua spec/proxy_spec.lua spec/target_spec.lua
+  spec/faults_spec.lua spec/proxy_spec.lua spec/target_spec.lua spec/resend_spec.lua spec/scrub_spec.lua \
+  spec/cursor_cycle_spec.lua spec/edges_spec.lua
 valgrind: deps all
 	@$(SPEC_ENV) bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 
@@ -138,6 +148,11 @@ fuzz: deps
 SOAK_CALLS ?= 100000
 soak: deps all
 	@$(SPEC_ENV) $(LUA_BIN) bench/soak.lua $(SOAK_CALLS)
+
+# luacheck (.luacheckrc) over the Lua code, the CLI script, the specs and the examples.
+lint: deps
+	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples
+	@echo "luacheck: clean"
 
 clean:
 	rm -rf build

@@ -31,6 +31,8 @@ for line in io.lines(raw_path) do
       r.foreign = tonumber(r.foreign) or 0
       r.share = r.elapsed > 0 and math.min(1, r.foreign / (r.elapsed * ncpu)) or 0
       r.quiet = r.share < QUIET
+      r.median_us = tonumber(r.median_us)
+      r.p90_us = tonumber(r.p90_us)
     end
     runs[key] = runs[key] or {}
     table.insert(runs[key], r)
@@ -60,15 +62,18 @@ local function figures(key)
     proto = proto or r.proto
     n = n or r.calls
   end
-  local rates, cpus, rsss = {}, {}, {}
+  local rates, cpus, rsss, meds, p90s = {}, {}, {}, {}, {}
   for _, r in ipairs(list) do
     if r.quiet or quiet_n == 0 then
       rates[#rates + 1] = r.rate
       cpus[#cpus + 1] = r.cpu_us
       rsss[#rsss + 1] = r.rss
+      meds[#meds + 1] = r.median_us
+      p90s[#p90s + 1] = r.p90_us
     end
   end
   return { status = "ok", rate = median(rates), cpu_us = median(cpus), rss = median(rsss),
+           median_us = median(meds), p90_us = median(p90s),
            by_round = by_round, quiet_n = quiet_n, rounds = #list, proto = proto, n = n }
 end
 
@@ -108,6 +113,10 @@ local rows = {
   { "nginx 20 ms -c256: hand-written cosocket handler", "ngx_hand_20_256" },
   { "nginx 20 ms -c256: qstash.resty.http", "ngx_http_20_256", "ngx_hand_20_256" },
   { "nginx 20 ms -c256: qstash.resty", "ngx_resty_20_256", "ngx_hand_20_256" },
+  { "qstash-dlq stats, emulator", "cli_stats", "ref_stats" },
+  { "dlq_list pages (module alone), emulator", "ref_stats" },
+  { "qstash-dlq retry --label, emulator", "cli_retry", "ref_retry" },
+  { "dlq_list + dlq_retry_many (module alone), emulator", "ref_retry" },
 }
 local short = {
   raw_seq_http = "raw seq HTTP", raw_seq_https = "raw seq HTTPS",
@@ -117,6 +126,7 @@ local short = {
   lat_seq = "20 ms seq",
   ngx_hand_0_64 = "hand 0 ms -c64", ngx_hand_0_256 = "hand 0 ms -c256",
   ngx_hand_20_64 = "hand 20 ms -c64", ngx_hand_20_256 = "hand 20 ms -c256",
+  ref_stats = "module paging", ref_retry = "module bulk retry",
 }
 
 local targets = {
@@ -132,7 +142,36 @@ local targets = {
   { "nginx: qstash.resty >= 0.9 x hand-written handler, 20 ms -c256", "ngx_resty_20_256", "ngx_hand_20_256", 0.9 },
   { "nginx: qstash.resty >= 0.8 x hand-written handler, 0 ms -c64", "ngx_resty_0_64", "ngx_hand_0_64", 0.8 },
   { "nginx: qstash.resty >= 0.8 x hand-written handler, 0 ms -c256", "ngx_resty_0_256", "ngx_hand_0_256", 0.8 },
+  { "qstash-dlq stats >= 0.8 x the module's paging alone", "cli_stats", "ref_stats", 0.8 },
+  { "qstash-dlq filtered retry >= 0.8 x the module's bulk retry alone", "cli_retry", "ref_retry", 0.8 },
 }
+-- Targets in seconds for the whole run of N entries (the median round).
+local second_targets = {
+  { "qstash-dlq stats over " .. (meta.cli_n or "?") .. " entries <= 5 s", "cli_stats", 5 },
+  { "qstash-dlq filtered retry of " .. (meta.cli_n or "?") .. " entries <= 10 s", "cli_retry", 10 },
+}
+
+-- BENCH_ONLY=cli: the CLI's rows and targets alone
+if meta.only == "cli" then
+  local function cli_only(list, key_at)
+    local out = {}
+    for _, r in ipairs(list) do
+      if r[key_at]:match("^cli_") or r[key_at]:match("^ref_") then out[#out + 1] = r end
+    end
+    return out
+  end
+  rows, targets = cli_only(rows, 2), cli_only(targets, 2)
+end
+
+-- The local emulator (tools/qstash-dev): its time per request (the median of
+-- each round's per-request median), on one keep-alive connection against a
+-- new connection each.
+local emu_rows = {
+  { "keep-alive connection", "emu_keepalive", "emu_new" },
+  { "new connection each", "emu_new" },
+}
+local emu_short = { emu_new = "new connection" }
+local EMU_TARGET_MS = 2
 
 local F = {}
 local broke = false
@@ -142,6 +181,10 @@ for _, row in ipairs(rows) do
   if F[row[2]].status == "err" or (F[row[2]].status == "missing" and (meta.only or "") == "") then
     broke = true
   end
+end
+for _, row in ipairs(emu_rows) do
+  F[row[2]] = F[row[2]] or figures(row[2])
+  if F[row[2]].status == "err" or F[row[2]].status == "missing" then broke = true end
 end
 
 local function status_text(f)
@@ -199,6 +242,22 @@ for _, row in ipairs(rows) do
   cells[#cells + 1] = c
 end
 
+local emu_header = { "emulator (tools/qstash-dev)", "N", "quiet", "median ms", "p90 ms", "calls/s",
+                     "reference", "x median" }
+local emu_cells = {}
+for _, row in ipairs(emu_rows) do
+  local label, key, ref = row[1], row[2], row[3]
+  local f, r = F[key], ref and F[ref] or nil
+  if f.status == "ok" then
+    emu_cells[#emu_cells + 1] = { label, tostring(f.n), f.quiet_n .. "/" .. f.rounds,
+      fmt_num(f.median_us / 1000, 2), fmt_num(f.p90_us / 1000, 2), fmt_num(f.rate, 0),
+      ref and emu_short[ref] or "", rx(ratio(f, r, "median_us")) }
+  else
+    local st = status_text(f)
+    emu_cells[#emu_cells + 1] = { label, "", "", st, st, st, ref and emu_short[ref] or "", "" }
+  end
+end
+
 local target_lines = {}
 for _, t in ipairs(targets) do
   local a, b = F[t[2]] or figures(t[2]), F[t[3]] or figures(t[3])
@@ -220,7 +279,7 @@ end
 
 -- Contenders that must not fail a single request: a wrk run with a non-2xx
 -- answer or a socket error records the contender as broken (ERR).
-local clean = {
+local clean = meta.only == "cli" and {} or {
   { "nginx: qstash.resty, no failed request at -c256 (0 ms, 20 ms)", { "ngx_resty_0_256", "ngx_resty_20_256" } },
 }
 for _, t in ipairs(clean) do
@@ -232,6 +291,45 @@ for _, t in ipairs(clean) do
     else verdict = "FAIL" end
   end
   target_lines[#target_lines + 1] = { t[1], "-", runs_ok .. " wrk runs without errors", verdict }
+end
+
+-- the emulator's absolute target: its keep-alive median per round
+do
+  local f = F.emu_keepalive or figures("emu_keepalive")
+  local label = string.format("emulator keep-alive request, median <= %d ms", EMU_TARGET_MS)
+  if f.status == "ok" then
+    local per_round, lo, hi, pass = {}, math.huge, -math.huge, 0
+    for _, r in pairs(f.by_round) do
+      local ms = r.median_us / 1000
+      per_round[#per_round + 1] = ms
+      lo, hi = math.min(lo, ms), math.max(hi, ms)
+      if ms <= EMU_TARGET_MS then pass = pass + 1 end
+    end
+    local v = f.median_us / 1000
+    target_lines[#target_lines + 1] = { label, string.format("%.2f ms", v),
+      string.format("%.2f-%.2f ms, %d/%d", lo, hi, pass, #per_round),
+      (v <= EMU_TARGET_MS and "PASS" or "FAIL") .. (f.quiet_n > 0 and "" or " (noisy rounds only)") }
+  else
+    target_lines[#target_lines + 1] = { label, "-", "-", f.status == "na" and "n/a"
+      or (f.status == "missing" and "not run") or "ERR" }
+  end
+end
+
+for _, t in ipairs(second_targets) do
+  local f = F[t[2]] or figures(t[2])
+  if f.status == "ok" then
+    local secs, lo, hi, pass, rounds = f.n / f.rate, math.huge, -math.huge, 0, 0
+    for _, r in pairs(f.by_round) do
+      local s = tonumber(r.wall)
+      lo, hi, rounds = math.min(lo, s), math.max(hi, s), rounds + 1
+      if s <= t[3] then pass = pass + 1 end
+    end
+    target_lines[#target_lines + 1] = { t[1], string.format("%.2f s", secs),
+      string.format("%.2f-%.2f s, %d/%d", lo, hi, pass, rounds),
+      (secs <= t[3] and "PASS" or "FAIL") .. (f.quiet_n > 0 and "" or " (noisy rounds only)") }
+  else
+    target_lines[#target_lines + 1] = { t[1], "-", "-", status_text(f) }
+  end
 end
 
 -- text table
@@ -249,16 +347,25 @@ local function text_row(c)
   return table.concat(parts, "  ")
 end
 
-local proto_https = (F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
+local proto_https = (F.raw_seq_https and F.raw_seq_https.status == "ok" and F.raw_seq_https.proto) or "?"
 local notes = {
-  string.format("N = %s sequential (TypeScript SDK %s), %s at %s (TypeScript SDK %s), %s in the 20 ms drain; wrk %s s; median of %s interleaved rounds.",
-    meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.wrk_seconds, meta.rounds),
+  string.format("N = %s sequential (TypeScript SDK %s), %s at %s (TypeScript SDK %s), %s in the 20 ms drain, %s emulator requests; wrk %s s; median of %s interleaved rounds.",
+    meta.n_seq, meta.n_ts_seq, meta.n_multi, conc, meta.n_ts_multi, meta.n_lat, meta.n_emu or "?", meta.wrk_seconds, meta.rounds),
   "x columns: this row / its reference row, the median over the rounds of the ratio within each round (the two run next to each other) (calls/s: higher is better; CPU and RSS: lower is better). vs TS: this row / the TypeScript SDK row of the same kind.",
   "CPU us/call: user+sys of the client process over the timed loop (getrusage / process.cpuUsage; wrk: /usr/bin/time over its run). RSS: peak of the whole process (/usr/bin/time %M).",
   string.format("HTTPS: the libcurl contenders negotiate %s (ALPN); luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
-  meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker to CPU 1." or "No CPU pinning.",
-  "nginx rows: a second nginx (one worker, lua-nginx-module, on the stub's CPU) whose handlers make the retry against the stub above, measured with wrk (GET, keep-alive); a wrk run with any failed request breaks the bench. hand-written: connect, send, receive, setkeepalive, cjson.decode; qstash.resty.http: the cosocket transport alone, with the request value the core's send step gives; qstash.resty: qr.dlq_retry (the core's prepare/step over that transport). No thread pool.",
+  string.format("Emulator rows: tools/qstash-dev (Python %s) answering GET /v2/dlq to a minimal luasocket client, on one keep-alive connection or on a new connection per request; median ms / p90 ms: of the time per request within a round, then the median over the rounds; x median: keep-alive / new connection.", meta.python or "?"),
+  meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to CPU 1." or "No CPU pinning.",
+  string.format("qstash-dlq rows: %s DLQ entries in the local emulator (tools/qstash-dev, Python), %s rounds; calls/s is entries per second, the whole command in-process (qstash.cli.main: scan, report file, output to /dev/null); the reference is the module alone making the same requests. The emulator's CPU counts as the server's.",
+    meta.cli_n or "?", meta.cli_rounds or "?"),
+  -- last: absent (nil) in a CLI-only run
+  meta.only ~= "cli" and "nginx rows: a second nginx (one worker, lua-nginx-module, on the stub's CPU) whose handlers make the retry against the stub above, measured with wrk (GET, keep-alive); a wrk run with any failed request breaks the bench. hand-written: connect, send, receive, setkeepalive, cjson.decode; qstash.resty.http: the cosocket transport alone, with the request value the core's send step gives; qstash.resty: qr.dlq_retry (the core's prepare/step over that transport). No thread pool." or nil,
 }
+
+if meta.only == "cli" then -- the notes on the nginx rows do not apply
+  table.remove(notes, 4)
+  table.remove(notes, 1)
+end
 
 -- other load on the machine while the contenders ran
 do
@@ -290,6 +397,27 @@ p(text_row(header))
 p(text_row((function() local d = {} for i = 1, #header do d[i] = string.rep("-", widths[i]) end return d end)()))
 for _, c in ipairs(cells) do p(text_row(c)) end
 p("")
+do
+  local w = {}
+  for i, h in ipairs(emu_header) do w[i] = #h end
+  for _, c in ipairs(emu_cells) do
+    for i, v in ipairs(c) do if #v > w[i] then w[i] = #v end end
+  end
+  local function emu_row(c)
+    local parts = {}
+    for i, v in ipairs(c) do
+      if i == 1 or i == 7 then parts[i] = v .. string.rep(" ", w[i] - #v)
+      else parts[i] = string.rep(" ", w[i] - #v) .. v end
+    end
+    return table.concat(parts, "  ")
+  end
+  p(emu_row(emu_header))
+  local dashes = {}
+  for i = 1, #emu_header do dashes[i] = string.rep("-", w[i]) end
+  p(emu_row(dashes))
+  for _, c in ipairs(emu_cells) do p(emu_row(c)) end
+end
+p("")
 p("targets:")
 local tw = 0
 for _, t in ipairs(target_lines) do if #t[1] > tw then tw = #t[1] end end
@@ -316,7 +444,13 @@ for i = 1, #header do align[i] = (i == 1 or i == 7) and ":--" or "--:" end
 m("| " .. table.concat(align, " | ") .. " |")
 for _, c in ipairs(cells) do m("| " .. table.concat(c, " | ") .. " |") end
 m("")
-m("| target | ratio | rounds: range, passing | result |")
+m("| " .. table.concat(emu_header, " | ") .. " |")
+local emu_align = {}
+for i = 1, #emu_header do emu_align[i] = (i == 1 or i == 7) and ":--" or "--:" end
+m("| " .. table.concat(emu_align, " | ") .. " |")
+for _, c in ipairs(emu_cells) do m("| " .. table.concat(c, " | ") .. " |") end
+m("")
+m("| target | figure | rounds: range, passing | result |")
 m("|:--|--:|:--|:--|")
 for _, t in ipairs(target_lines) do m("| " .. t[1] .. " | " .. t[2] .. " | " .. t[3] .. " | " .. t[4] .. " |") end
 m("")

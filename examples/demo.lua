@@ -20,10 +20,8 @@ local function main()
   local client = qstash.new{ base_url = emu.url, token = emu.token }
 
   say("\n1. publish 4 orders with retries = 0; each fails once and lands in the DLQ")
-  local published = {}
   for i = 1, 4 do
     local res = client:publish_json(dest.url .. "/orders", { order = i }, { retries = 0, label = "orders" })
-    published[#published + 1] = res.messageId
     say("   published %s", res.messageId)
   end
   local entries = E.wait_for(function()

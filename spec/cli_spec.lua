@@ -178,35 +178,42 @@ describe("qstash-dlq", function()
     end)
 
     it("exits 2 for malformed numbers, times and headers", function()
-      local status, _, err = cli{ "retry", "1-0", "--retries", "abc" }
+      local status, _, err = cli{ "retry", "1-0", "--set-retries", "abc" }
       assert.are.equal(2, status)
-      assert.matches("--retries must be a non-negative integer", err, 1, true)
-      assert.are.equal(2, (cli{ "retry", "1-0", "--retries", "-1" }))
-      assert.are.equal(2, (cli{ "retry", "1-0", "--flow-rate", "1.5" }))
+      assert.matches("--set-retries must be a non-negative integer", err, 1, true)
+      assert.are.equal(2, (cli{ "retry", "1-0", "--set-retries", "-1" }))
+      assert.are.equal(2, (cli{ "retry", "1-0", "--set-flow-rate", "1.5" }))
       assert.are.equal(2, (cli{ "list", "--count", "0" }))
       assert.are.equal(2, (cli{ "list", "--count", "101" }))
       assert.are.equal(2, (cli{ "list", "--status", "abc" }))
       assert.are.equal(2, (cli{ "list", "--from", "yesterday" }))
       assert.are.equal(2, (cli{ "list", "--from", "1769860800" }))   -- seconds, not ms
       assert.are.equal(2, (cli{ "list", "--to", "2026-02-30" }))
-      assert.are.equal(2, (cli{ "retry", "1-0", "--header", "no colon" }))
-      assert.are.equal(2, (cli{ "--timeout", "soon", "list" }))
+      assert.are.equal(2, (cli{ "retry", "1-0", "--set-header", "no colon" }))
+      assert.are.equal(2, (cli{ "--http-timeout", "soon", "list" }))
       assert.are.equal(2, (cli{ "get" }))
     end)
 
     it("exits 2 for retry options that do not go together", function()
-      local status, _, err = cli{ "retry", "1-0", "--flow-rate", "3" }
+      local status, _, err = cli{ "retry", "1-0", "--set-flow-rate", "3" }
       assert.are.equal(2, status)
-      assert.matches("need --flow-key", err, 1, true)
-      assert.are.equal(2, (cli{ "retry", "1-0", "--content-dedup", "--no-content-dedup" }))
+      assert.matches("need --set-flow-key", err, 1, true)
+      assert.are.equal(2, (cli{ "retry", "1-0", "--set-content-dedup", "--set-no-content-dedup" }))
     end)
 
     it("exits 2 for an option the module rejects, before sending anything", function()
       local e = dead{ "/keep" }
-      local status, out, err = cli{ "retry", e[1].dlqId, "--method", "FETCH" }
-      assert.are.equal(2, status)
-      assert.are.equal("", out)
-      assert.matches("bad argument", err, 1, true)
+      for _, args in ipairs {
+        { "retry", e[1].dlqId, "--set-method", "FETCH" },
+        { "retry", "--all", "--set-method", "FETCH" },
+        { "retry", "--all", "--set-method", "FETCH", "--dry-run" },
+      } do
+        local status, out, err = cli(args)
+        assert.are.equal(2, status)
+        assert.are.equal("", out)
+        assert.matches("invalid --set-* settings", err, 1, true)
+        assert.matches("'method' must be GET, POST, PUT, PATCH or DELETE", err, 1, true)
+      end
       assert.is_true(dlq_ids()[e[1].dlqId])
     end)
 
@@ -219,8 +226,9 @@ describe("qstash-dlq", function()
       end
       status, out = cli{ "retry", "--help" }
       assert.are.equal(0, status)
-      assert.matches("--flow-parallelism", out, 1, true)
-      assert.matches("--filter-label", out, 1, true)
+      assert.matches("--set-flow-parallelism", out, 1, true)
+      assert.matches("--label <label>       Only messages with this label.", out, 1, true)
+      assert.matches("--set-label <label>", out, 1, true)
     end)
   end)
 
@@ -305,19 +313,21 @@ describe("qstash-dlq", function()
       assert.are.equal(e[1].dlqId, decode_lines(out)[1].dlqId)
     end)
 
-    it("takes the base URL from --url before the command, or --base-url anywhere", function()
+    it("takes the base URL from --api-url (or its alias --base-url) before or after the command", function()
       local e = dead{ "/base" }
       local env = { QSTASH_URL = "http://127.0.0.1:1" }
-      local status, out, err = cli({ "--url", emu.url, "list", "--json" }, env)
+      local status, out, err = cli({ "--api-url", emu.url, "list", "--json" }, env)
       assert.are.equal(0, status, err)
       assert.are.equal(e[1].dlqId, decode_lines(out)[1].dlqId)
-      status, out, err = cli({ "list", "--json", "--base-url", emu.url }, env)
-      assert.are.equal(0, status, err)
-      assert.are.equal(1, #decode_lines(out))
+      for _, flag in ipairs { "--api-url", "--base-url" } do
+        status, out, err = cli({ "list", "--json", flag, emu.url }, env)
+        assert.are.equal(0, status, err)
+        assert.are.equal(1, #decode_lines(out))
+      end
     end)
 
     it("exits 1 when the server cannot be reached or refuses the token", function()
-      local status, out, err = cli({ "--timeout", "1", "list" }, { QSTASH_URL = "http://127.0.0.1:1" })
+      local status, out, err = cli({ "--http-timeout", "1", "list" }, { QSTASH_URL = "http://127.0.0.1:1" })
       assert.are.equal(1, status)
       assert.are.equal("", out)
       assert.matches("qstash: network", err, 1, true)
@@ -354,7 +364,7 @@ describe("qstash-dlq", function()
   describe("retry", function()
     it("retries one message with overrides and forwards headers", function()
       local e = dead{ "/r/one" }
-      local status, out, err = cli{ "retry", e[1].dlqId, "--header", "X-Trace: 1", "--retries", "0" }
+      local status, out, err = cli{ "retry", e[1].dlqId, "--set-header", "X-Trace: 1", "--set-retries", "0" }
       assert.are.equal(0, status, err)
       local id, new_id = out:match("^(%S+) %-> (msg_%S+)\n$")
       assert.are.equal(e[1].dlqId, id)
@@ -369,11 +379,11 @@ describe("qstash-dlq", function()
     it("sends every override option", function()
       local e = dead{ "/r/opts" }
       local status, out, err = cli{ "retry", e[1].dlqId,
-        "--retries", "2", "--delay", "1d", "--retry-delay", "1000 * retried", "--timeout", "30",
-        "--method", "put", "--callback", sink.url .. "/cb", "--failure-callback", sink.url .. "/fcb",
-        "--label", "a", "--label", "b", "--header", "X-One: 1", "--header", "X-Two:two words ",
-        "--flow-key", "fk", "--flow-parallelism", "2", "--flow-rate", "10", "--flow-period", "1m",
-        "--dedup-id", "d-1", "--redact-header", "X-One" }
+        "--set-retries", "2", "--set-delay", "1d", "--set-retry-delay", "1000 * retried", "--set-timeout", "30",
+        "--set-method", "put", "--set-callback", sink.url .. "/cb", "--set-failure-callback", sink.url .. "/fcb",
+        "--set-label", "a", "--set-label", "b", "--set-header", "X-One: 1", "--set-header", "X-Two:two words ",
+        "--set-flow-key", "fk", "--set-flow-parallelism", "2", "--set-flow-rate", "10", "--set-flow-period", "1m",
+        "--set-dedup-id", "d-1", "--set-redact-header", "X-One" }
       assert.are.equal(0, status, err)
       local new_id = out:match("%-> (msg_%S+)")
       local code, m, raw = emu:json("GET", "/v2/messages/" .. new_id)
@@ -399,7 +409,7 @@ describe("qstash-dlq", function()
 
       -- the same deduplication id again is reported as deduplicated
       e = dead{ "/r/opts" }
-      status, out, err = cli{ "retry", e[1].dlqId, "--dedup-id", "d-1", "--delay", "1d" }
+      status, out, err = cli{ "retry", e[1].dlqId, "--set-dedup-id", "d-1", "--set-delay", "1d" }
       assert.are.equal(0, status, err)
       assert.are.equal(e[1].dlqId .. " -> " .. new_id .. " (deduplicated)\n", out)
     end)
@@ -428,25 +438,25 @@ describe("qstash-dlq", function()
       local f = assert(io.open(path, "w"))
       f:write("# ids to replay\n", e[1].dlqId, "\n\n", e[2].dlqId, "\n", e[3].dlqId, "\n")
       f:close()
-      local status, out, err = cli{ "retry", "--file", path, "--concurrency", "2", "--header", "X-From: file" }
+      local status, out, err = cli{ "retry", "--file", path, "--concurrency", "2", "--set-header", "X-From: file" }
       os.remove(path)
       assert.are.equal(0, status, err)
       assert.are.equal(3, #lines(out))
-      assert.matches("retried 3 of 3 messages", err, 1, true)
+      assert.matches("retried 3 messages", err, 1, true)
       assert.are.equal(1, #received("/r/file1"))
       assert.are.equal(1, #received("/r/file3"))
       local _, n = dlq_ids()
       assert.are.equal(0, n)
-      status, out, err = cli{ "retry", "--file", "/nonexistent/ids.txt" }
+      status = cli{ "retry", "--file", "/nonexistent/ids.txt" }
       assert.are.equal(2, status)
-      status, out, err = cli{ "retry", "x", "--concurrency", "0" }
+      status = cli{ "retry", "x", "--concurrency", "0" }
       assert.are.equal(2, status)
     end)
 
     it("retries the messages matching a filter", function()
       local e = dead({ "/r/f/a", "/r/f/b", "/r/f/a" }, { ["Upstash-Label"] = "x" })
-      local status, out, err = cli{ "retry", "--url", sink.url .. "/r/f/a", "--filter-label", "x",
-        "--label", "retried" }
+      local status, out, err = cli{ "retry", "--url", sink.url .. "/r/f/a", "--label", "x",
+        "--set-label", "retried" }
       assert.are.equal(0, status, err)
       local l = lines(out)
       assert.are.equal(2, #l)
@@ -472,7 +482,7 @@ describe("qstash-dlq", function()
       dead(paths, nil, true)
       -- 105 deliveries at once can overflow the sink's listen queue: let the
       -- emulator retry those
-      local status, out, err = cli{ "retry", "--all", "--retries", "5" }
+      local status, out, err = cli{ "retry", "--all", "--set-retries", "5" }
       assert.are.equal(0, status, err)
       assert.are.equal(105, #lines(out))
       assert.matches("retried 105 messages", err, 1, true)
@@ -502,9 +512,10 @@ describe("qstash-dlq", function()
       status, out, err = cli{ "delete", "1-404", e[2].dlqId }
       assert.are.equal(1, status)
       assert.are.equal("deleted " .. e[2].dlqId .. "\n", out)
-      assert.matches("1-404: qstash: not_found (404)", err, 1, true)
+      assert.matches("1-404: not in the DLQ", err, 1, true)
       left, n = dlq_ids()
       assert.are.equal(0, n)
+      assert.is_nil(next(left))
       assert.are.equal(0, #sink:received())
     end)
 
@@ -512,7 +523,7 @@ describe("qstash-dlq", function()
       local e = dead{ "/d/f/a", "/d/f/b" }
       local status, out, err = cli{ "delete", "--url", sink.url .. "/d/f/b" }
       assert.are.equal(0, status, err)
-      assert.are.equal("", out)
+      assert.are.equal("deleted " .. e[2].dlqId .. "\n", out)
       assert.matches("deleted 1 message\n", err, 1, true)
       local left, n = dlq_ids()
       assert.are.equal(1, n)
@@ -542,10 +553,10 @@ describe("qstash-dlq", function()
     end)
 
     it("prints only a summary otherwise", function()
-      dead{ "/p/3" }
+      local e = dead{ "/p/3" }
       local status, out, err = cli{ "delete", "--all" }
       assert.are.equal(0, status, err)
-      assert.are.equal("", out)
+      assert.are.equal("deleted " .. e[1].dlqId .. "\n", out)
       assert.are.equal("deleted 1 message\n", err)
     end)
   end)
@@ -566,9 +577,10 @@ describe("qstash-dlq", function()
 
     it("maps command-line options to client options", function()
       local o = cli_mod.retry_opts{
-        retries = 0, delay = 10, msg_timeout = "30s", label = { "one" }, header = { { "A", "1" }, { "A", "2" } },
-        flow_key = "k", flow_rate = 5, content_dedup = true, redact_body = true,
-        callback_method = "PUT", callback_header = { { "B", "x" } },
+        set_retries = 0, set_delay = 10, set_timeout = "30s", set_label = { "one" },
+        set_header = { { "A", "1" }, { "A", "2" } }, set_flow_key = "k", set_flow_rate = 5,
+        set_content_dedup = true, set_redact_body = true,
+        set_callback_method = "PUT", set_callback_header = { { "B", "x" } },
       }
       assert.are.same({
         retries = 0, delay = 10, timeout = "30s", label = "one", headers = { A = "1, 2" },

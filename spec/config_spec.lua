@@ -23,41 +23,45 @@ local function probe(cfg_src, env)
 end
 
 -- assert.matches with a plain (non-pattern) needle
-assert.matches_plain = function(needle, haystack)
+local function matches_plain(needle, haystack)
   assert(haystack:find(needle, 1, true), ("expected %q in %q"):format(needle, haystack))
 end
 
 describe("config", function()
   it("defaults to https://qstash.upstash.io", function()
-    assert.matches_plain("URL\thttps://qstash.upstash.io\n", probe("{}", {}))
+    matches_plain("URL\thttps://qstash.upstash.io\n", probe("{}", {}))
   end)
 
   it("reads QSTASH_URL and strips one trailing slash", function()
-    assert.matches_plain("URL\thttps://qstash-us-east-1.upstash.io\n",
+    matches_plain("URL\thttps://qstash-us-east-1.upstash.io\n",
       probe("{}", { QSTASH_URL = "https://qstash-us-east-1.upstash.io/" }))
   end)
 
   it("prefers the table's base_url over the environment", function()
-    assert.matches_plain("URL\thttps://a.example.com\n",
+    matches_plain("URL\thttps://a.example.com\n",
       probe('{ base_url = "https://a.example.com" }', { QSTASH_URL = "https://b.example.com" }))
   end)
 
-  it("uses <REGION>_QSTASH_URL when QSTASH_REGION is set", function()
-    assert.matches_plain("URL\thttps://us.example.com\n", probe("{}", {
+  it("uses <REGION>_QSTASH_URL with <REGION>_QSTASH_TOKEN, as a pair, when QSTASH_REGION is set", function()
+    matches_plain("URL\thttps://us.example.com\n", probe("{}", {
+      QSTASH_REGION = "us-east-1", US_EAST_1_QSTASH_URL = "https://us.example.com", US_EAST_1_QSTASH_TOKEN = "t",
+      QSTASH_URL = "https://plain.example.com" }))
+    -- half a pair is not used (spec/credentials_spec.lua has the whole rule)
+    matches_plain("URL\thttps://plain.example.com\n", probe("{}", {
       QSTASH_REGION = "us-east-1", US_EAST_1_QSTASH_URL = "https://us.example.com",
       QSTASH_URL = "https://plain.example.com" }))
   end)
 
   it("dev mode from QSTASH_DEV and QSTASH_DEV_PORT", function()
-    assert.matches_plain("URL\thttp://127.0.0.1:8080\n", probe("{}", { QSTASH_DEV = "1" }))
-    assert.matches_plain("URL\thttp://127.0.0.1:9999\n", probe("{}", { QSTASH_DEV = "true", QSTASH_DEV_PORT = "9999" }))
-    assert.matches_plain("URL\thttps://qstash.upstash.io\n", probe("{}", { QSTASH_DEV = "0" }))
-    assert.matches_plain("URL\thttp://127.0.0.1:8080\n", probe("{ dev = true }", { QSTASH_DEV = "false" }))
+    matches_plain("URL\thttp://127.0.0.1:8080\n", probe("{}", { QSTASH_DEV = "1" }))
+    matches_plain("URL\thttp://127.0.0.1:9999\n", probe("{}", { QSTASH_DEV = "true", QSTASH_DEV_PORT = "9999" }))
+    matches_plain("URL\thttps://qstash.upstash.io\n", probe("{}", { QSTASH_DEV = "0" }))
+    matches_plain("URL\thttp://127.0.0.1:8080\n", probe("{ dev = true }", { QSTASH_DEV = "false" }))
   end)
 
   it("a bad QSTASH_DEV or QSTASH_DEV_PORT is a config error", function()
-    assert.matches_plain("RAISED\tqstash: config: QSTASH_DEV must be 1, true, 0 or false", probe("{}", { QSTASH_DEV = "yes" }))
-    assert.matches_plain("RAISED\tqstash: config: QSTASH_DEV_PORT", probe("{}", { QSTASH_DEV = "1", QSTASH_DEV_PORT = "80a" }))
+    matches_plain("RAISED\tqstash: config: QSTASH_DEV must be 1, true, 0 or false", probe("{}", { QSTASH_DEV = "yes" }))
+    matches_plain("RAISED\tqstash: config: QSTASH_DEV_PORT", probe("{}", { QSTASH_DEV = "1", QSTASH_DEV_PORT = "80a" }))
   end)
 
   it("qstash.safe.new returns nil, err for a config error from the environment", function()
@@ -71,7 +75,7 @@ describe("config", function()
 
   it("http:// is only for loopback hosts", function()
     assert.has_error(function() qstash.new{ base_url = "http://qstash.upstash.io" } end)
-    assert.matches_plain("RAISED\tqstash: config: QSTASH_URL may use http:// only for a loopback host",
+    matches_plain("RAISED\tqstash: config: QSTASH_URL may use http:// only for a loopback host",
       probe("{}", { QSTASH_URL = "http://example.com" }))
     for _, url in ipairs{ "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:8080" } do
       assert.is_truthy(qstash.new{ base_url = url })
@@ -135,8 +139,10 @@ describe("config", function()
     it("dev mode's public token comes next", function()
       assert.matches("AUTH\tBearer " .. DEV_TOKEN:gsub("%p", "%%%0"), auth("{}", { QSTASH_TOKEN = "env", QSTASH_DEV = "1" }))
     end)
-    it("then the region's token", function()
+    it("then the region's token, when the region's URL is set too", function()
       assert.matches("AUTH\tBearer regional", auth("{}", { QSTASH_TOKEN = "env", QSTASH_REGION = "us-east-1",
+        US_EAST_1_QSTASH_TOKEN = "regional", US_EAST_1_QSTASH_URL = "https://us.example.com" }))
+      assert.matches("AUTH\tBearer env", auth("{}", { QSTASH_TOKEN = "env", QSTASH_REGION = "us-east-1",
         US_EAST_1_QSTASH_TOKEN = "regional" }))
     end)
     it("then QSTASH_TOKEN (also when the region has none)", function()

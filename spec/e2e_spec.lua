@@ -29,7 +29,7 @@ describe("client + emulator", function()
     opts.retries = 0
     local res = client:publish(sink.url .. path, body, opts)
     local entry = E.wait_for(function()
-      for msg in client:dlq_messages{ message_id = res.messageId } do return msg end
+      return (client:dlq_messages{ message_id = res.messageId })()
     end, 10)
     assert.is_truthy(entry, "message did not reach the DLQ")
     return entry, res
@@ -75,7 +75,7 @@ describe("client + emulator", function()
     sink:set_status(503)
     local res = client:dlq_retry(entry.dlqId, { retries = 2, retry_delay = "10" })
     local again = E.wait_for(function()
-      for msg in client:dlq_messages{ message_id = res.messageId } do return msg end
+      return (client:dlq_messages{ message_id = res.messageId })()
     end, 10)
     assert.is_truthy(again)
     assert.equal(2, again.maxRetries)

@@ -976,7 +976,7 @@ describe("qstash.resty under nginx", function()
 
       status, body = get("/hook?src=dlq", { method = "POST", body = "hello hook" })
       assert.equal(401, status)
-      assert.equal("invalid Upstash-Signature (malformed)\n", body)
+      assert.equal("invalid Upstash-Signature (missing)\n", body)
 
       -- the URL is part of what is signed
       status, body = get("/hook?src=elsewhere", { method = "POST", body = "hello hook",
@@ -1012,9 +1012,10 @@ describe("qstash.resty under nginx", function()
       local doc = get_json("/hook_noreply", { method = "POST", body = "x" })
       assert.is_false(doc.ok)
       assert.equal("signature", doc.kind)
-      assert.equal("malformed", doc.reason)
+      assert.equal("missing", doc.reason)
       assert.is_true(doc.is_error)
-      assert.equal("qstash: signature [malformed]: no Upstash-Signature header", doc.str)
+      assert.equal("qstash: signature [missing]: no signature (the Upstash-Signature header is missing or empty)",
+        doc.str)
 
       doc = get_json("/hook_noreply", { method = "POST", body = "x",
         headers = { ["Upstash-Signature"] = "a.b.c" } })

@@ -63,7 +63,7 @@ local function read_response(c)
       if not size_line then resp.err = err; break end
       local size = tonumber(size_line:match("^(%x+)"), 16)
       if size == 0 then
-        repeat line, err = c:receive("*l") until not line or line == ""
+        repeat line = c:receive("*l") until not line or line == ""
         break
       end
       local data
@@ -505,5 +505,110 @@ describe("spec.support.server lifecycle", function()
     assert.is_false(server.alive(s.pid))
     c1:close()
     c2:close()
+  end)
+end)
+
+describe("spec.support.server: proxies' echoes, bounded stalls, chaos mode, TLS", function()
+  local srv
+
+  setup(function() srv = server.start() end)
+  teardown(function() srv:stop() end)
+  before_each(function() srv:reset() end)
+
+  it("echo_target appends the request target, hex digits as sent or in one case", function()
+    srv:script{ { status = 502, body = "bad gateway: ", echo_target = "raw" },
+      { status = 502, body = "", echo_target = "lower" }, { status = 502, body = "", echo_target = "upper" } }
+    assert.equal("bad gateway: /x?t=a%2Fb%2bc", request(srv, "GET", "/x?t=a%2Fb%2bc").body)
+    assert.equal("/x?t=a%2fb%2bc", request(srv, "GET", "/x?t=a%2Fb%2bc").body)
+    assert.equal("/x?t=a%2FB%2BC", request(srv, "GET", "/x?t=a%2FB%2bC").body)
+    assert.has_error(function() srv:script{ { echo_target = "mixed" } } end)
+  end)
+
+  it("hold ends a hang after that many seconds", function()
+    srv:script{ { fault = "hang", hold = 0.2 } }
+    local c = connect(srv, 5)
+    send_request(c, "GET", "/")
+    local t0 = socket.gettime()
+    local data, _, partial = c:receive("*a")
+    c:close()
+    assert.is_true(socket.gettime() - t0 < 2)
+    assert.equal("", data or partial) -- closed without a byte
+  end)
+
+  describe("chaos", function()
+    local function outcomes_of(seed)
+      srv:reset()
+      srv:chaos{ seed = seed, weights = { ok = 1, fail = 1, drop = 1 } }
+      for i = 1, 30 do
+        local c = connect(srv, 5)
+        send_request(c, "POST", "/v2/dlq/retry/id-" .. i)
+        c:receive("*a")
+        c:close()
+      end
+      local log = srv:chaos_log()
+      local out = {}
+      for i = 1, 30 do out[i] = log["id-" .. i].outcomes[1] end
+      return out
+    end
+
+    it("draws the same outcomes from the same seed", function()
+      local a = outcomes_of("s1")
+      assert.same(a, outcomes_of("s1"))
+      assert.are_not.same(a, outcomes_of("s2"))
+    end)
+
+    it("executes an id once: later requests find it gone, and the log says so", function()
+      srv:chaos{ seed = 1, weights = { ok = 1 } }
+      local r1 = request(srv, "POST", "/v2/dlq/retry/abc")
+      local r2 = request(srv, "POST", "/v2/dlq/retry/abc")
+      assert.equal(201, r1.status)
+      assert.equal('{"messageId":"msg_chaos_abc","deduplicated":false}', r1.body)
+      assert.equal(404, r2.status)
+      assert.same({ abc = { received = 2, executed = true, outcomes = { "ok", "gone" } } }, srv:chaos_log())
+      assert.same({}, srv:requests())
+    end)
+
+    it("a failure before executing leaves the id to execute later", function()
+      srv:chaos{ seed = 1, weights = { fail = 1 } }
+      assert.equal(503, request(srv, "POST", "/v2/dlq/retry/f").status)
+      assert.is_false(srv:chaos_log().f.executed)
+    end)
+
+    it("a stall sends the headers, then holds the connection", function()
+      srv:chaos{ seed = 1, weights = { stall = 1 }, hold = 0.2 }
+      local r = request(srv, "POST", "/v2/dlq/retry/st")
+      assert.equal(201, r.status)
+      assert.is_not_nil(r.err)
+      assert.is_true(srv:chaos_log().st.executed)
+    end)
+
+    it("is off after reset and refuses unknown outcomes", function()
+      srv:chaos{ seed = 1, weights = { fail = 1 } }
+      srv:reset()
+      assert.equal(201, request(srv, "POST", "/v2/dlq/retry/x").status)
+      assert.equal(1, #srv:requests())
+      assert.has_error(function() srv:chaos{ weights = { explode = 1 } } end)
+      assert.has_error(function() srv:chaos{ weights = {} } end)
+    end)
+  end)
+
+  it("serves TLS on a second port with the same queue and records", function()
+    local tls = require "spec.support.tls"
+    local proc = require "spec.support.proc"
+    local cert = tls.self_signed()
+    local s = server.start{ tls = cert }
+    s:script{ { status = 202, body = "over tls" } }
+    assert.matches("^https://127%.0%.0%.1:%d+$", s.tls_url)
+    local out, code = proc.sh(("python3 -c %q %s %s"):format(
+      "import ssl, sys, urllib.request as u; " ..
+      "r = u.urlopen(sys.argv[1] + '/secure', context=ssl.create_default_context(cafile=sys.argv[2])); " ..
+      "print(r.status, r.read().decode())", s.tls_url, cert.cert))
+    local reqs = s:requests()
+    s:stop()
+    cert:remove()
+    assert.equal(0, code, out)
+    assert.equal("202 over tls\n", out)
+    assert.equal(1, #reqs)
+    assert.equal("/secure", reqs[1].path)
   end)
 end)

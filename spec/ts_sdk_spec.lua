@@ -1,31 +1,16 @@
 -- The official TypeScript SDK against our emulator, cross-checked with our
 -- client: publish, dlq.listMessages, dlq.retry, dlq.delete.
 local E = require "spec.support.emulator"
+local sdk = require "spec.support.ts_sdk"
 local cjson = require "cjson"
 local qstash = require "qstash"
-
-local NPM_DIR = "build/npm"
-local SCRIPT = "spec/support/ts_sdk.mjs"
-
--- Installs @upstash/qstash from npm into build/npm once (CI reaches npm).
-local function ensure_sdk()
-  if io.open(NPM_DIR .. "/node_modules/@upstash/qstash/package.json") then return end
-  assert(os.execute("mkdir -p " .. NPM_DIR .. " && cd " .. NPM_DIR ..
-    " && npm install --no-audit --no-fund --silent @upstash/qstash@2 >/dev/null 2>&1"),
-    "npm install @upstash/qstash failed")
-end
-
--- ESM resolves packages from the script's folder: run a copy next to node_modules.
-local function place_script()
-  assert(os.execute("cp " .. SCRIPT .. " " .. NPM_DIR .. "/ts_sdk.mjs"))
-end
 
 describe("the official TypeScript SDK against the emulator", function()
   local emu, sink, client
 
   local function ts(command, args)
-    local cmd = ("cd %s && env -u QSTASH_URL -u QSTASH_TOKEN -u QSTASH_DEV node ts_sdk.mjs %s %s %s '%s'"):format(
-      NPM_DIR, emu.url, emu.token, command, cjson.encode(args or {}))
+    local cmd = ("cd %s && env -u QSTASH_URL -u QSTASH_TOKEN -u QSTASH_DEV node drive.mjs %s %s %s %s"):format(
+      E.shell_quote(sdk.dir), emu.url, emu.token, command, E.shell_quote(cjson.encode(args or {})))
     local p = assert(io.popen(cmd))
     local out = p:read("*a")
     p:close()
@@ -35,8 +20,7 @@ describe("the official TypeScript SDK against the emulator", function()
   end
 
   setup(function()
-    ensure_sdk()
-    place_script()
+    sdk.install()
     emu = E.start{ time_scale = 0.001 }
     sink = E.start_sink()
     client = qstash.new{ base_url = emu.url, token = emu.token }

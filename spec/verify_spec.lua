@@ -90,7 +90,7 @@ table.sort(names)
 
 describe("qstash.verify vectors", function()
   it("has the cases it promises", function()
-    for _, reason in ipairs({ "ok", "malformed", "bad_signature", "wrong_issuer", "expired",
+    for _, reason in ipairs({ "ok", "missing", "malformed", "bad_signature", "wrong_issuer", "expired",
                               "not_yet_valid", "url_mismatch", "body_mismatch" }) do
       local n = 0
       for _, v in pairs(vectors) do
@@ -186,7 +186,11 @@ describe("qstash.verify", function()
       if tok == ok_vector.signature then tok = tok .. "=" end
       local res, err = qsafe.verify(valid({ signature = tok }))
       assert.is_nil(res)
-      assert.is_true(err.reason == "malformed" or err.reason == "bad_signature", tostring(err.reason))
+      if tok == "" then
+        assert.equals("missing", err.reason)
+      else
+        assert.is_true(err.reason == "malformed" or err.reason == "bad_signature", tostring(err.reason))
+      end
     end
   end)
 
@@ -194,7 +198,6 @@ describe("qstash.verify", function()
     local cases = {
       { "params not a table", nil, "table expected" },
       { "params a string", "tok", "table expected" },
-      { "signature missing", { body = "", current_signing_key = "k" }, "'signature' must be a string" },
       { "signature not a string", { signature = 1, body = "", current_signing_key = "k" },
         "'signature' must be a string" },
       { "body missing", { signature = "a.b.c", current_signing_key = "k" }, "'body' must be a string" },
@@ -221,6 +224,10 @@ describe("qstash.verify", function()
         "unknown key 'sig'" },
       { "array item", { "x", signature = "a.b.c", body = "", current_signing_key = "k" },
         "unexpected number key" },
+      { "region not a string", { signature = "a.b.c", body = "", current_signing_key = "k", region = 1 },
+        "'region' must be a string" },
+      { "dev not a boolean", { signature = "a.b.c", body = "", current_signing_key = "k", dev = "true" },
+        "'dev' must be a boolean" },
     }
     for _, c in ipairs(cases) do
       it(c[1], function()
@@ -234,10 +241,23 @@ describe("qstash.verify", function()
       end)
     end
 
-    it("an empty signature is not an argument error but malformed", function()
-      local res, err = qsafe.verify(valid({ signature = "" }))
-      assert.is_nil(res)
-      assert.equals("malformed", err.reason)
+    it("a missing signature (nil or \"\") is a rejection, not an argument error", function()
+      -- what a handler passing headers["Upstash-Signature"] straight in gives for a request
+      -- without the header (qstash-js workflow/receiver.test.ts: "should block request without signature")
+      for _, sig in ipairs({ "", false }) do
+        local p = valid()
+        p.signature = sig or nil
+        local res, err = qsafe.verify(p)
+        assert.is_nil(res)
+        assert.is_true(qsafe.is_error(err))
+        assert.equals("signature", err.kind)
+        assert.equals("missing", err.reason)
+        assert.equals("qstash: signature [missing]: ", tostring(err):sub(1, 29))
+        local ok, err2 = pcall(qstash.verify, p)
+        assert.is_false(ok)
+        assert.is_true(qstash.is_error(err2))
+        assert.equals("missing", err2.reason)
+      end
     end)
 
     it("zero tolerance and an empty body are accepted", function()
@@ -256,7 +276,7 @@ describe("qstash.verify signing keys from the environment", function()
   local cur, nxt = vectors.ok_current_key.current_signing_key, vectors.ok_current_key.next_signing_key
   local by_current, by_next = vectors.ok_current_key, vectors.ok_next_key_only
   local managed = {
-    "QSTASH_REGION", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY",
+    "QSTASH_REGION", "QSTASH_DEV", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY",
     "US_EAST_1_QSTASH_CURRENT_SIGNING_KEY", "US_EAST_1_QSTASH_NEXT_SIGNING_KEY",
     "EU_CENTRAL_1_QSTASH_CURRENT_SIGNING_KEY", "EU_CENTRAL_1_QSTASH_NEXT_SIGNING_KEY",
     "LUA_PATH_5_4", "LUA_CPATH_5_4", "LUA_PATH_5_3", "LUA_CPATH_5_3", "LUA_PATH_5_2", "LUA_CPATH_5_2",
@@ -268,7 +288,7 @@ describe("qstash.verify signing keys from the environment", function()
     f:write([[
       local qstash = require(os.getenv("QS_VARIANT") or "qstash")
       local p = { signature = os.getenv("QS_TOKEN"), body = os.getenv("QS_BODY") or "",
-                  current_signing_key = os.getenv("QS_CURRENT") }
+                  current_signing_key = os.getenv("QS_CURRENT"), region = os.getenv("QS_REGION") }
       local ok, res, err = pcall(qstash.verify, p)
       if not ok then
         if type(res) == "table" then io.write("error:", tostring(res.reason))
@@ -311,29 +331,56 @@ describe("qstash.verify signing keys from the environment", function()
     assert.equals("error:bad_signature", run(by_next, { QSTASH_CURRENT_SIGNING_KEY = cur }))
   end)
 
-  it("prefers <REGION>_QSTASH_*_SIGNING_KEY when QSTASH_REGION is set", function()
+  -- the rules of qstash-js src/client/multi-region/incoming.ts; its test cases are
+  -- ported one by one in spec/verify_sdk_cases_spec.lua
+  it("uses the delivery region's pair when QSTASH_REGION names a region and both keys are set", function()
+    local regional = { QSTASH_REGION = "us-east-1", US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = cur,
+                       US_EAST_1_QSTASH_NEXT_SIGNING_KEY = nxt, QSTASH_CURRENT_SIGNING_KEY = "sig_wrong" }
+    regional.QS_REGION = "us-east-1"
+    assert.equals("ok:Upstash", run(by_current, regional))
+    assert.equals("ok:Upstash", run(by_next, regional))
+    regional.QS_REGION = nil -- no delivery region: the default keys
+    assert.equals("error:bad_signature", run(by_current, regional))
+  end)
+
+  it("falls back to the default keys when the region's pair is incomplete (never mixes them)", function()
     assert.equals("ok:Upstash", run(by_current, {
-      QSTASH_REGION = "us-east-1",
-      US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = cur,
-      QSTASH_CURRENT_SIGNING_KEY = "sig_wrong",
+      QSTASH_REGION = "US_EAST_1", QS_REGION = "US_EAST_1",
+      US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = "sig_wrong", QSTASH_CURRENT_SIGNING_KEY = cur,
+    }))
+    assert.equals("ok:Upstash", run(by_next, {
+      QSTASH_REGION = "US_EAST_1", QS_REGION = "US_EAST_1",
+      US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = cur, QSTASH_NEXT_SIGNING_KEY = nxt,
     }))
     assert.equals("error:bad_signature", run(by_current, {
-      QSTASH_REGION = "us-east-1",
-      US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = "sig_wrong",
-      QSTASH_CURRENT_SIGNING_KEY = cur,
+      QSTASH_REGION = "US_EAST_1", QS_REGION = "US_EAST_1",
+      US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = cur, QSTASH_NEXT_SIGNING_KEY = nxt,
     }))
   end)
 
-  it("normalizes QSTASH_REGION (US_EAST_1 and us-east-1 name the same variables)", function()
-    assert.equals("ok:Upstash", run(by_next, {
-      QSTASH_REGION = "US_EAST_1",
-      US_EAST_1_QSTASH_NEXT_SIGNING_KEY = nxt,
-      QSTASH_NEXT_SIGNING_KEY = "sig_wrong",
-    }))
+  it("normalizes QSTASH_REGION and the delivery region (US_EAST_1, us-east-1, Us-East_1)", function()
+    for _, pair in ipairs({ { "US_EAST_1", "us-east-1" }, { "us-east-1", "US-EAST-1" }, { "Us-East_1", "us_east_1" } }) do
+      assert.equals("ok:Upstash", run(by_next, {
+        QSTASH_REGION = pair[1], QS_REGION = pair[2],
+        US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = cur, US_EAST_1_QSTASH_NEXT_SIGNING_KEY = nxt,
+        QSTASH_NEXT_SIGNING_KEY = "sig_wrong",
+      }))
+    end
+  end)
+
+  it("reads no variable named by an unknown region value", function()
+    -- the region comes from a request header: only EU_CENTRAL_1 and US_EAST_1 select variables
+    for _, region in ipairs({ "AP_SOUTH_1", "us-east-1 ", "", "../US_EAST_1" }) do
+      assert.equals("ok:Upstash", run(by_current, {
+        QSTASH_REGION = "US_EAST_1", QS_REGION = region, QSTASH_CURRENT_SIGNING_KEY = cur,
+        AP_SOUTH_1_QSTASH_CURRENT_SIGNING_KEY = "sig_wrong", AP_SOUTH_1_QSTASH_NEXT_SIGNING_KEY = "sig_wrong",
+      }))
+    end
   end)
 
   it("falls back to QSTASH_*_SIGNING_KEY when the region has no keys", function()
-    assert.equals("ok:Upstash", run(by_current, { QSTASH_REGION = "eu-central-1", QSTASH_CURRENT_SIGNING_KEY = cur }))
+    assert.equals("ok:Upstash", run(by_current, { QSTASH_REGION = "eu-central-1", QS_REGION = "eu-central-1",
+      QSTASH_CURRENT_SIGNING_KEY = cur }))
   end)
 
   it("uses only the keys in params when any is given", function()
@@ -354,10 +401,12 @@ describe("qstash.verify signing keys from the environment", function()
       assert.truthy(out:find("QSTASH_CURRENT_SIGNING_KEY", 1, true), out)
       assert.truthy(out:find("QSTASH_NEXT_SIGNING_KEY", 1, true), out)
     end
-    local out = run(by_current, { QSTASH_REGION = "eu-central-1" })
+    local out = run(by_current, { QSTASH_REGION = "eu-central-1", QS_REGION = "EU-CENTRAL-1" })
     assert.truthy(out:find("^argerror:"), out)
     assert.truthy(out:find("EU_CENTRAL_1_QSTASH_CURRENT_SIGNING_KEY", 1, true), out)
     assert.truthy(out:find("EU_CENTRAL_1_QSTASH_NEXT_SIGNING_KEY", 1, true), out)
+    out = run(by_current, { QSTASH_REGION = "eu-central-1" })
+    assert.truthy(out:find("<REGION>_QSTASH_CURRENT_SIGNING_KEY", 1, true), out)
   end)
 
   it("treats empty variables as unset", function()
@@ -366,5 +415,127 @@ describe("qstash.verify signing keys from the environment", function()
     assert.equals("ok:Upstash", run(by_current, {
       QSTASH_REGION = "us-east-1", US_EAST_1_QSTASH_CURRENT_SIGNING_KEY = "", QSTASH_CURRENT_SIGNING_KEY = cur,
     }))
+  end)
+end)
+
+-- exp and nbf at the exact second, as jose, PyJWT and golang-jwt treat them:
+-- valid while now < exp + tolerance, and from nbf - tolerance on.
+describe("qstash.verify time edges", function()
+  local jwt = require "spec.support.jwt"
+  local KEY = "sig_timeEdgesKeyForTests"
+
+  -- Verifies a token whose `claim` is now + offset, with `tol`. Tokens are signed
+  -- ahead for the next minute (signing may be slow on a loaded machine); the one
+  -- for the current second is checked, and the check counts only when the clock
+  -- did not move on meanwhile.
+  local AHEAD = 60
+  local function at(claim, offset, tol)
+    for _ = 1, 5 do
+      local t0 = os.time()
+      local requests = {}
+      for i = 0, AHEAD do
+        local c = { exp = t0 + i + 300, nbf = t0 + i - 300, iat = t0 + i - 300 }
+        c[claim] = t0 + i + offset
+        requests[i + 1] = { key = KEY, body = "b", claims = c }
+      end
+      local tokens = jwt.sign(requests)
+      local now = os.time()
+      if now - t0 <= AHEAD then
+        local res, err = qsafe.verify{ signature = tokens[now - t0 + 1], body = "b",
+                                       current_signing_key = KEY, clock_tolerance = tol }
+        if os.time() == now then return res and "ok" or err.reason end
+      end
+    end
+    error("the clock moved on during every attempt")
+  end
+
+  it("rejects at exactly exp + tolerance, accepts one second before", function()
+    assert.equals("expired", at("exp", 0, 0))       -- now == exp
+    assert.equals("ok", at("exp", 1, 0))            -- now == exp - 1
+    assert.equals("expired", at("exp", -5, 5))      -- now == exp + 5, tolerance 5
+    assert.equals("ok", at("exp", -4, 5))
+    assert.equals("ok", at("exp", 0, 0.5))          -- now < exp + 0.5
+    assert.equals("expired", at("exp", -1, 0.5))
+  end)
+
+  it("accepts from exactly nbf - tolerance, rejects one second before", function()
+    assert.equals("ok", at("nbf", 0, 0))            -- now == nbf
+    assert.equals("not_yet_valid", at("nbf", 1, 0)) -- now == nbf - 1
+    assert.equals("ok", at("nbf", 5, 5))            -- now == nbf - 5, tolerance 5
+    assert.equals("not_yet_valid", at("nbf", 6, 5))
+    assert.equals("not_yet_valid", at("nbf", 1, 0.5))
+  end)
+end)
+
+-- Dev mode takes the public signing keys of tools/qstash-dev (QStash's local
+-- dev server's), as the official SDKs' devMode does (qstash-js
+-- src/client/multi-region/incoming.ts, src/dev-server/index.test.ts).
+describe("qstash.verify dev mode against tools/qstash-dev", function()
+  local E = require "spec.support.emulator"
+  local child = require "spec.support.child"
+  local emu, sink, client, sig, body, url
+
+  setup(function()
+    emu = E.start{ time_scale = 0.001 }
+    sink = E.start_sink()
+    client = qstash.new{ base_url = emu.url, token = emu.token, retry = { base_delay = 0.01 }, timeout = 5 }
+    url = sink.url .. "/dev-hook?x=1"
+    client:publish(url, "dev payload")
+    local got = E.wait_for(function() return sink:received()[1] end, 10)
+    assert.is_truthy(got, "the emulator did not deliver")
+    sig, body = sink:header(got, "Upstash-Signature"), got.body
+  end)
+  teardown(function()
+    if client then client:close() end
+    if sink then sink:stop() end
+    if emu then emu:stop() end
+  end)
+
+  it("dev = true verifies the emulator's delivery without any key", function()
+    local claims = qstash.verify{ signature = sig, body = body, url = url, dev = true }
+    assert.equals("Upstash", claims.iss)
+    assert.equals(url, claims.sub)
+    local res, err = qsafe.verify{ signature = sig, body = "tampered", url = url, dev = true }
+    assert.is_nil(res)
+    assert.equals("body_mismatch", err.reason)
+  end)
+
+  it("dev = true overrides keys given in the call; dev = false uses them", function()
+    -- qstash-js src/dev-server/index.test.ts: "devMode: true overrides explicit signing key config"
+    local p = { signature = sig, body = body, dev = true,
+                current_signing_key = "sig_realCurrent", next_signing_key = "sig_realNext" }
+    assert.equals("Upstash", qstash.verify(p).iss)
+    p.dev = false
+    local res, err = qsafe.verify(p)
+    assert.is_nil(res)
+    assert.equals("bad_signature", err.reason)
+  end)
+
+  it("QSTASH_DEV (1/true on, 0/false/empty off, anything else raises) in a clean child", function()
+    local code = ([[
+      for _, name in ipairs({ "qstash", "qstash.safe" }) do
+        local ok, res, err = pcall(require(name).verify, { signature = %q, body = %q })
+        if not ok then
+          io.write(type(res) == "table" and ("raise:" .. res.kind .. ":" .. (res.reason or res.message)) or res, ";")
+        elseif res then io.write("ok:", res.iss, ";")
+        else io.write("nil:", err.reason, ";") end
+      end
+    ]]):format(sig, body)
+    local other = { QSTASH_CURRENT_SIGNING_KEY = "sig_realCurrent", QSTASH_NEXT_SIGNING_KEY = "sig_realNext" }
+    local function run(dev)
+      local env = { QSTASH_DEV = dev }
+      for k, v in pairs(other) do env[k] = v end
+      local out, ok = child.run(code, env, { clean = true })
+      assert.is_true(ok, out)
+      return out
+    end
+    assert.equals("ok:Upstash;ok:Upstash;", run("1"))
+    assert.equals("ok:Upstash;ok:Upstash;", run("true"))
+    for _, off in ipairs({ "0", "false", "" }) do
+      assert.equals("raise:signature:bad_signature;nil:bad_signature;", run(off))
+    end
+    local out = run("yes")
+    assert.equals("raise:config:QSTASH_DEV must be 1, true, 0 or false (got 'yes');"
+      .. "raise:config:QSTASH_DEV must be 1, true, 0 or false (got 'yes');", out)
   end)
 end)

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "compat.h"
 #include "dlq.h"
+#include "engine.h"
 #include "errors.h"
 #include "result.h"
 
@@ -82,7 +83,7 @@ static void unlink_job(qs_set *s, qs_job *j)
 static void stop_transfer(qs_client *c, qs_job *j)
 {
     if (!j->running) return;
-    qs_engine_abandon(&c->eng, &j->x);
+    qs_engine_abandon(c->eng, &j->x);
     j->running = 0;
 }
 
@@ -114,7 +115,7 @@ static qs_set *get_set(lua_State *L, qs_client *c)
     qs_set *s = (qs_set *)c->ext;
     if (s) return s;
     if (!(s = (qs_set *)calloc(1, sizeof *s))) luaL_error(L, "not enough memory");
-    s->eng_gen = c->eng.gen;
+    s->eng_gen = c->eng->gen;
     c->ext = s;
     c->on_close = set_close;
     return s;
@@ -126,14 +127,14 @@ static qs_set *get_set(lua_State *L, qs_client *c)
 static void after_fork(lua_State *L, qs_client *c, qs_set *s)
 {
     qs_job *j;
-    if (qs_engine_ready(&c->eng) != 0) luaL_error(L, "qstash: cannot create libcurl handles");
-    if (s->eng_gen == c->eng.gen) return;
+    if (qs_engine_ready(c->eng) != 0) luaL_error(L, "qstash: cannot create libcurl handles");
+    if (s->eng_gen == c->eng->gen) return;
     for (j = s->head; j; j = j->next) {
         stop_transfer(c, j);
         j->forked = 1;
         j->state = J_FINISHED;
     }
-    s->eng_gen = c->eng.gen;
+    s->eng_gen = c->eng->gen;
 }
 
 static void decide_job(qs_set *s, qs_job *j, double now)
@@ -161,7 +162,7 @@ static void start_due(qs_client *c, qs_set *s, double now)
         if (j->state != J_WAITING || j->start_at > now) continue;
         if (j->req.deadline == 0) qs_req_start_clock(&j->req, now);
         j->state = J_RUNNING;
-        if (qs_engine_start(&c->eng, &j->x, &j->req, 1, now) != 0) {
+        if (qs_engine_start(c->eng, &j->x, &j->req, 1, now) != 0) {
             /* cannot start: an attempt that failed before sending */
             memset(&j->out, 0, sizeof j->out);
             j->out.failure = QS_FAIL_NETWORK;
@@ -179,7 +180,7 @@ static void settle(qs_client *c, qs_set *s, double now)
     qs_job *j;
     for (j = s->head; j; j = j->next) {
         if (j->state != J_RUNNING || !j->x.done) continue;
-        qs_engine_finish(&c->eng, &j->x, &j->out);
+        qs_engine_finish(c->eng, &j->x, &j->out);
         j->running = 0;
         decide_job(s, j, now);
     }
@@ -322,7 +323,7 @@ static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_
         double now = qs_now(), wake = deadline;
         qs_job *j;
         start_due(c, s, now);
-        qs_engine_drive(&c->eng, 0);
+        qs_engine_drive(c->eng, 0);
         settle(c, s, qs_now());
         if (first_completed(s) || s->pending == 0) break;
         now = qs_now();
@@ -333,7 +334,7 @@ static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_
             at = j->start_at > s->pause_until ? j->start_at : s->pause_until;
             if (at < wake) wake = at;
         }
-        if (wake > now) qs_engine_drive(&c->eng, wake - now);
+        if (wake > now) qs_engine_drive(c->eng, wake - now);
     }
     s->in_poll++;
     ran = deliver(L, c, cidx, err_ref);
@@ -683,7 +684,9 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     qs_pushint(L, batch);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);
-    lua_pop(L, 2);
+    /* the callback (and the counters it holds) stays on this stack too: a
+     * close() from a callback drops the client's reference to it */
+    lua_pop(L, 1);
     qs_client_check_open(L, c);
     after_fork(L, c, get_set(L, c));
 

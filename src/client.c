@@ -1,6 +1,7 @@
 /* Client lifecycle: creation from a config, close/__gc/`<close>`, and the
  * seeds of the calls' jitter generators. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include "client.h"
 #include "compat.h"
 #include "config.h"
+#include "engine.h"
 #include "errors.h"
 
 qs_client *qs_client_at(lua_State *L, int idx)
@@ -49,7 +51,11 @@ static void client_release(lua_State *L, qs_client *c, int idx)
     if (c->on_close) c->on_close(L, c, idx);
     c->on_close = NULL;
     c->ext = NULL;
-    if (c->eng.conf) qs_engine_close(&c->eng);
+    if (c->eng) {
+        qs_engine_close(c->eng);
+        free(c->eng);
+        c->eng = NULL;
+    }
     qs_conf_unref(c->conf);
     c->conf = NULL;
 }
@@ -92,7 +98,13 @@ int qs_client_new(lua_State *L, int cfg_idx, int safe)
         return qs_error_finish(L, safe);
     }
     lua_settop(L, ud);
-    if (qs_engine_init(&c->eng, c->conf) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
+    if (!(c->eng = (qs_engine *)malloc(sizeof *c->eng))) return luaL_error(L, "not enough memory");
+    if (qs_engine_init(c->eng, c->conf) != 0) {
+        qs_engine_close(c->eng);
+        free(c->eng);
+        c->eng = NULL;
+        return luaL_error(L, "qstash: cannot create libcurl handles");
+    }
     return 1;
 }
 

@@ -7,12 +7,12 @@
 
 #include <lua.h>
 #include "conf.h"
-#include "engine.h"
 
 #define QS_VERSION "0.1.0"
 #define QS_CLIENT_MT "qstash.client"
 
 typedef struct qs_client qs_client;
+struct qs_engine; /* engine.h: only the code that moves bytes includes it */
 
 /* Called once when the client closes (close(), __gc, `<close>`), with the
  * client userdata at stack index idx, before the engine is closed. */
@@ -20,7 +20,7 @@ typedef void (*qs_close_hook)(lua_State *L, qs_client *c, int idx);
 
 struct qs_client {
     qs_conf *conf;             /* NULL until loaded */
-    qs_engine eng;
+    struct qs_engine *eng;     /* NULL until made */
     unsigned long long rng;    /* seeds each call's jitter generator */
     int closed;
     int safe;                  /* created by qstash.safe: failures return nil, err */

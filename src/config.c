@@ -1,10 +1,10 @@
 /* Client configuration from the qstash.new{} table and the environment
  * (see design.md, "Client configuration"). */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h> /* the version, for the default User-Agent */
 #include <lauxlib.h>
 #include <math.h>
 #include "config.h"
@@ -96,26 +96,105 @@ static int config_error(lua_State *L, const char *fmt, const char *detail)
     return -1;
 }
 
-/* Normalises QSTASH_REGION ("us-east-1" -> "US_EAST_1"). 0 ok, -1 invalid. */
-static int region_prefix(const char *region, char *out, size_t outsz)
+/* QStash's regions, as QSTASH_REGION and the Upstash-Region header name them
+ * once '-' is read as '_' and letters are upper-cased (qstash-js
+ * multi-region/utils.ts). Only these select <REGION>_* variables, so a
+ * header value never chooses which variable is read. */
+static const char *const regions[] = {"EU_CENTRAL_1", "US_EAST_1", NULL};
+
+const char *qs_config_region(const char *value, size_t len)
 {
-    size_t i, n = strlen(region);
-    if (n == 0 || n >= outsz) return -1;
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)region[i];
-        if (ch == '-') ch = '_';
-        else if (isalnum(ch) || ch == '_') ch = (unsigned char)toupper(ch);
-        else return -1;
-        out[i] = (char)ch;
+    int r;
+    if (!value) return NULL;
+    for (r = 0; regions[r]; r++) {
+        const char *name = regions[r];
+        size_t i;
+        if (strlen(name) != len) continue;
+        for (i = 0; i < len; i++) {
+            unsigned char ch = (unsigned char)value[i];
+            if (ch == '-') ch = '_';
+            else if (ch >= 'a' && ch <= 'z') ch = (unsigned char)(ch - 'a' + 'A');
+            if (ch != (unsigned char)name[i]) break;
+        }
+        if (i == len) return name;
     }
-    out[n] = '\0';
-    return 0;
+    return NULL;
+}
+
+int qs_config_dev_flag(const char *value)
+{
+    if (!value || !*value || strcmp(value, "0") == 0 || strcmp(value, "false") == 0) return 0;
+    if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0) return 1;
+    return -1;
 }
 
 static const char *env(const char *name)
 {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
+}
+
+/* The URL and token that the environment offers, always from one source:
+ * dev mode's, else <REGION>_QSTASH_URL and <REGION>_QSTASH_TOKEN when
+ * QSTASH_REGION names a region and both are set, else QSTASH_URL and
+ * QSTASH_TOKEN (qstash-js multi-region/outgoing.ts). The table's token and
+ * base_url replace members of this pair; a URL never gets the token of
+ * another environment source. */
+typedef struct {
+    const char *url, *token; /* NULL when unset */
+    char url_name[64];       /* the variable url came from, for errors */
+    char dev_url[64];
+    char looked[400];        /* for a missing token: where to put one */
+} env_pair;
+
+/* Fills p. Returns 0, or -1 with a config error pushed. */
+static int env_credentials(lua_State *L, int dev, env_pair *p)
+{
+    const char *s, *region;
+    memset(p, 0, sizeof *p);
+    if (dev) {
+        const char *port = env("QSTASH_DEV_PORT");
+        long n = 8080;
+        if (port) {
+            char *end;
+            errno = 0;
+            n = strtol(port, &end, 10);
+            if (errno || *end || n < 1 || n > 65535)
+                return config_error(L, "QSTASH_DEV_PORT must be a port number (got '%.100s')", port);
+        }
+        snprintf(p->dev_url, sizeof p->dev_url, "http://127.0.0.1:%ld", n);
+        p->url = p->dev_url;
+        p->token = QS_DEV_TOKEN;
+        snprintf(p->url_name, sizeof p->url_name, "the dev server URL");
+        return 0;
+    }
+    s = env("QSTASH_REGION");
+    region = s ? qs_config_region(s, strlen(s)) : NULL;
+    if (region) {
+        char un[64], tn[64];
+        const char *url, *token;
+        snprintf(un, sizeof un, "%s_QSTASH_URL", region);
+        snprintf(tn, sizeof tn, "%s_QSTASH_TOKEN", region);
+        url = env(un);
+        token = env(tn);
+        if (url && token) {
+            p->url = url;
+            p->token = token;
+            snprintf(p->url_name, sizeof p->url_name, "%s", un);
+            return 0;
+        }
+        snprintf(p->looked, sizeof p->looked,
+                 "QSTASH_TOKEN, or both %s and %s (QSTASH_REGION is %s)", un, tn, region);
+    } else if (s) {
+        snprintf(p->looked, sizeof p->looked,
+                 "QSTASH_TOKEN (QSTASH_REGION '%.64s' is not a region: EU_CENTRAL_1 or US_EAST_1)", s);
+    } else {
+        snprintf(p->looked, sizeof p->looked, "QSTASH_TOKEN");
+    }
+    p->url = env("QSTASH_URL");
+    p->token = env("QSTASH_TOKEN");
+    snprintf(p->url_name, sizeof p->url_name, "QSTASH_URL");
+    return 0;
 }
 
 /* Whether any variable libcurl reads for a proxy of an http(s) URL is set
@@ -134,7 +213,7 @@ static int any_proxy_variable(void)
 int qs_config_load(lua_State *L, qs_conf *c, int idx, const qs_args *a)
 {
     const char *token = NULL, *base_url = NULL, *user_agent = NULL, *s, *why;
-    char looked[512] = "", url_buf[64], region[64], rt[96], ru[96];
+    env_pair pair;
     int dev = -1; /* -1: not given in the table */
     double timeout = 30, connect_timeout = 10;
 
@@ -206,51 +285,19 @@ int qs_config_load(lua_State *L, qs_conf *c, int idx, const qs_args *a)
     /* dev mode: the table, else QSTASH_DEV */
     if (dev < 0) {
         s = getenv("QSTASH_DEV");
-        if (!s || !*s || strcmp(s, "0") == 0 || strcmp(s, "false") == 0) dev = 0;
-        else if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0) dev = 1;
-        else return config_error(L, "QSTASH_DEV must be 1, true, 0 or false (got '%.100s')", s);
+        dev = qs_config_dev_flag(s);
+        if (dev < 0) return config_error(L, "QSTASH_DEV must be 1, true, 0 or false (got '%.100s')", s);
     }
-    if (dev) {
-        const char *port = env("QSTASH_DEV_PORT");
-        long p = 8080;
-        if (port) {
-            char *end;
-            errno = 0;
-            p = strtol(port, &end, 10);
-            if (errno || *end || p < 1 || p > 65535)
-                return config_error(L, "QSTASH_DEV_PORT must be a port number (got '%.100s')", port);
-        }
-        snprintf(url_buf, sizeof url_buf, "http://127.0.0.1:%ld", p);
-        if (!base_url) base_url = url_buf;
-        if (!token) token = QS_DEV_TOKEN;
-    }
-
-    /* the region's variables, then the plain ones */
-    s = env("QSTASH_REGION");
-    if (s && !dev && (!token || !base_url)) {
-        if (region_prefix(s, region, sizeof region))
-            return config_error(L, "QSTASH_REGION is not a region name (got '%.100s')", s);
-        snprintf(rt, sizeof rt, "%s_QSTASH_TOKEN", region);
-        snprintf(ru, sizeof ru, "%s_QSTASH_URL", region);
-        if (!token) {
-            token = env(rt);
-            snprintf(looked, sizeof looked, "%s, ", rt);
-        }
-        if (!base_url && (base_url = env(ru)) != NULL && (why = check_base_url(base_url)))
-            return config_error(L, "%s is not a usable URL", ru);
-    }
-    if (!token) {
-        token = env("QSTASH_TOKEN");
-        strcat(looked, "QSTASH_TOKEN");
-    }
-    if (!base_url) {
-        base_url = env("QSTASH_URL");
-        if (base_url && (why = check_base_url(base_url)) != NULL) {
+    if (env_credentials(L, dev, &pair) != 0) return -1;
+    if (!base_url && pair.url) {
+        if ((why = check_base_url(pair.url)) != NULL) {
             char msg[256];
-            snprintf(msg, sizeof msg, "QSTASH_URL %s", why);
+            snprintf(msg, sizeof msg, "%s %s", pair.url_name, why);
             return config_error(L, "%s", msg);
         }
+        base_url = pair.url;
     }
+    if (!token) token = pair.token;
     if (!base_url) base_url = QS_DEFAULT_URL;
     if (token && has_ctl(token, strlen(token)))
         return config_error(L, "%s", "the QStash token contains control bytes");
@@ -265,7 +312,7 @@ int qs_config_load(lua_State *L, qs_conf *c, int idx, const qs_args *a)
         char msg[700];
         snprintf(msg, sizeof msg,
                  "no QStash token: pass token to qstash.new{...}, set dev = true, or set %s",
-                 looked);
+                 pair.looked);
         set_string(L, &c->missing_token, msg);
     } else {
         size_t n = strlen(token) + sizeof "Authorization: Bearer ";

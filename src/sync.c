@@ -2,6 +2,7 @@
 #include <lauxlib.h>
 #include "call.h"
 #include "clock.h"
+#include "engine.h"
 #include "sync.h"
 
 int qs_sync_run(lua_State *L, qs_client *c, int idx)
@@ -11,9 +12,9 @@ int qs_sync_run(lua_State *L, qs_client *c, int idx)
         switch (qs_call_next(L, idx)) {
         case QS_K_SEND:
             qs_client_check_open(L, c);
-            if (qs_engine_ready(&c->eng) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
+            if (qs_engine_ready(c->eng) != 0) return luaL_error(L, "qstash: cannot create libcurl handles");
             qs_call_sent(k);
-            if (qs_engine_perform(&c->eng, &k->req, &k->out, qs_now()) != 0)
+            if (qs_engine_perform(c->eng, &k->req, &k->out, qs_now()) != 0)
                 return luaL_error(L, "not enough memory");
             qs_call_feed(L, idx);
             break;

@@ -5,6 +5,7 @@
  * strings, the decode scratch space is a userdata), so no C memory is ever
  * held when an error is raised. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "compat.h"
+#include "config.h"
 #include "errors.h"
 #include "verify.h"
 
@@ -37,6 +39,8 @@ enum {
     A_CUR,
     A_NEXT,
     A_TOL,
+    A_REGION,
+    A_DEV,
     S_SCRATCH,
     S_HEADER_JSON,
     S_PAYLOAD_JSON,
@@ -45,7 +49,8 @@ enum {
 };
 
 static const char *const known_keys[] = {
-    "signature", "body", "url", "current_signing_key", "next_signing_key", "clock_tolerance", NULL
+    "signature", "body", "url", "current_signing_key", "next_signing_key", "clock_tolerance",
+    "region", "dev", NULL
 };
 
 static const char B64URL[] =
@@ -152,7 +157,8 @@ static void check_keys(lua_State *L)
         if (!found)
             luaL_argerror(L, A_PARAMS,
                           lua_pushfstring(L, "unknown key '%s' (known: signature, body, url, "
-                                             "current_signing_key, next_signing_key, clock_tolerance)",
+                                             "current_signing_key, next_signing_key, clock_tolerance, "
+                                             "region, dev)",
                                           k));
     }
 }
@@ -187,22 +193,6 @@ static const char *nonempty_env(const char *name)
     return (v && *v) ? v : NULL;
 }
 
-/* Pushes <REGION>_<suffix> for a QSTASH_REGION value such as us-east-1. */
-static void push_region_name(lua_State *L, const char *region, const char *suffix)
-{
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (; *region; region++) {
-        char c = *region;
-        if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
-        else if (c == '-') c = '_';
-        luaL_addchar(&b, c);
-    }
-    luaL_addchar(&b, '_');
-    luaL_addstring(&b, suffix);
-    luaL_pushresult(&b);
-}
-
 static void set_keys(lua_State *L, const char *cur, const char *next)
 {
     if (cur) lua_pushstring(L, cur); else lua_pushnil(L);
@@ -211,23 +201,61 @@ static void set_keys(lua_State *L, const char *cur, const char *next)
     lua_replace(L, A_NEXT);
 }
 
-/* Keys given in params are the whole key set; without any, the pair comes
- * from <REGION>_QSTASH_*_SIGNING_KEY (when QSTASH_REGION is set and either
- * exists), else from QSTASH_*_SIGNING_KEY. Empty variables count as unset. */
+/* Dev mode: the call's `dev` when given, else QSTASH_DEV. A QSTASH_DEV that
+ * is neither on nor off raises a `config` error, in both variants: the
+ * receiver is misconfigured whatever the request. */
+static int dev_mode(lua_State *L)
+{
+    const char *s;
+    int dev;
+    if (lua_isboolean(L, A_DEV)) return lua_toboolean(L, A_DEV);
+    s = getenv("QSTASH_DEV");
+    dev = qs_config_dev_flag(s);
+    if (dev < 0) {
+        qs_error_push(L, "config",
+                      lua_pushfstring(L, "QSTASH_DEV must be 1, true, 0 or false (got '%s')", s));
+        lua_error(L);
+    }
+    return dev;
+}
+
+/* The canonical region named by the call's `region` (the delivery's
+ * Upstash-Region header), or NULL when absent or not a region. */
+static const char *delivery_region(lua_State *L)
+{
+    size_t n;
+    const char *s;
+    if (lua_isnil(L, A_REGION)) return NULL;
+    s = lua_tolstring(L, A_REGION, &n);
+    return qs_config_region(s, n);
+}
+
+/* The signing keys, in the order of qstash-js multi-region/incoming.ts:
+ * 1. dev mode: the emulator's public keys (they override keys in the call);
+ * 2. the keys given in the call (both, or the one given);
+ * 3. when QSTASH_REGION names a region and the delivery's region is a
+ *    region: <REGION>_QSTASH_CURRENT_SIGNING_KEY and _NEXT_ of the delivery's
+ *    region, only when both are set;
+ * 4. QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY (either will do).
+ * Keys never mix sources. Empty variables count as unset. None at all raises. */
 static void resolve_keys(lua_State *L)
 {
-    const char *region, *cur, *next;
-    int top = lua_gettop(L);
+    const char *home, *region = NULL, *cur, *next;
+    char cur_name[64], next_name[64];
+    if (dev_mode(L)) {
+        set_keys(L, QS_DEV_CURRENT_SIGNING_KEY, QS_DEV_NEXT_SIGNING_KEY);
+        return;
+    }
     if (!lua_isnil(L, A_CUR) || !lua_isnil(L, A_NEXT)) return;
-    region = nonempty_env("QSTASH_REGION");
-    if (region) {
-        push_region_name(L, region, "QSTASH_CURRENT_SIGNING_KEY");
-        push_region_name(L, region, "QSTASH_NEXT_SIGNING_KEY");
-        cur = nonempty_env(lua_tostring(L, -2));
-        next = nonempty_env(lua_tostring(L, -1));
-        if (cur || next) {
+    home = nonempty_env("QSTASH_REGION");
+    home = home ? qs_config_region(home, strlen(home)) : NULL;
+    if (home && (region = delivery_region(L)) != NULL) {
+        snprintf(cur_name, sizeof cur_name, "%s_QSTASH_CURRENT_SIGNING_KEY", region);
+        snprintf(next_name, sizeof next_name, "%s_QSTASH_NEXT_SIGNING_KEY", region);
+        cur = nonempty_env(cur_name);
+        next = nonempty_env(next_name);
+        if (cur && next) {
             set_keys(L, cur, next);
-            lua_settop(L, top);
             return;
         }
     }
@@ -235,17 +263,22 @@ static void resolve_keys(lua_State *L)
     next = nonempty_env("QSTASH_NEXT_SIGNING_KEY");
     if (cur || next) {
         set_keys(L, cur, next);
-        lua_settop(L, top);
         return;
     }
-    if (region)
+    if (home && region)
         luaL_argerror(L, A_PARAMS,
-                      lua_pushfstring(L, "no signing key: pass current_signing_key/next_signing_key or "
-                                         "set %s, %s, QSTASH_CURRENT_SIGNING_KEY or QSTASH_NEXT_SIGNING_KEY",
-                                      lua_tostring(L, -2), lua_tostring(L, -1)));
+                      lua_pushfstring(L, "no signing key: pass current_signing_key and next_signing_key, "
+                                         "set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or set "
+                                         "both %s and %s (the delivery's region)", cur_name, next_name));
+    if (home)
+        luaL_argerror(L, A_PARAMS,
+                      "no signing key: pass current_signing_key and next_signing_key, set "
+                      "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or, for deliveries that "
+                      "name their region (EU_CENTRAL_1, US_EAST_1), set both "
+                      "<REGION>_QSTASH_CURRENT_SIGNING_KEY and <REGION>_QSTASH_NEXT_SIGNING_KEY");
     luaL_argerror(L, A_PARAMS,
-                  "no signing key: pass current_signing_key/next_signing_key or set "
-                  "QSTASH_CURRENT_SIGNING_KEY or QSTASH_NEXT_SIGNING_KEY");
+                  "no signing key: pass current_signing_key and next_signing_key, or set "
+                  "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
 }
 
 /* ---- JSON (lua-cjson) --------------------------------------------------- */
@@ -396,17 +429,27 @@ int qs_verify(lua_State *L)
     rawgetfield(L, A_PARAMS, "current_signing_key");
     rawgetfield(L, A_PARAMS, "next_signing_key");
     rawgetfield(L, A_PARAMS, "clock_tolerance");
-    check_string(L, A_SIG, "signature", 1, 0);
+    rawgetfield(L, A_PARAMS, "region");
+    rawgetfield(L, A_PARAMS, "dev");
+    check_string(L, A_SIG, "signature", 0, 0);
     check_string(L, A_BODY, "body", 1, 0);
     check_string(L, A_URL, "url", 0, 0);
     check_string(L, A_CUR, "current_signing_key", 0, 1);
     check_string(L, A_NEXT, "next_signing_key", 0, 1);
+    check_string(L, A_REGION, "region", 0, 0);
+    if (!lua_isnil(L, A_DEV) && !lua_isboolean(L, A_DEV))
+        luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "field 'dev' must be a boolean (got %s)",
+                                                   luaL_typename(L, A_DEV)));
     tol = check_tolerance(L);
+    /* before the signature: a receiver without keys fails every request */
     resolve_keys(L);
 
-    /* 1. three base64url parts, header and payload JSON objects */
+    /* 1. a signature: nil or "" is what a request without the header gives */
+    if (lua_isnil(L, A_SIG) || qs_rawlen(L, A_SIG) == 0)
+        return fail(L, safe, "missing", "no signature (the Upstash-Signature header is missing or empty)");
+
+    /* 2. three base64url parts, header and payload JSON objects */
     tok = lua_tolstring(L, A_SIG, &tok_len);
-    if (tok_len == 0) return fail(L, safe, "malformed", "empty token");
     if (tok_len > QS_VERIFY_MAX_TOKEN)
         return fail(L, safe, "malformed",
                     lua_pushfstring(L, "token longer than %d bytes", (int)QS_VERIFY_MAX_TOKEN));
@@ -429,14 +472,14 @@ int qs_verify(lua_State *L)
     lua_insert(L, S_PAYLOAD);
     /* stack: ..., S_HEADER, S_PAYLOAD, signature bytes */
 
-    /* 2. alg */
+    /* 3. alg */
     rawgetfield(L, S_HEADER, "alg");
     s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
     if (!s || n != 5 || memcmp(s, "HS256", 5) != 0)
         return fail(L, safe, "bad_signature", "token alg is not HS256");
     lua_pop(L, 1);
 
-    /* 3. HMAC-SHA256 with the current key, else the next key */
+    /* 4. HMAC-SHA256 with the current key, else the next key */
     {
         const unsigned char *sig = (const unsigned char *)lua_tolstring(L, S_PAYLOAD + 1, &n);
         size_t input_len = (size_t)(dot2 - tok);
@@ -445,18 +488,19 @@ int qs_verify(lua_State *L)
             return fail(L, safe, "bad_signature", "signature does not match the current or next signing key");
     }
 
-    /* 4. issuer */
+    /* 5. issuer */
     rawgetfield(L, S_PAYLOAD, "iss");
     s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
     if (!s || n != 7 || memcmp(s, "Upstash", 7) != 0)
         return fail(L, safe, "wrong_issuer", "token issuer (iss) is not Upstash");
     lua_pop(L, 1);
 
-    /* 5. exp, 6. nbf */
+    /* 6. exp: valid while now < exp + tolerance (jose, PyJWT and golang-jwt
+     * reject at exactly exp + tolerance); 7. nbf: valid from nbf - tolerance */
     now = (lua_Number)time(NULL);
     rawgetfield(L, S_PAYLOAD, "exp");
     if (lua_type(L, -1) != LUA_TNUMBER) return fail(L, safe, "expired", "token has no numeric exp claim");
-    if (!(now <= lua_tonumber(L, -1) + tol))
+    if (!(now < lua_tonumber(L, -1) + tol))
         return fail(L, safe, "expired", lua_pushfstring(L, "token expired (exp %f, now %f, tolerance %f)",
                                                         lua_tonumber(L, -1), now, tol));
     lua_pop(L, 1);
@@ -471,7 +515,7 @@ int qs_verify(lua_State *L)
     }
     lua_pop(L, 1);
 
-    /* 7. subject */
+    /* 8. subject */
     if (!lua_isnil(L, A_URL)) {
         size_t url_len;
         const char *url = lua_tolstring(L, A_URL, &url_len);
@@ -482,7 +526,7 @@ int qs_verify(lua_State *L)
         lua_pop(L, 1);
     }
 
-    /* 8. body hash */
+    /* 9. body hash */
     s = lua_tolstring(L, A_BODY, &body_len);
     if (!EVP_Digest(s, body_len, digest, &digest_len, EVP_sha256(), NULL) || digest_len != SHA256_LEN)
         return luaL_error(L, "qstash.verify: SHA-256 failed in libcrypto");

@@ -327,8 +327,24 @@ end
 
 local VERIFY_KEYS = {
   url = true, current_signing_key = true, next_signing_key = true,
-  clock_tolerance = true, respond = true,
+  clock_tolerance = true, dev = true, respond = true,
 }
+
+local os_getenv = os.getenv
+
+-- Whether qstash.verify takes the emulator's public signing keys: `dev` when
+-- given, else QSTASH_DEV (a value other than 1/true/0/false raises there).
+local function dev_keys(opts)
+  if opts.dev ~= nil then return opts.dev == true end
+  local v = os_getenv("QSTASH_DEV")
+  return v == "1" or v == "true"
+end
+
+-- Each worker has its own Lua VM, hence its own flag: one warning per worker.
+local dev_warned = false
+local DEV_WARNING = MODULE .. ": verify_request accepts signatures made with the local emulator's"
+  .. " public signing keys (dev mode: dev = true or QSTASH_DEV); anyone can make those,"
+  .. " never enable dev mode in production"
 
 local function request_url(ngx)
   local var = ngx.var
@@ -347,9 +363,10 @@ end
 --- claims, err = qr.verify_request(opts)
 -- Checks the Upstash-Signature header of the current request against its raw
 -- body. opts: url (a string, or true for this request's URL), current_signing_key,
--- next_signing_key (default: the QSTASH_*_SIGNING_KEY environment, which nginx
--- passes only with `env` directives), clock_tolerance, respond (default true:
--- on failure answer 401 and end the request with ngx.exit).
+-- next_signing_key (default: the environment, which nginx passes only with `env`
+-- directives; the Upstash-Region header selects a region's keys), clock_tolerance,
+-- dev (the emulator's keys; default QSTASH_DEV), respond (default true: on
+-- failure answer 401 and end the request with ngx.exit).
 function M.verify_request(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
@@ -366,30 +383,39 @@ function M.verify_request(opts)
   end
   local ngx = need_ngx("verify_request")
 
-  local sig = ngx.req.get_headers(0)["upstash-signature"]
-  local missing
-  if type(sig) == "table" then
-    missing = "more than one Upstash-Signature header"
-  elseif sig == nil or sig == "" then
-    missing = "no Upstash-Signature header"
-  end
+  local headers = ngx.req.get_headers(0)
+  local sig = headers["upstash-signature"]
+  local repeated = type(sig) == "table"
+  if repeated or sig == "" then sig = nil end
+  -- a repeated Upstash-Region names no region: the default keys apply
+  local region = headers["upstash-region"]
+  if type(region) ~= "string" then region = nil end
   if url == true then url = request_url(ngx) elseif url == false then url = nil end
+  if not dev_warned and dev_keys(opts) then
+    dev_warned = true
+    ngx.log(ngx.WARN, DEV_WARNING)
+  end
   -- without a signature, verify still checks the options and the keys (a
-  -- receiver without keys is a bug whatever the request) and fails as malformed
+  -- receiver without keys is a bug whatever the request) and fails as missing
   local ok, claims, err = pcall(require("qstash.safe").verify, {
-    signature = missing and "" or sig,
-    body = missing and "" or M.read_body(),
+    signature = sig,
+    body = sig and M.read_body() or "",
     url = url,
+    region = region,
     current_signing_key = opts.current_signing_key,
     next_signing_key = opts.next_signing_key,
     clock_tolerance = opts.clock_tolerance,
+    dev = opts.dev,
   })
   if not ok then
+    if type(claims) == "table" then error(claims) end -- a config error: keeps its metatable
     local msg = strip_position(claims):gsub("^bad argument #1 to '[^']*'", "bad argument #1 to 'verify_request'")
     error(msg, 2)
   end
   if claims then return claims end
-  if missing then err.message = missing end
+  if repeated then
+    err.reason, err.message = "malformed", "more than one Upstash-Signature header"
+  end
   if opts.respond ~= false then
     ngx.status = 401
     ngx.header["Content-Type"] = "text/plain"

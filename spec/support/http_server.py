@@ -4,12 +4,18 @@
 Usage:
     python3 spec/support/http_server.py [--port N] [--port-file PATH]
                                         [--watch-pid PID] [--verbose]
+                                        [--tls CERT KEY]
 
 The server binds 127.0.0.1 only.  Once listening it writes the port number
 (decimal, newline) to --port-file atomically (temp file + rename); without
 --port-file the port is printed on stdout.  It runs until SIGTERM/SIGINT/SIGHUP
 (or, with --watch-pid, until that process is gone) and then exits at once,
 abandoning any connection that is still open.
+
+With --tls CERT KEY (PEM files) the server also listens on a second port
+that speaks TLS (HTTP/1.1 over ALPN) and serves the same queue, records and
+control endpoints; the port file then holds both ports, one a line (plain
+first).
 
 Every accepted TCP connection gets an id (1, 2, 3, ... in accept order).
 Requests whose path does not start with /__ctl/ are recorded and answered by
@@ -24,6 +30,27 @@ Control endpoints (never recorded; JSON in, JSON out; errors are 4xx with
     GET  /__ctl/requests                              -> [record, ...]
     POST /__ctl/reset                                 -> {"ok": true}
     GET  /__ctl/connections                           -> {"accepted": n}
+    POST /__ctl/chaos        C                        -> {"ok": true}
+    GET  /__ctl/chaos                                 -> {"ids": {id: log}}
+
+Chaos mode (POST /__ctl/chaos; reset turns it off) plays a QStash DLQ on an
+unreliable network, for accounting specs. While it is on, it answers every
+request that is not a control request, instead of the queue and without
+recording it. The DLQ id is the last path segment; an id already executed
+answers 404 {"error": "message not found"}, as QStash does once an entry was
+retried. Otherwise an outcome is drawn, at random but reproducibly (from the
+seed, the id and how many requests that id had), with the weights of
+C = {"seed": s, "weights": {outcome: w, ...}, "hold": seconds}:
+
+    ok        execute, answer 201 with a PublishResponse
+    fail      answer 503 without executing
+    drop      execute, then close the connection without answering
+    short     execute, then a body shorter than its Content-Length, and close
+    reset     execute, then half the body and a TCP reset
+    stall     execute, send the headers, then nothing for `hold` seconds
+              (default 5), then close
+
+The log of an id is {"received": n, "executed": bool, "outcomes": [...]}.
 
 A record is:
 
@@ -53,6 +80,12 @@ A response object R has only optional fields:
     repeat          (only in /__ctl/script) enqueue R that many times
     interim         [{"status": 1xx, "headers": {...}}, ...]: informational
                     responses sent before this one
+    echo_target     "raw", "lower" or "upper": append the request's target to
+                    the body (as some proxies echo it in their errors), its
+                    percent-escapes as they came, or with hex digits in
+                    lower or upper case
+    hold            for faults "hang" and "headers_then_stall": close after
+                    that many seconds instead of when the server stops
 
 Content-Length is added automatically unless a header named Content-Length or
 Transfer-Encoding is given explicitly, the fault says otherwise, or the status
@@ -81,8 +114,11 @@ import collections
 import http
 import json
 import os
+import random
+import re
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -108,7 +144,12 @@ FAULTS = frozenset([
 RESPONSE_FIELDS = frozenset([
     "status", "reason", "headers", "body", "json", "body_size", "delay",
     "keep_alive", "fault", "delay_per_byte", "chunk_size", "interim",
+    "echo_target", "hold",
 ])
+
+ECHO_MODES = frozenset(["raw", "lower", "upper"])
+
+CHAOS_OUTCOMES = ("ok", "fail", "drop", "short", "reset", "stall")
 
 BUILTIN_DEFAULT = {
     "status": 201,
@@ -152,6 +193,8 @@ class State:
         self.records = []
         self.default = normalize_response(BUILTIN_DEFAULT)
         self.accepted = 0
+        self.chaos = None      # the chaos configuration, or None
+        self.chaos_log = {}    # id -> {"received", "executed", "outcomes"}
 
     def record_and_pick(self, rec):
         with self.lock:
@@ -271,6 +314,14 @@ def normalize_response(r, allow_repeat=False):
         if cs < 1:
             raise InvalidResponse("chunk_size must be >= 1")
         out["chunk_size"] = cs
+    if "echo_target" in r:
+        if r["echo_target"] not in ECHO_MODES:
+            raise InvalidResponse("echo_target must be one of %s" % ", ".join(sorted(ECHO_MODES)))
+        out["echo_target"] = r["echo_target"]
+    if "hold" in r:
+        if not _is_number(r["hold"]) or r["hold"] < 0:
+            raise InvalidResponse("hold must be a number >= 0")
+        out["hold"] = float(r["hold"])
     ka = r.get("keep_alive", True)
     if not isinstance(ka, bool):
         raise InvalidResponse("keep_alive must be a boolean")
@@ -361,9 +412,10 @@ class Conn:
         except OSError:
             pass
 
-    def wait_until_stop(self):
-        # Keep the socket open (and unread) until the server shuts down.
-        self.state.stop.wait()
+    def wait_until_stop(self, hold=None):
+        # Keep the socket open (and unread) until the server shuts down, or
+        # for `hold` seconds.
+        self.state.stop.wait(hold)
 
 
 def parse_headers(conn):
@@ -527,12 +579,14 @@ def send_response(conn, req, r):
         conn.close()
         return False
     if fault == "hang":
-        conn.wait_until_stop()
+        conn.wait_until_stop(r.get("hold"))
         return False
 
     status = r["status"]
     headers = list(r["headers"])
     body = r["body"]
+    if "echo_target" in r:
+        body = body + echo_target(req["target"], r["echo_target"]).encode("latin-1")
     if fault == "reset_in_body" and not body:
         body = b"x" * 64
     has = set(k.lower() for k, _ in headers)
@@ -562,7 +616,7 @@ def send_response(conn, req, r):
 
     if fault == "headers_then_stall":
         conn.send(head)
-        conn.wait_until_stop()
+        conn.wait_until_stop(r.get("hold"))
         return False
     if fault == "reset_in_headers":
         sl = len(status_line)
@@ -601,6 +655,83 @@ def send_response(conn, req, r):
         conn.close()
         return False
     return True
+
+
+def echo_target(target, mode):
+    """The request target as a proxy might echo it: percent-escapes kept, or
+    with their hex digits in one case."""
+    if mode == "lower":
+        return re.sub(r"%[0-9A-Fa-f]{2}", lambda m: m.group(0).lower(), target)
+    if mode == "upper":
+        return re.sub(r"%[0-9A-Fa-f]{2}", lambda m: m.group(0).upper(), target)
+    return target
+
+
+# --------------------------------------------------------------------------
+# Chaos mode
+
+def normalize_chaos(c):
+    if not isinstance(c, dict) or set(c) - {"seed", "weights", "hold"}:
+        raise InvalidResponse('chaos takes {"seed", "weights", "hold"}')
+    weights = c.get("weights") or {}
+    if not isinstance(weights, dict) or set(weights) - set(CHAOS_OUTCOMES):
+        raise InvalidResponse("chaos weights are among: %s" % ", ".join(CHAOS_OUTCOMES))
+    table = []
+    for name in CHAOS_OUTCOMES:
+        w = weights.get(name, 0)
+        if not _is_number(w) or w < 0:
+            raise InvalidResponse("chaos weight %s must be a number >= 0" % name)
+        if w > 0:
+            table.append((name, float(w)))
+    if not table:
+        raise InvalidResponse("chaos needs at least one weight above 0")
+    hold = c.get("hold", 5)
+    if not _is_number(hold) or hold < 0:
+        raise InvalidResponse("chaos hold must be a number >= 0")
+    return {"seed": str(c.get("seed", 0)), "table": table, "hold": float(hold)}
+
+
+def chaos_draw(chaos, dlq_id, n):
+    """The outcome of request number n (1, 2, ...) for dlq_id: the same for
+    the same seed whatever the order requests arrive in."""
+    rng = random.Random("%s:%s:%d" % (chaos["seed"], dlq_id, n))
+    x = rng.random() * sum(w for _, w in chaos["table"])
+    for name, w in chaos["table"]:
+        if x < w:
+            return name
+        x -= w
+    return chaos["table"][-1][0]
+
+
+def chaos_response(state, req):
+    """Draws, logs and returns the response of a request in chaos mode."""
+    dlq_id = req["path"].rstrip("/").rsplit("/", 1)[-1]
+    with state.lock:
+        chaos = state.chaos
+        entry = state.chaos_log.setdefault(dlq_id, {"received": 0, "executed": False, "outcomes": []})
+        entry["received"] += 1
+        if entry["executed"]:
+            outcome = "gone"
+        else:
+            outcome = chaos_draw(chaos, dlq_id, entry["received"])
+            entry["executed"] = outcome != "fail"
+        entry["outcomes"].append(outcome)
+    publish = {"messageId": "msg_chaos_%s" % dlq_id, "deduplicated": False}
+    if outcome == "gone":
+        r = {"status": 404, "json": {"error": "message not found"}}
+    elif outcome == "fail":
+        r = {"status": 503, "json": {"error": "service unavailable"}}
+    elif outcome == "ok":
+        r = {"status": 201, "json": publish}
+    elif outcome == "drop":
+        r = {"fault": "close"}
+    elif outcome == "short":
+        r = {"status": 201, "json": publish, "fault": "short_body"}
+    elif outcome == "reset":
+        r = {"status": 201, "json": publish, "fault": "reset_in_body"}
+    else:  # stall
+        r = {"status": 201, "json": publish, "fault": "headers_then_stall", "hold": chaos["hold"]}
+    return normalize_response(r)
 
 
 def json_response(status, value, keep_alive=True):
@@ -660,7 +791,19 @@ def handle_control(conn, req):
                 state.queue.clear()
                 state.records = []
                 state.default = normalize_response(BUILTIN_DEFAULT)
+                state.chaos = None
+                state.chaos_log = {}
             result = {"ok": True}
+        elif name == "chaos" and method == "POST":
+            chaos = normalize_chaos(payload())
+            with state.lock:
+                state.chaos = chaos
+                state.chaos_log = {}
+            result = {"ok": True}
+        elif name == "chaos" and method == "GET":
+            with state.lock:
+                result = {"ids": {k: dict(v, outcomes=list(v["outcomes"]))
+                                  for k, v in state.chaos_log.items()}}
         elif name == "connections" and method == "GET":
             with state.lock:
                 result = {"accepted": state.accepted}
@@ -675,7 +818,19 @@ def handle_control(conn, req):
     return send_response(conn, req, json_response(200, result))
 
 
-def handle_connection(state, sock, conn_id):
+def handle_connection(state, sock, conn_id, tls=None):
+    if tls is not None:
+        try:
+            sock.settimeout(10)
+            sock = tls.wrap_socket(sock, server_side=True)
+            sock.settimeout(None)
+        except (OSError, ssl.SSLError) as e:
+            log("conn %d: TLS handshake failed: %s" % (conn_id, e))
+            try:
+                sock.close()
+            except OSError:
+                pass
+            return
     conn = Conn(sock, conn_id, state)
     try:
         while not state.stop.is_set():
@@ -696,6 +851,8 @@ def handle_connection(state, sock, conn_id):
                 break
             if req["path"].startswith(CTL_PREFIX):
                 keep = handle_control(conn, req)
+            elif state.chaos is not None:
+                keep = send_response(conn, req, chaos_response(state, req))
             else:
                 r = state.record_and_pick(make_record(req, conn_id))
                 if VERBOSE:
@@ -723,10 +880,10 @@ def _raise_stop(signum, frame):
     raise _Stop()
 
 
-def write_port_file(path, port):
+def write_port_file(path, text):
     tmp = "%s.tmp.%d" % (path, os.getpid())
     with open(tmp, "w") as f:
-        f.write("%d\n" % port)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -757,6 +914,34 @@ def watchdog(pid, state):
                 os._exit(0)
 
 
+def listen(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(128)
+    return s
+
+
+def accept_loop(state, listener, tls):
+    """Accepts connections for ever, one thread each (TLS handshakes included)."""
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except OSError as e:
+            log("accept failed: %s" % e)
+            time.sleep(0.05)
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        with state.lock:
+            state.accepted += 1
+            conn_id = state.accepted
+        threading.Thread(target=handle_connection, args=(state, sock, conn_id, tls),
+                         name="conn-%d" % conn_id, daemon=True).start()
+
+
 def main(argv=None):
     global VERBOSE
     ap = argparse.ArgumentParser(description="Scriptable fault-injecting HTTP/1.1 test server")
@@ -764,43 +949,37 @@ def main(argv=None):
     ap.add_argument("--port-file", help="write the bound port here (atomically)")
     ap.add_argument("--watch-pid", type=int, help="exit when this process no longer exists")
     ap.add_argument("--verbose", action="store_true", help="log every recorded request to stderr")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                    help="also listen on a second port with TLS (PEM certificate and key)")
     args = ap.parse_args(argv)
     VERBOSE = args.verbose
 
     state = State()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", args.port))
-    listener.listen(128)
+    listener = listen(args.port)
     port = listener.getsockname()[1]
+    tls_listener = tls = None
+    ports = "%d\n" % port
+    if args.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls[0], args.tls[1])
+        tls.set_alpn_protocols(["http/1.1"])
+        tls_listener = listen(0)
+        ports += "%d\n" % tls_listener.getsockname()[1]
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _raise_stop)
     code = 0
     try:
         if args.port_file:
-            write_port_file(args.port_file, port)
+            write_port_file(args.port_file, ports)
         else:
-            sys.stdout.write("%d\n" % port)
+            sys.stdout.write(ports)
             sys.stdout.flush()
         if args.watch_pid:
             threading.Thread(target=watchdog, args=(args.watch_pid, state), daemon=True).start()
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError as e:
-                log("accept failed: %s" % e)
-                time.sleep(0.05)
-                continue
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-            with state.lock:
-                state.accepted += 1
-                conn_id = state.accepted
-            threading.Thread(target=handle_connection, args=(state, sock, conn_id),
-                             name="conn-%d" % conn_id, daemon=True).start()
+        if tls_listener is not None:
+            threading.Thread(target=accept_loop, args=(state, tls_listener, tls), daemon=True).start()
+        accept_loop(state, listener, None)
     except _Stop:
         pass
     except Exception:
@@ -808,10 +987,12 @@ def main(argv=None):
         code = 1
     finally:
         state.stop.set()
-        try:
-            listener.close()
-        except OSError:
-            pass
+        for lst in (listener, tls_listener):
+            try:
+                if lst is not None:
+                    lst.close()
+            except OSError:
+                pass
         try:
             sys.stdout.flush()
             sys.stderr.flush()

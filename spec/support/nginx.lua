@@ -1,16 +1,19 @@
 --- A test nginx (Debian's nginx-light with libnginx-mod-http-lua) for the
--- OpenResty specs: one worker, run as root with `user root;` (so that its
--- worker can read a checkout in a private directory), in the foreground of
--- a background shell, stopped by teardown or when the spec process is gone.
+-- OpenResty specs, running the checkout's lua/ and LuaJIT build: run as root
+-- with `user root;` (so that its workers can read a checkout in a private
+-- directory), in the foreground of a background shell, stopped by teardown
+-- or when the spec process is gone.
 --
 --   local N = require "spec.support.nginx"
---   if N.skip_reason() then pending(...) end
---   local ng = N.start(function(ports) return conf_text end, { nports = 3, files = {...} })
---   ng.ports[1], ng.prefix, ng:error_log(), ng:stop()
+--   local why = N.unavailable()     -- nil, or why the nginx specs are pending
+--   -- the whole nginx.conf, on free ports picked for this start:
+--   local ng = N.start(function(ports, prefix) return conf_text end, { nports = 3, files = {...} })
+--   -- or one server from a template: main/http lines, the server's body
+--   local ng = N.start{ main = "env X=1;", http = "...", server = "location / { ... }", workers = 2 }
+--   ng.url, ng.port, ng.ports[1], ng.prefix, ng:error_log(), ng:stop()
 --
--- `conf` gets the free ports picked for this start and the prefix, and returns
--- the text of nginx.conf; `files` (name -> text) are written to the prefix
--- first. Runs only under LuaJIT, the ABI nginx loads.
+-- `conf` gets the free ports and the prefix, and returns the text of
+-- nginx.conf; `files` (name -> text) are written to the prefix first.
 
 local E = require "spec.support.emulator"
 local socket = require "socket"
@@ -31,7 +34,7 @@ end
 M.exists = exists
 
 --- nil when a test nginx can run here, else why not.
-function M.skip_reason()
+function M.unavailable()
   if rawget(_G, "jit") == nil then
     return "nginx loads the LuaJIT build: run it with make test LUA=luajit"
   end
@@ -41,6 +44,7 @@ function M.skip_reason()
   end
   return nil
 end
+M.skip_reason = M.unavailable
 
 function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
@@ -114,8 +118,37 @@ function Nginx:stop()
   end
 end
 
+-- The nginx.conf of N.start{ main, http, server, workers }: one server.
+local TEMPLATE = [[
+@WORKERS_LINE@
+@MAIN@
+events { worker_connections 256; }
+
+http {
+  access_log off;
+  default_type text/plain;
+@PATHS@
+  @HTTP@
+  server {
+    listen 127.0.0.1:@PORT@;
+    @SERVER@
+  }
+}
+]]
+
+local function from_template(t)
+  return function(ports, prefix)
+    local preamble = M.preamble(prefix):gsub("worker_processes 1;",
+      "worker_processes " .. (t.workers or 1) .. ";")
+    local subst = { WORKERS_LINE = preamble, MAIN = t.main or "", HTTP = t.http or "",
+                    SERVER = t.server or "", PORT = tostring(ports[1]), PATHS = M.lua_paths(prefix) }
+    return (TEMPLATE:gsub("@([%u_]+)@", function(k) return subst[k] end))
+  end
+end
+
 --- Starts nginx; retries with other ports if one was taken meanwhile.
 function M.start(conf, opts)
+  if type(conf) == "table" then conf, opts = from_template(conf), nil end
   opts = opts or {}
   local prefix = opts.prefix or E.tmpdir()
   for name, text in pairs(opts.files or {}) do E.write_file(prefix .. "/" .. name, text) end

@@ -181,6 +181,9 @@ end
 --   python  = interpreter command (default: $PYTHON or "python3")
 --   timeout = seconds to wait for readiness (default 10)
 --   verbose = true to make the server log every request (see srv:log())
+--   tls     = { cert = PEM file, key = PEM file }: also serve TLS on a second
+--             port, at srv.tls_url ("https://127.0.0.1:<port>"), with the same
+--             queue, records and control endpoints
 function M.start(opts)
   opts = opts or {}
   local python = opts.python or os.getenv("PYTHON") or "python3"
@@ -198,11 +201,14 @@ function M.start(opts)
   }, Server)
 
   local watch = own_pid()
+  -- Under `make asan` the sanitizer runtime is preloaded for the module's
+  -- sake: Python has no use for it and starts seconds slower with it.
   local cmd = table.concat({
-    shquote(python), shquote(M.script_path),
+    "env -u LD_PRELOAD", shquote(python), shquote(M.script_path),
     "--port-file", shquote(self._portfile),
     watch and ("--watch-pid " .. watch) or "",
     opts.verbose and "--verbose" or "",
+    opts.tls and ("--tls " .. shquote(opts.tls.cert) .. " " .. shquote(opts.tls.key)) or "",
     "</dev/null >/dev/null 2>" .. shquote(self._logfile),
     "& echo $! >" .. shquote(self._pidfile),
   }, " ")
@@ -219,10 +225,15 @@ function M.start(opts)
   local last_err = "port file not written"
   while true do
     if not self.port then
-      local p = tonumber((read_file(self._portfile) or ""):match("^(%d+)\n"))
-      if p then
-        self.port = p
+      local text = read_file(self._portfile) or ""
+      local p, tp = text:match("^(%d+)\n"), text:match("^%d+\n(%d+)\n")
+      if p and (tp or not opts.tls) then
+        self.port = tonumber(p)
         self.url = "http://127.0.0.1:" .. p
+        if tp then
+          self.tls_port = tonumber(tp)
+          self.tls_url = "https://127.0.0.1:" .. tp
+        end
       end
     end
     if self.port then
@@ -344,6 +355,23 @@ end
 --- Total TCP connections accepted so far (control connections included).
 function Server:connections()
   return toint(ctl(self, "GET", "/__ctl/connections").accepted)
+end
+
+--- Chaos mode (see http_server.py): every request that is not a control
+-- request is answered by an outcome drawn from `weights` ({ ok = w, fail = w,
+-- drop = w, short = w, reset = w, stall = w }) for a DLQ id that executes
+-- once. cfg = { seed = s, weights = {...}, hold = seconds a stall lasts }.
+function Server:chaos(cfg)
+  ctl(self, "POST", "/__ctl/chaos", cfg)
+  return self
+end
+
+--- What chaos mode did, per id: { [id] = { received = n, executed = bool,
+-- outcomes = { "ok" | "fail" | "drop" | "short" | "reset" | "stall" | "gone", ... } } }.
+function Server:chaos_log()
+  local ids = ctl(self, "GET", "/__ctl/chaos").ids
+  for _, e in pairs(ids) do e.received = toint(e.received) end
+  return ids
 end
 
 --- Number of scripted responses not consumed yet.

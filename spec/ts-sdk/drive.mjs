@@ -1,6 +1,6 @@
 // Drives the local emulator with the official TypeScript SDK (@upstash/qstash),
 // so that our client and our emulator cannot share one misunderstanding of the
-// API. usage: node ts_sdk.mjs <base_url> <token> <command> <json args>
+// API. usage: node drive.mjs <base_url> <token> <command> <json args>
 // Prints one JSON line: the SDK's result, or {"error": "..."}.
 import { Client } from "@upstash/qstash";
 

@@ -1,0 +1,82 @@
+-- qstash.cli.report: the outcome of each DLQ id of a retry or delete: counted
+-- always, and with --report FILE appended to FILE as JSON Lines as results
+-- come in, then a summary line:
+--   {"type":"retried","dlqId":"...","messageId":"msg_...","deduplicated":false}
+--   {"type":"deleted","dlqId":"..."}
+--   {"type":"failed","dlqId":"...","error":{"kind":"...","status":404,"message":"...","ambiguous":false}}
+--   {"type":"summary","command":"retry","selected":3,"retried":2,"failed":1,"not_attempted":0,...}
+-- The file is appended to, never truncated: a second run after an
+-- interruption adds its own lines and summary.
+
+local jsonl = require "qstash.cli.jsonl"
+local context = require "qstash.cli.context"
+local C = require "qstash.cli.convert"
+
+local M = {}
+
+local R = {}
+R.__index = R
+
+-- path nil: counts only. Returns the report, or nil and a message.
+function M.open(path, command, now_ms)
+  local r = setmetatable({ command = command, pending = {}, counts = {}, seen = {}, now_ms = now_ms,
+    started = now_ms() }, R)
+  if path then
+    local w, err = jsonl.open(path)
+    if not w then return nil, err end
+    r.file = w
+  end
+  return r
+end
+
+function R:count(what)
+  return self.counts[what] or 0
+end
+
+-- Whether id has a result line already.
+function R:has(id)
+  return self.seen[id] == true
+end
+
+local function add(self, line)
+  self.counts[line.type] = self:count(line.type) + 1
+  self.seen[line.dlqId] = true
+  if self.file then self.pending[#self.pending + 1] = line end
+end
+
+function R:retried(id, res)
+  add(self, { type = "retried", dlqId = id, messageId = res and res.messageId,
+    deduplicated = res ~= nil and res.deduplicated == true })
+end
+
+function R:deleted(id)
+  add(self, { type = "deleted", dlqId = id })
+end
+
+-- ambiguous: also when an earlier request for this id may have acted.
+function R:failed(id, err, ambiguous)
+  local e = context.describe(err)
+  if ambiguous then e.ambiguous = true end
+  add(self, { type = "failed", dlqId = id, error = e })
+end
+
+-- Writes the lines so far; a report that cannot be written stops the command.
+function R:flush()
+  if not self.file or #self.pending == 0 then return end
+  local ok, err = self.file:write(self.pending)
+  self.pending = {}
+  if not ok then error(context.failure("io", err, { fatal = true }), 0) end
+end
+
+function R:summary(fields)
+  self:flush()
+  if not self.file then return end
+  local line = { type = "summary", command = self.command, started = C.iso_utc(self.started),
+    finished = C.iso_utc(self.now_ms()) }
+  for k, v in pairs(fields) do line[k] = v end
+  local ok, err = self.file:write({ line })
+  self.file:close()
+  if not ok then error(context.failure("io", err, { fatal = true }), 0) end
+end
+
+return M
