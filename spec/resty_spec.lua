@@ -563,6 +563,16 @@ http {
     }
     location / { return 200 "tls"; }
   }
+  server {
+    # a call from server_rewrite_by_lua, before any location
+    listen 127.0.0.1:]] .. P[6] .. [[;
+    server_rewrite_by_lua_block {
+      local H = require "resty_spec_handlers"
+      ngx.ctx.doc = H.outcome(require("qstash.resty").dlq_list(nil, H.emu_conf()))
+      ngx.ctx.doc.phase = ngx.get_phase()
+    }
+    location / { content_by_lua_block { require("resty_spec_handlers").say(ngx.ctx.doc) } }
+  }
 }
 ]]
 end
@@ -597,7 +607,7 @@ describe("qstash.resty under nginx", function()
       env.slow_port = tostring(ports[4])
       E.write_file(prefix .. "/resty_spec_env.lua", env_module(env))
       return nginx_conf(ports, prefix)
-    end, { prefix = dir, nports = 5, files = {
+    end, { prefix = dir, nports = 6, files = {
       ["resty_spec_handlers.lua"] = HANDLERS, ["locations.conf"] = LOCATIONS, ["tls_stub.conf"] = TLS_STUB } })
     base = ng.url
   end)
@@ -906,6 +916,15 @@ describe("qstash.resty under nginx", function()
       assert.equal("timer", doc.phase)
       doc = E.wait_for(function() return state_json("init_worker_timer") end, 5)
       assert.is_true(doc.ok, cjson.encode(doc))
+    end)
+
+    it("works in server_rewrite_by_lua", function()
+      local status, body = E.request("http://127.0.0.1:" .. ng.ports[6], "GET", "/")
+      assert.equal(200, status, body)
+      local doc = cjson.decode(body)
+      assert.equal("server_rewrite", doc.phase)
+      assert.is_true(doc.ok, body)
+      assert.same({}, doc.res.messages)
     end)
 
     it("works in ssl_certificate_by_lua, during a handshake", function()
