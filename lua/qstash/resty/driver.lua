@@ -143,9 +143,16 @@ local function acted_on(status, headers)
 end
 
 -- Sends the request value `v` of `call` and hands back how it ended; returns
--- the next step's answer.
-local function exchange(call, v, send)
+-- the next step's answer. `track` (dlq_messages' own error) counts the sends
+-- and whether one may have been acted on without an answer, as the core does.
+local function exchange(call, v, send, track)
   local ok, status, headers, body = send(v)
+  if track then
+    track.sends, track.url = track.sends + 1, v.url
+    if (ok and status >= 500) or (not ok and status.sent and status.failure ~= "too_large") then
+      track.unknown = true
+    end
+  end
   if not ok then return call:step(status) end -- the failure table
   -- one table for every answer: step reads it at once and keeps nothing
   local answer = ANSWER
@@ -156,32 +163,15 @@ local function exchange(call, v, send)
 end
 
 -- Drives `call` from the step answer (what, v, why) to its end; returns
--- res | nil, err. `batch`: dlq_retry_each's state (its 429 pause). `track`:
--- counts what the sends of the call were (dlq_messages' own error).
+-- res | nil, err. `batch`: dlq_retry_each's state (its 429 pause); `track`:
+-- see exchange.
 local function drive_loop(call, batch, track, what, v, why)
   local ngx = rawget(_G, "ngx")
   local send = request or load_request()
   while true do
     if what == "send" then
       if batch and batch.pause_until > 0 then hold(ngx, batch) end
-      if track then
-        track.sends, track.url = track.sends + 1, v.url
-        local ok, status, headers, body = send(v)
-        -- an answer the server may have acted on, or none: as the core counts
-        if (ok and status >= 500) or (not ok and status.sent and status.failure ~= "too_large") then
-          track.unknown = true
-        end
-        if ok then
-          local answer = ANSWER
-          answer.status, answer.headers, answer.body = status, acted_on(status, headers), body
-          what, v, why = call:step(answer)
-          answer.headers, answer.body = nil, nil
-        else
-          what, v, why = call:step(status)
-        end
-      else
-        what, v, why = exchange(call, v, send)
-      end
+      what, v, why = exchange(call, v, send, track)
     elseif what == "wait" then
       if batch and why == "rate_limited" then
         local till = ngx.now() + v
