@@ -46,8 +46,10 @@ static int run(lua_State *L, const qs_api *api, qs_client *c, const qs_args *a)
 {
     int ok;
     if (api->fn) return api->fn(L, c, a);
-    qs_call_new(L, c, api->plan, a);
-    ok = qs_sync_run(L, c, lua_gettop(L));
+    {
+        qs_call *k = qs_call_new(L, c, api->plan, a);
+        ok = qs_sync_run(L, c, k, lua_gettop(L));
+    }
     return qs_api_finish(L, c->safe, ok);
 }
 

@@ -73,7 +73,14 @@ static void printable_key(const char *name, size_t len, char *out, size_t outsz)
 void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
                    const char *const *known)
 {
+    qs_check_keys_seen(a, argidx, idx, what, known);
+}
+
+unsigned long long qs_check_keys_seen(const qs_args *a, int argidx, int idx, const char *what,
+                                      const char *const *known)
+{
     lua_State *L = a->L;
+    unsigned long long seen = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         const char *const *k;
@@ -89,7 +96,10 @@ void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
         /* byte for byte: "retries\0x" is not "retries" */
         for (k = known; *k; k++)
             if (strlen(*k) == len && memcmp(*k, name, len) == 0) break;
-        if (*k) continue;
+        if (*k) {
+            if (k - known < 64) seen |= 1ULL << (k - known);
+            continue;
+        }
         printable_key(name, len, shown, sizeof shown);
         /* a key with a NUL byte reads as a known name cut short: no suggestion */
         if (strlen(name) != len)
@@ -99,4 +109,5 @@ void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
             qs_argerror(a, argidx, "unknown %s '%s'; did you mean '%s'?", what, shown, hint);
         qs_argerror(a, argidx, "unknown %s '%s'", what, shown);
     }
+    return seen;
 }

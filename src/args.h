@@ -23,4 +23,9 @@ const char *qs_closest(const char *key, const char *const *known);
 void qs_check_keys(const qs_args *a, int argidx, int idx, const char *what,
                    const char *const *known);
 
+/* The same, and returns which of the first 64 known keys the table holds
+ * (bit i: known[i]), as its own keys (not through a metamethod). */
+unsigned long long qs_check_keys_seen(const qs_args *a, int argidx, int idx, const char *what,
+                                      const char *const *known);
+
 #endif

@@ -378,11 +378,10 @@ static void add_job(lua_State *L, qs_client *c, const qs_req *r, int idx, lua_In
 {
     qs_set *s = get_set(L, c);
     qs_job *j = (qs_job *)calloc(1, sizeof *j);
-    if (!j || qs_req_copy(&j->req, r) != 0) goto oom;
+    if (!j || qs_req_copy(&j->req, r, !idx) != 0) goto oom;
     if (idx) {
         size_t n;
         const char *key = lua_tolstring(L, idx, &n);
-        qs_buf_clear(&j->req.target);
         if (qs_buf_adds(&j->req.target, "/v2/dlq/retry/") || qs_buf_add_pct(&j->req.target, key, n) ||
             qs_req_set_target(&j->req, j->req.target.p, j->req.target.n))
             goto oom;
@@ -641,6 +640,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     int ids = a->base, opts = a->base + 1, cfg = a->base + 2, cidx = a->base - 1;
     int list, results, on_result, on_progress, tmpl, err_ref = LUA_NOREF;
     lua_Integer batch;
+    qs_call *tk; /* the template, at tmpl */
     each_state *st;
     size_t total, next = 1, concurrency, i;
     lua_settop(L, cfg);
@@ -654,7 +654,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
         lua_rawgeti(L, list, 1);
         lua_pushvalue(L, opts);
         ta.base = lua_gettop(L) - 1;
-        qs_call_new(L, c, &qs_plan_dlq_retry, &ta);
+        tk = qs_call_new(L, c, &qs_plan_dlq_retry, &ta);
         tmpl = lua_gettop(L);
     }
     lua_pushnil(L);
@@ -694,7 +694,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
         /* keep `concurrency` jobs of this batch in flight */
         while (err_ref == LUA_NOREF && !c->closed && next <= total && next - 1 - st->done < concurrency) {
             lua_rawgeti(L, list, (int)next);
-            add_job(L, c, &qs_call_at(L, tmpl)->req, lua_gettop(L), 0, batch, (lua_Integer)next);
+            add_job(L, c, &tk->req, lua_gettop(L), 0, batch, (lua_Integer)next);
             lua_pop(L, 1);
             next++;
         }

@@ -1,6 +1,7 @@
 /* The call state machine (see call.h). The decision after each attempt is
  * qs_decide's; this file applies it: it reads the clocks, keeps the counts,
  * and turns the ends into Lua values through the plan and result.c. */
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 #include "call.h"
@@ -17,42 +18,42 @@ qs_call *qs_call_at(lua_State *L, int idx)
 qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a)
 {
     qs_call *k;
-    int idx;
+    int idx, uv = 0;
     /* arguments left out read as nil, not as the call pushed above them */
     if (lua_gettop(L) < a->base + QS_PLAN_ARGS - 1) lua_settop(L, a->base + QS_PLAN_ARGS - 1);
-    k = (qs_call *)qs_newudata_t(L, sizeof *k);
+    k = (qs_call *)(plan->stateful ? qs_newudata_t(L, sizeof *k) : qs_newudata(L, sizeof *k));
     idx = lua_gettop(L);
     memset(k, 0, sizeof *k);
-    lua_newtable(L);
-    qs_setuv(L, idx);
+    k->end_ref = LUA_NOREF;
     luaL_getmetatable(L, QS_CALL_MT);
     lua_setmetatable(L, idx);
+    if (plan->stateful) {
+        lua_newtable(L);
+        qs_setuv(L, idx);
+    }
     /* the configuration is shared by reference: the call keeps it alive */
-    if (qs_req_init(&k->req, c->conf, "GET", qs_client_seed(c)) != 0) luaL_error(L, "not enough memory");
+    if (qs_req_init(&k->req, c->conf, "GET", qs_client_seed(c)) != 0 ||
+        !(k->out = (qs_outcome *)malloc(sizeof *k->out)))
+        luaL_error(L, "not enough memory");
     k->plan = plan;
     k->state = QS_K_SEND;
-    qs_getuv(L, idx);
-    plan->build(L, k, a, lua_gettop(L));
+    if (plan->stateful) {
+        qs_getuv(L, idx);
+        uv = lua_gettop(L);
+    }
+    plan->build(L, k, a, uv);
     lua_settop(L, idx);
     /* a metamethod run while reading the arguments may have closed it */
     qs_client_check_open(L, c);
     return k;
 }
 
-/* Stores the value at the top as the call's end (field "result" or "error"). */
-static void end_with(lua_State *L, int idx, qs_call *k, qs_call_state state)
-{
-    qs_getuv(L, idx);
-    lua_insert(L, -2);
-    lua_setfield(L, -2, state == QS_K_DONE ? "result" : "error");
-    lua_pop(L, 1);
-    k->state = state;
-}
-
 /* A failing page of a multi-request call carries what was done before it:
- * the fields of the partial result (`acc`) are copied into the error. */
-static void add_partial(lua_State *L, int idx)
+ * the fields of the partial result (`acc`) are copied into the error at the
+ * top. */
+static void add_partial(lua_State *L, const qs_call *k, int idx)
 {
+    if (!k->plan->stateful) return;
     qs_getuv(L, idx);
     lua_getfield(L, -1, "acc");
     lua_remove(L, -2);
@@ -67,45 +68,37 @@ static void add_partial(lua_State *L, int idx)
     lua_pop(L, 1);
 }
 
-qs_call_state qs_call_next(lua_State *L, int idx)
+qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
 {
-    qs_call *k = qs_call_at(L, idx);
-    for (;;) {
-        switch (k->state) {
-        case QS_K_SEND:
-            if (!k->started) {
-                k->started = 1;
-                if (!k->req.conf->token) {
-                    qs_result_no_token(L, &k->req);
-                    end_with(L, idx, k, QS_K_FAILED);
-                    continue;
-                }
-                qs_req_start_clock(&k->req, qs_now());
+    switch (k->state) {
+    case QS_K_SEND:
+        if (!k->started) {
+            k->started = 1;
+            if (!k->req.conf->token) {
+                qs_result_no_token(L, &k->req);
+                return k->state = QS_K_FAILED;
             }
-            if (qs_req_attempt_ms(&k->req, k->req.conf->timeout_ms, qs_now()) == 0) {
-                /* the call's time ran out: this attempt ends before it starts */
-                memset(&k->out, 0, sizeof k->out);
-                k->out.failure = QS_FAIL_TIMEOUT;
-                strcpy(k->out.message, "the call's time ran out before this attempt");
-                k->state = QS_K_SENT;
-                qs_call_feed(L, idx);
-                continue;
-            }
-            return QS_K_SEND;
-        case QS_K_SENT:
-            luaL_error(L, "qstash: the call awaits how its request ended");
-            return QS_K_SENT;
-        case QS_K_WAIT:
-            /* the caller waits k->wait before asking again */
-            k->state = QS_K_SEND;
-            return QS_K_WAIT;
-        case QS_K_DONE:
-        case QS_K_FAILED:
-            qs_getuv(L, idx);
-            lua_getfield(L, -1, k->state == QS_K_DONE ? "result" : "error");
-            lua_remove(L, -2);
-            return k->state;
+            qs_req_start_clock(&k->req, qs_now());
         }
+        if (qs_req_attempt_ms(&k->req, k->req.conf->timeout_ms, qs_now()) == 0) {
+            /* the call's time ran out: this attempt ends before it starts */
+            memset(k->out, 0, sizeof *k->out);
+            k->out->failure = QS_FAIL_TIMEOUT;
+            strcpy(k->out->message, "the call's time ran out before this attempt");
+            k->state = QS_K_SENT;
+            return qs_call_feed(L, k, idx);
+        }
+        return QS_K_SEND;
+    case QS_K_SENT:
+        luaL_error(L, "qstash: the call awaits how its request ended");
+        return QS_K_SENT;
+    case QS_K_WAIT:
+        /* the caller waits k->wait before asking again */
+        k->state = QS_K_SEND;
+        return QS_K_WAIT;
+    default:
+        lua_rawgeti(L, LUA_REGISTRYINDEX, k->end_ref);
+        return k->state;
     }
 }
 
@@ -114,59 +107,73 @@ void qs_call_sent(qs_call *k)
     k->state = QS_K_SENT;
 }
 
-void qs_call_feed(lua_State *L, int idx)
+qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx)
 {
-    qs_call *k = qs_call_at(L, idx);
     qs_decision d;
-    int uv, top = lua_gettop(L);
+    int uv = 0, top = lua_gettop(L);
     if (k->state != QS_K_SENT) luaL_error(L, "qstash: the call has no request in flight");
-    d = qs_decide(&k->req, &k->out, qs_now(), qs_wall(), qs_req_random(&k->req));
+    d = qs_decide(&k->req, k->out, qs_now(), qs_wall(), qs_req_random(&k->req));
     k->req.attempts = d.attempts;
     k->req.ambiguous = d.ambiguous;
     if (d.verb == QS_RETRY) {
         k->wait = d.wait;
         k->rate_limited = d.rate_limited;
-        k->state = QS_K_WAIT;
-        return;
+        return k->state = QS_K_WAIT;
     }
     if (d.verb == QS_FAIL) {
-        qs_result_error(L, &k->req, &k->out, &d);
-        add_partial(L, idx);
-        end_with(L, idx, k, QS_K_FAILED);
-        return;
+        qs_result_error(L, &k->req, k->out, &d);
+        add_partial(L, k, idx);
+        return k->state = QS_K_FAILED;
     }
-    qs_getuv(L, idx);
-    uv = lua_gettop(L);
-    switch (k->plan->absorb(L, k, uv, k->out.status)) {
+    if (k->plan->stateful) {
+        qs_getuv(L, idx);
+        uv = lua_gettop(L);
+    }
+    switch (k->plan->absorb(L, k, uv, k->out->status)) {
     case 1:
         /* the next page: a request of its own, with its own attempts */
         lua_settop(L, top);
         k->req.attempts = 0;
         k->req.ambiguous = 0;
         qs_req_start_clock(&k->req, qs_now());
-        k->state = QS_K_SEND;
-        return;
+        return k->state = QS_K_SEND;
     case 0:
-        lua_remove(L, uv);
-        end_with(L, idx, k, QS_K_DONE);
+        k->state = QS_K_DONE;
         break;
     default:
-        lua_remove(L, uv);
-        add_partial(L, idx);
-        end_with(L, idx, k, QS_K_FAILED);
+        add_partial(L, k, idx);
+        k->state = QS_K_FAILED;
         break;
     }
-    lua_settop(L, top);
+    /* the value alone above where the stack was */
+    if (lua_gettop(L) > top + 1) {
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+    }
+    return k->state;
+}
+
+void qs_call_keep(lua_State *L, qs_call *k)
+{
+    lua_pushvalue(L, -1);
+    k->end_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 void qs_call_release(qs_call *k)
 {
     qs_req_trim(&k->req);
+    free(k->out);
+    k->out = NULL;
 }
 
 static int call_gc(lua_State *L)
 {
-    qs_req_free(&qs_call_at(L, 1)->req);
+    qs_call *k = qs_call_at(L, 1);
+    qs_req_free(&k->req);
+    free(k->out);
+    k->out = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, k->end_ref);
+    k->end_ref = LUA_NOREF;
     return 0;
 }
 

@@ -26,9 +26,11 @@ typedef struct qs_call qs_call;
  * (possibly the request of a next page). */
 typedef struct qs_plan {
     const char *name;
+    int stateful;   /* has Lua state between requests (pages): a table of its own */
     /* Reads every argument (raising argument errors) into k->req: method,
      * target, header lines, body, resend safety. The call's Lua state table
-     * is at stack index uv. Reads only Lua values, never the client. */
+     * is at stack index uv (0 unless stateful). Reads only Lua values, never
+     * the client. */
     void (*build)(lua_State *L, qs_call *k, const qs_args *a, int uv);
     /* After a successful attempt (status 200-202): 1 when another request
      * follows (k->req was given its target), 0 when the result is complete
@@ -40,8 +42,8 @@ typedef enum {
     QS_K_SEND,   /* k->req is ready to go */
     QS_K_SENT,   /* sent: awaiting how it ended (feed) */
     QS_K_WAIT,   /* k->wait seconds before it goes again */
-    QS_K_DONE,   /* the result is in the Lua state table */
-    QS_K_FAILED  /* the error is in the Lua state table */
+    QS_K_DONE,   /* ended with a result */
+    QS_K_FAILED  /* ended with an error */
 } qs_call_state;
 
 struct qs_call {
@@ -51,8 +53,10 @@ struct qs_call {
     int started;             /* the first request was checked (token) */
     double wait;             /* QS_K_WAIT: seconds */
     int rate_limited;        /* QS_K_WAIT: after a 429 */
-    qs_outcome out;          /* how the last attempt ended */
+    qs_outcome *out;         /* how the last attempt ended (C memory: it is large, and no
+                                business of the collector's) */
     size_t page;             /* the plan's own counter (ids sent so far, pages) */
+    int end_ref;             /* the result or error, kept for step() asked again */
 };
 
 /* Pushes a new call of `plan` for client c (a reference to its
@@ -61,16 +65,23 @@ struct qs_call {
  * Raises argument errors. Returns the call; it is at the top. */
 qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a);
 
-/* What is next for the call at idx; for QS_K_DONE and QS_K_FAILED the
- * result or the error is pushed. QS_K_SEND means k->req is to be sent: the
- * caller then marks it sent (qs_call_sent) and later feeds how it ended. */
-qs_call_state qs_call_next(lua_State *L, int idx);
+/* What is next for the call k at stack index idx. QS_K_SEND: k->req is to
+ * be sent (the caller marks it sent, then feeds how it ended); QS_K_WAIT:
+ * k->wait seconds first. QS_K_DONE / QS_K_FAILED: the result or the error
+ * is pushed (a call asked again after its end pushes it again, if it was
+ * kept with qs_call_keep). */
+qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx);
 
 /* Marks the request sent: an outcome is awaited. */
 void qs_call_sent(qs_call *k);
 
-/* Feeds how the attempt ended (k->out, and the body in k->req.resp). */
-void qs_call_feed(lua_State *L, int idx);
+/* Feeds how the attempt ended (*k->out, and the body in k->req.resp).
+ * Returns what follows, as qs_call_next: for QS_K_DONE and QS_K_FAILED the
+ * value is pushed. */
+qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx);
+
+/* Keeps the value at the top (the end just pushed) for later asks. */
+void qs_call_keep(lua_State *L, qs_call *k);
 
 /* The call at idx (raising for any other value). */
 qs_call *qs_call_at(lua_State *L, int idx);

@@ -83,7 +83,7 @@ static int absorb_retry(lua_State *L, qs_call *k, int uv, long status)
     return qs_result_publish(L, &k->req, status) ? 0 : -1;
 }
 
-const qs_plan qs_plan_dlq_retry = {"dlq_retry", build_retry, absorb_retry};
+const qs_plan qs_plan_dlq_retry = {"dlq_retry", 0, build_retry, absorb_retry};
 
 /* ---- dlq_list, dlq_messages -------------------------------------------- */
 
@@ -124,7 +124,7 @@ static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
     return 0;
 }
 
-const qs_plan qs_plan_dlq_list = {"dlq_list", build_list, absorb_list};
+const qs_plan qs_plan_dlq_list = {"dlq_list", 0, build_list, absorb_list};
 
 /* Pushes the `decode` error of a cursor seen before: following it would loop
  * for ever, sending the same requests again and again. */
@@ -189,7 +189,7 @@ static int messages_next(lua_State *L)
             a.base = params;
             a.fname = "dlq_messages";
             k = qs_call_new(L, c, &qs_plan_dlq_list, &a);
-            if (!qs_sync_run(L, c, lua_gettop(L))) return lua_error(L);
+            if (!qs_sync_run(L, c, k, lua_gettop(L))) return lua_error(L);
             page = lua_gettop(L);
             lua_getfield(L, page, "messages");
             lua_setfield(L, state, "page");
@@ -277,7 +277,7 @@ static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
     return json_object(L, k, status) ? 0 : -1;
 }
 
-const qs_plan qs_plan_dlq_get = {"dlq_get", build_get, absorb_get};
+const qs_plan qs_plan_dlq_get = {"dlq_get", 0, build_get, absorb_get};
 
 /* client:dlq_delete(id) -> true (the answer has no body) */
 static void build_delete(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -295,7 +295,7 @@ static int absorb_delete(lua_State *L, qs_call *k, int uv, long status)
     return 0;
 }
 
-const qs_plan qs_plan_dlq_delete = {"dlq_delete", build_delete, absorb_delete};
+const qs_plan qs_plan_dlq_delete = {"dlq_delete", 0, build_delete, absorb_delete};
 
 /* ---- dlq_delete_many, dlq_retry_many ------------------------------------ */
 
@@ -476,7 +476,7 @@ static int absorb_delete_many(lua_State *L, qs_call *k, int uv, long status)
     return bulk_next(L, k, uv, page, "/v2/dlq");
 }
 
-const qs_plan qs_plan_dlq_delete_many = {"dlq_delete_many", build_delete_many, absorb_delete_many};
+const qs_plan qs_plan_dlq_delete_many = {"dlq_delete_many", 1, build_delete_many, absorb_delete_many};
 
 /* client:dlq_retry_many(ids_or_filter, opts) -> { responses = {...} } */
 static void build_retry_many(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -511,7 +511,7 @@ static int absorb_retry_many(lua_State *L, qs_call *k, int uv, long status)
     return bulk_next(L, k, uv, page, "/v2/dlq/retry");
 }
 
-const qs_plan qs_plan_dlq_retry_many = {"dlq_retry_many", build_retry_many, absorb_retry_many};
+const qs_plan qs_plan_dlq_retry_many = {"dlq_retry_many", 1, build_retry_many, absorb_retry_many};
 
 const qs_api qs_dlq_apis[] = {
     {"dlq_retry", NULL, &qs_plan_dlq_retry},

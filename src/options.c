@@ -460,9 +460,14 @@ int qs_opts_marshal(const qs_args *a, int idx, qs_buf *out, qs_opts_mode mode)
     if (!lua_isnoneornil(L, idx)) {
         if (lua_type(L, idx) != LUA_TTABLE)
             qs_argerror(a, idx, "options must be a table, got %s", luaL_typename(L, idx));
-        qs_check_keys(a, idx, idx, "option", qs_option_keys);
+        /* A plain table is read for the keys it holds only; one with a
+         * metatable for every row, since __index may answer any of them. */
+        unsigned long long seen = qs_check_keys_seen(a, idx, idx, "option", qs_option_keys);
+        int plain = !lua_getmetatable(L, idx);
+        if (!plain) lua_pop(L, 1);
         for (i = 0; i < sizeof option_rows / sizeof option_rows[0]; i++) {
             const row *r = &option_rows[i];
+            if (plain && !(seen & (1ULL << i))) continue;
             lua_settop(L, x.ct);
             lua_getfield(L, idx, r->key);
             if (lua_isnil(L, -1)) continue;

@@ -66,7 +66,7 @@ long qs_req_attempt_ms(const qs_req *r, long limit_ms, double now)
     return limit_ms < 1 ? 1 : limit_ms;
 }
 
-int qs_req_copy(qs_req *dst, const qs_req *src)
+int qs_req_copy(qs_req *dst, const qs_req *src, int with_target)
 {
     *dst = *src;
     memset(&dst->target, 0, sizeof dst->target);
@@ -75,10 +75,11 @@ int qs_req_copy(qs_req *dst, const qs_req *src)
     memset(&dst->body, 0, sizeof dst->body);
     memset(&dst->resp, 0, sizeof dst->resp);
     qs_conf_ref(dst->conf);
-    if (qs_buf_add(&dst->target, src->target.p, src->target.n) ||
-        qs_buf_add(&dst->url, src->url.p, src->url.n) ||
+    /* (an empty buffer stays unallocated) */
+    if ((with_target && (qs_buf_add(&dst->target, src->target.p, src->target.n) ||
+                         qs_buf_add(&dst->url, src->url.p, src->url.n))) ||
         qs_buf_add(&dst->headers, src->headers.p, src->headers.n) ||
-        qs_buf_add(&dst->body, src->body.p, src->body.n))
+        (src->body.n && qs_buf_add(&dst->body, src->body.p, src->body.n)))
         return -1;
     return 0;
 }

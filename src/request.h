@@ -82,8 +82,10 @@ void qs_req_start_clock(qs_req *r, double now);
  * deadline has passed. `limit_ms` is the configured per-attempt limit. */
 long qs_req_attempt_ms(const qs_req *r, long limit_ms, double now);
 
-/* A copy of src with a new target (for batches of one template). */
-int qs_req_copy(qs_req *dst, const qs_req *src);
+/* A copy of src (for batches of one template), its target and URL too
+ * unless the copy gets its own (with_target 0). 0, or -1 when out of
+ * memory: dst is then to be freed. */
+int qs_req_copy(qs_req *dst, const qs_req *src, int with_target);
 
 /* Frees the bulky buffers of a finished request (URL, headers, bodies),
  * keeping its target, counts and configuration for the error it may be

@@ -125,7 +125,7 @@ static void read_headers(lua_State *L, const qs_args *a, int t, qs_outcome *o)
  * before the call moves on. */
 static void read_outcome(lua_State *L, const qs_args *a, int t, qs_call *k)
 {
-    qs_outcome *o = &k->out;
+    qs_outcome *o = k->out;
     qs_buf *resp = &k->req.resp;
     memset(o, 0, sizeof *o);
     qs_buf_clear(resp);
@@ -194,6 +194,8 @@ static void read_outcome(lua_State *L, const qs_args *a, int t, qs_call *k)
 static int call_step(lua_State *L)
 {
     qs_call *k = qs_call_at(L, 1);
+    qs_call_state st;
+    int ended = k->state == QS_K_DONE || k->state == QS_K_FAILED;
     qs_args a;
     a.L = L;
     a.base = 2;
@@ -201,12 +203,19 @@ static int call_step(lua_State *L)
     if (k->state == QS_K_SENT) {
         read_outcome(L, &a, 2, k);
         lua_settop(L, 1);
-        qs_call_feed(L, 1);
+        st = qs_call_feed(L, k, 1);
     } else if (!lua_isnoneornil(L, 2)) {
-        qs_argerror(&a, 2, "no request is in flight: call step() without an argument");
+        return qs_argerror(&a, 2, "no request is in flight: call step() without an argument");
+    } else {
+        lua_settop(L, 1);
+        st = qs_call_next(L, k, 1);
     }
-    lua_settop(L, 1);
-    switch (qs_call_next(L, 1)) {
+    if ((st == QS_K_DONE || st == QS_K_FAILED) && !ended) {
+        /* kept for step() asked again after the end */
+        qs_call_keep(L, k);
+        qs_call_release(k);
+    }
+    switch (st) {
     case QS_K_SEND:
         qs_call_sent(k);
         lua_pushliteral(L, "send");
@@ -221,12 +230,10 @@ static int call_step(lua_State *L)
     case QS_K_DONE:
         lua_pushliteral(L, "done");
         lua_insert(L, -2);
-        qs_call_release(k);
         return 2;
     default:
         lua_pushliteral(L, "fail");
         lua_insert(L, -2);
-        qs_call_release(k);
         return 2;
     }
 }
