@@ -98,6 +98,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/cli
 	for f in lua/qstash/cli/*.lua; do [ -e "$$f" ] || continue; \
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/cli/; done
+	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty
+	for f in lua/qstash/resty/*.lua; do [ -e "$$f" ] || continue; \
+	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty/; done
 	if [ -e bin/qstash-dlq ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
 	  install -m 0755 bin/qstash-dlq $(DESTDIR)$(PREFIX)/bin/qstash-dlq; fi
 

@@ -41,6 +41,9 @@ build = {
     ["qstash.cli.stats"] = "lua/qstash/cli/stats.lua",
     ["qstash.cli.tabular"] = "lua/qstash/cli/tabular.lua",
     ["qstash.resty"] = "lua/qstash/resty.lua",
+    ["qstash.resty.http"] = "lua/qstash/resty/http.lua",
+    ["qstash.resty.tls"] = "lua/qstash/resty/tls.lua",
+    ["qstash.resty.driver"] = "lua/qstash/resty/driver.lua",
     qstash = {
       sources = {
         "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/client.c",

@@ -102,6 +102,19 @@ local rows = {
   { "20 ms: qstash dlq_retry seq", "lat_seq" },
   { "20 ms: qstash dlq_retry_each @" .. C, "lat_each", "lat_seq" },
   { "20 ms: raw libcurl multi @" .. C, "lat_raw_multi", "lat_seq" },
+  -- nginx: handlers in one worker making the same retry, under wrk
+  { "nginx 0 ms -c64: hand-written cosocket handler", "ngx_hand_0_64" },
+  { "nginx 0 ms -c64: qstash.resty.http", "ngx_http_0_64", "ngx_hand_0_64" },
+  { "nginx 0 ms -c64: qstash.resty", "ngx_resty_0_64", "ngx_hand_0_64" },
+  { "nginx 0 ms -c256: hand-written cosocket handler", "ngx_hand_0_256" },
+  { "nginx 0 ms -c256: qstash.resty.http", "ngx_http_0_256", "ngx_hand_0_256" },
+  { "nginx 0 ms -c256: qstash.resty", "ngx_resty_0_256", "ngx_hand_0_256" },
+  { "nginx 20 ms -c64: hand-written cosocket handler", "ngx_hand_20_64" },
+  { "nginx 20 ms -c64: qstash.resty.http", "ngx_http_20_64", "ngx_hand_20_64" },
+  { "nginx 20 ms -c64: qstash.resty", "ngx_resty_20_64", "ngx_hand_20_64" },
+  { "nginx 20 ms -c256: hand-written cosocket handler", "ngx_hand_20_256" },
+  { "nginx 20 ms -c256: qstash.resty.http", "ngx_http_20_256", "ngx_hand_20_256" },
+  { "nginx 20 ms -c256: qstash.resty", "ngx_resty_20_256", "ngx_hand_20_256" },
   { "qstash-dlq stats, emulator", "cli_stats", "ref_stats" },
   { "dlq_list pages (module alone), emulator", "ref_stats" },
   { "qstash-dlq retry --label, emulator", "cli_retry", "ref_retry" },
@@ -113,6 +126,8 @@ local short = {
   ts_seq_http = "TS seq HTTP", ts_seq_https = "TS seq HTTPS",
   ts_multi_http = "TS @" .. C .. " HTTP", ts_multi_https = "TS @" .. C .. " HTTPS",
   lat_seq = "20 ms seq",
+  ngx_hand_0_64 = "hand 0 ms -c64", ngx_hand_0_256 = "hand 0 ms -c256",
+  ngx_hand_20_64 = "hand 20 ms -c64", ngx_hand_20_256 = "hand 20 ms -c256",
   ref_stats = "module paging", ref_retry = "module bulk retry",
 }
 
@@ -127,6 +142,10 @@ local targets = {
   { "sequential >= 2.5 x TypeScript SDK sequential, HTTPS", "seq_https", "ts_seq_https", 2.5 },
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTP", "each_http", "ts_multi_http", 8 },
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTPS", "each_https", "ts_multi_https", 8 },
+  { "nginx: qstash.resty >= 0.9 x hand-written handler, 20 ms -c64", "ngx_resty_20_64", "ngx_hand_20_64", 0.9 },
+  { "nginx: qstash.resty >= 0.9 x hand-written handler, 20 ms -c256", "ngx_resty_20_256", "ngx_hand_20_256", 0.9 },
+  { "nginx: qstash.resty >= 0.8 x hand-written handler, 0 ms -c64", "ngx_resty_0_64", "ngx_hand_0_64", 0.8 },
+  { "nginx: qstash.resty >= 0.8 x hand-written handler, 0 ms -c256", "ngx_resty_0_256", "ngx_hand_0_256", 0.8 },
   { "qstash-dlq stats >= 0.8 x the module's paging alone", "cli_stats", "ref_stats", 0.8 },
   { "qstash-dlq filtered retry >= 0.8 x the module's bulk retry alone", "cli_retry", "ref_retry", 0.8 },
 }
@@ -167,7 +186,10 @@ local F = {}
 local broke = false
 for _, row in ipairs(rows) do
   F[row[2]] = F[row[2]] or figures(row[2])
-  if F[row[2]].status == "err" or F[row[2]].status == "missing" then broke = true end
+  -- with BENCH_ONLY, the contenders left out are missing, not broken
+  if F[row[2]].status == "err" or (F[row[2]].status == "missing" and (meta.only or "") == "") then
+    broke = true
+  end
 end
 for _, row in ipairs(emu_rows) do
   F[row[2]] = F[row[2]] or figures(row[2])
@@ -259,8 +281,25 @@ for _, t in ipairs(targets) do
     verdict = (v >= t[4] and "PASS" or "FAIL") .. (quiet and "" or " (noisy rounds only)")
     spread = string.format("%.2f-%.2f, %d/%d", lo, hi, pass, #per_round)
   elseif a.status == "na" or b.status == "na" then verdict = "n/a"
+  elseif a.status == "missing" or b.status == "missing" then verdict = "not run"
   else verdict = "ERR" end
   target_lines[#target_lines + 1] = { t[1], v and string.format("%.2f", v) or "-", spread, verdict }
+end
+
+-- Contenders that must not fail a single request: a wrk run with a non-2xx
+-- answer or a socket error records the contender as broken (ERR).
+local clean = meta.only == "cli" and {} or {
+  { "nginx: qstash.resty, no failed request at -c256 (0 ms, 20 ms)", { "ngx_resty_0_256", "ngx_resty_20_256" } },
+}
+for _, t in ipairs(clean) do
+  local runs_ok, verdict = 0, "PASS"
+  for _, key in ipairs(t[2]) do
+    local f = F[key] or figures(key)
+    if f.status == "ok" then runs_ok = runs_ok + f.rounds
+    elseif f.status == "missing" then verdict = verdict == "PASS" and "not run" or verdict
+    else verdict = "FAIL" end
+  end
+  target_lines[#target_lines + 1] = { t[1], "-", runs_ok .. " wrk runs without errors", verdict }
 end
 
 -- the emulator's absolute target: its keep-alive median per round
@@ -280,7 +319,8 @@ if #emu_rows > 0 then
       string.format("%.2f-%.2f ms, %d/%d", lo, hi, pass, #per_round),
       (v <= EMU_TARGET_MS and "PASS" or "FAIL") .. (f.quiet_n > 0 and "" or " (noisy rounds only)") }
   else
-    target_lines[#target_lines + 1] = { label, "-", "-", f.status == "na" and "n/a" or "ERR" }
+    target_lines[#target_lines + 1] = { label, "-", "-", f.status == "na" and "n/a"
+      or (f.status == "missing" and "not run") or "ERR" }
   end
 end
 
@@ -327,6 +367,8 @@ local notes = {
   meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to CPU 1." or "No CPU pinning.",
   string.format("qstash-dlq rows: %s DLQ entries in the local emulator (tools/qstash-dev, Python), %s rounds; calls/s is entries per second, the whole command in-process (qstash.cli.main: scan, report file, output to /dev/null); the reference is the module alone making the same requests. The emulator's CPU counts as the server's.",
     meta.cli_n or "?", meta.cli_rounds or "?"),
+  -- last: absent (nil) in a CLI-only run
+  meta.only ~= "cli" and "nginx rows: a second nginx (one worker, lua-nginx-module, on the stub's CPU) whose handlers make the retry against the stub above, measured with wrk (GET, keep-alive); a wrk run with any failed request breaks the bench. hand-written: connect, send, receive, setkeepalive, cjson.decode; qstash.resty.http: the cosocket transport alone, with the request value the core's send step gives; qstash.resty: qr.dlq_retry (the core's prepare/step over that transport). No thread pool." or nil,
 }
 
 if meta.only == "cli" then -- the notes on the nginx rows do not apply

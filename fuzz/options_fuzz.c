@@ -122,6 +122,13 @@ static void split_lines(void)
         }
         if (strncasecmp(s, "Upstash-", 8) != 0) FAIL("not an Upstash- header: '%s'", s);
     }
+    /* one header, one line: names ignore case */
+    for (i = 0; i < nlines; i++) {
+        size_t j, ni = (size_t)((const char *)memchr(lines[i].p, ':', lines[i].n) - lines[i].p);
+        for (j = i + 1; j < nlines; j++)
+            if (lines[j].n > ni && lines[j].p[ni] == ':' && strncasecmp(lines[i].p, lines[j].p, ni) == 0)
+                FAIL("header named twice: '%s' and '%s'", lines[i].p, lines[j].p);
+    }
 }
 
 /* The value of the first line named `name` (exactly), or NULL. */

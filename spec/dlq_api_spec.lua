@@ -111,6 +111,16 @@ describe("DLQ API", function()
       assert.equal(2, #srv:requests())
     end)
 
+    it("starts at the cursor given in params", function()
+      srv:script{ page({ { dlqId = "5" } }, "") }
+      local seen = {}
+      for m in client:dlq_messages{ cursor = "c-start", count = 10 } do seen[#seen + 1] = m.dlqId end
+      assert.same({ "5" }, seen)
+      local reqs = srv:requests()
+      assert.equal(1, #reqs)
+      assert.matches("cursor=c%-start", reqs[1].target)
+    end)
+
     it("validates params before the loop starts", function()
       assert.has_error(function() client:dlq_messages{ count = 0 } end)
       assert.same({}, srv:requests())

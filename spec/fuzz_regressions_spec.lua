@@ -80,4 +80,41 @@ describe("fuzz regressions", function()
     if math.type then assert.equal("integer", math.type(t[2])) end
     for _, v in pairs(t) do assert.not_equal("userdata", type(v)) end
   end)
+  describe("one header named twice, in any case, is refused instead of one of them being picked (options_fuzz)", function()
+    it("in publish headers: Content-Type and content-type", function()
+      rejected("'Content-Type' and 'content-type' name the same header", client.publish, client,
+        "https://example.com/x", "body", { headers = { ["Content-Type"] = "text/plain", ["content-type"] = "a/b" } })
+    end)
+
+    it("in forwarded headers of a DLQ retry", function()
+      rejected("'X-Tenant' and 'x-tenant' name the same header", client.dlq_retry, client,
+        "1725323658779-0", { headers = { ["X-Tenant"] = "a", ["x-tenant"] = "b" } })
+    end)
+
+    it("a name and its Upstash-Forward- form", function()
+      rejected("'Upstash-Forward-X' and 'X' name the same header", client.dlq_retry, client,
+        "1725323658779-0", { headers = { X = "a", ["Upstash-Forward-X"] = "b" } })
+    end)
+
+    it("in callback headers", function()
+      rejected("name the same header", client.publish, client, "https://example.com/x", "b",
+        { callback = "https://example.com/cb", callback_options = { headers = { A = "1", a = "2" } } })
+    end)
+
+    it("an option and a header that sends it again", function()
+      rejected("set header 'Upstash-Retries' twice", client.dlq_retry, client,
+        "1725323658779-0", { retries = 3, headers = { ["upstash-retries"] = "9" } })
+      rejected("set header 'Upstash-Delay' twice", client.publish, client, "https://example.com/x", "b",
+        { delay = "5s", headers = { ["Upstash-Delay"] = "1s" } })
+    end)
+
+    it("still sends distinct names, sorted, and an Upstash- name on its own as given", function()
+      srv:script{ { status = 201, json = { messageId = "msg_1" } } }
+      client:dlq_retry("1725323658779-0", { headers = { ["X-B"] = "2", ["X-A"] = "1", ["Upstash-Foo"] = "3" } })
+      local req = srv:requests()[1]
+      assert.same({ "1" }, server.header_values(req, "Upstash-Forward-X-A"))
+      assert.same({ "2" }, server.header_values(req, "Upstash-Forward-X-B"))
+      assert.same({ "3" }, server.header_values(req, "Upstash-Foo"))
+    end)
+  end)
 end)

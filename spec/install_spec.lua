@@ -21,7 +21,10 @@ describe_54("make install", function()
   it("puts the module, the Lua add-ons and the CLI under DESTDIR/PREFIX", function()
     for _, f in ipairs{ "/opt/qs/lib/lua/5.4/qstash.so", "/opt/qs/share/lua/5.4/qstash/cli.lua",
                         "/opt/qs/share/lua/5.4/qstash/cli/flags.lua",
-                        "/opt/qs/share/lua/5.4/qstash/resty.lua", "/opt/qs/bin/qstash-dlq" } do
+                        "/opt/qs/share/lua/5.4/qstash/resty.lua", "/opt/qs/bin/qstash-dlq",
+                        "/opt/qs/share/lua/5.4/qstash/resty/http.lua",
+                        "/opt/qs/share/lua/5.4/qstash/resty/tls.lua",
+                        "/opt/qs/share/lua/5.4/qstash/resty/driver.lua" } do
       assert.is_truthy(io.open(dest .. f), dest .. f .. " missing")
     end
   end)

@@ -100,8 +100,11 @@ describe("call:step against the recording server", function()
     local name, fname = case[1], case[2] or case[1]
     it("sends the same request for " .. name, function()
       local unpack = table.unpack or unpack
-      local args = { unpack(case, 3) }
-      local curl, step = both_ways(case.script, fname, unpack(args, 1, #case - 2))
+      -- the arguments: case[3] on, counted without # (a nil at case[2]
+      -- makes the length of a table with holes differ between interpreters)
+      local last = 2
+      for i = 3, 10 do if case[i] ~= nil then last = i end end
+      local curl, step = both_ways(case.script, fname, unpack(case, 3, last))
       assert.is_true(curl.verdict.ok, "libcurl way failed: " .. tostring(curl.verdict.message))
       assert.is_true(#curl.sent > 0)
       assert.same(curl.sent, step.sent)

@@ -421,8 +421,11 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
     lua_rawset(L, -3);
     lua_pop(L, 1);
     *(lua_Integer *)qs_newudata_t(L, sizeof(lua_Integer)) = id;
+    /* the handle keeps its client (in a table: Lua 5.1 takes only tables) */
+    lua_createtable(L, 1, 0);
     lua_pushvalue(L, cidx);
-    qs_setuv(L, -2); /* the handle keeps its client */
+    lua_rawseti(L, -2, 1);
+    qs_setuv(L, -2);
     luaL_getmetatable(L, QS_HANDLE_MT);
     lua_setmetatable(L, -2);
     /* then the job, in C only */
@@ -478,8 +481,9 @@ static qs_job *handle_job(lua_State *L, qs_client **cp)
     qs_client *c;
     qs_job *j;
     qs_getuv(L, 1);
+    lua_rawgeti(L, -1, 1);
     c = (qs_client *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     *cp = c;
     if (!c || c->closed || !c->ext) return NULL;
     for (j = ((qs_set *)c->ext)->head; j; j = j->next)

@@ -126,6 +126,25 @@ static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
 
 const qs_plan qs_plan_dlq_list = {"dlq_list", 0, build_list, absorb_list};
 
+/* With a cursor at the top: whether the `seen` set of the table at `t` holds
+ * it already; if not, it is recorded there. The stack is left as it was. */
+static int cursor_seen(lua_State *L, int t)
+{
+    int seen;
+    lua_getfield(L, t, "seen");
+    lua_pushvalue(L, -2);
+    lua_rawget(L, -2);
+    seen = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!seen) {
+        lua_pushvalue(L, -2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    return seen;
+}
+
 /* Pushes the `decode` error of a cursor seen before: following it would loop
  * for ever, sending the same requests again and again. */
 static void cursor_repeated(lua_State *L, const qs_req *r, const char *cursor)
@@ -200,22 +219,14 @@ static int messages_next(lua_State *L)
                 lua_pushboolean(L, 1);
                 lua_setfield(L, state, "done");
             } else {
-                lua_getfield(L, state, "seen");
-                lua_pushvalue(L, -2);
-                lua_rawget(L, -2);
-                if (lua_toboolean(L, -1)) {
+                if (cursor_seen(L, state)) {
                     lua_pushboolean(L, 1);
                     lua_setfield(L, state, "done");
-                    cursor_repeated(L, &k->req, lua_tostring(L, -3));
+                    cursor_repeated(L, &k->req, lua_tostring(L, -1));
                     lua_setfield(L, state, "failure");
                     lua_settop(L, 0);
                     continue;
                 }
-                lua_pop(L, 1);
-                lua_pushvalue(L, -2);
-                lua_pushboolean(L, 1);
-                lua_rawset(L, -3);
-                lua_pop(L, 1);
             }
             lua_setfield(L, state, "cursor");
             lua_settop(L, 0);
@@ -247,6 +258,16 @@ static int dlq_messages(lua_State *L, qs_client *c, const qs_args *a)
     lua_pushvalue(L, copy);
     lua_newtable(L); /* state */
     lua_newtable(L);
+    /* the first page starts at the caller's cursor, if any: seen already */
+    lua_getfield(L, copy, "cursor");
+    if (lua_type(L, -1) == LUA_TSTRING && qs_rawlen(L, -1) > 0) {
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -4, "cursor");
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    } else {
+        lua_pop(L, 1);
+    }
     lua_setfield(L, -2, "seen");
     lua_pushcclosure(L, messages_next, 3);
     return 1;
@@ -419,18 +440,10 @@ static int bulk_next(lua_State *L, qs_call *k, int uv, int page, const char *end
         lua_getfield(L, uv, "acc");
         return 0;
     }
-    lua_getfield(L, uv, "seen");
-    lua_pushvalue(L, -2);
-    lua_rawget(L, -2);
-    if (lua_toboolean(L, -1)) {
-        cursor_repeated(L, &k->req, lua_tostring(L, -3));
+    if (cursor_seen(L, uv)) {
+        cursor_repeated(L, &k->req, lua_tostring(L, -1));
         return -1;
     }
-    lua_pop(L, 1);
-    lua_pushvalue(L, -2);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
     lua_setfield(L, uv, "cursor");
     bulk_page(L, k, uv, endpoint);
     return 1;

@@ -142,14 +142,34 @@ static const char *get_method(ctx *x, int idx, const char *what, char *out)
 }
 
 typedef struct pair {
-    const char *name, *value;
-    size_t nlen, vlen;
+    const char *pre, *name, *value; /* pre: the prefix the name is sent with */
+    size_t plen, nlen, vlen;
 } pair;
 
-/* Sorted names make the header order, and so the request, deterministic. */
+/* The i-th byte of the name a pair is sent under (prefix, then name), lower-cased. */
+static int sent_byte(const pair *p, size_t i)
+{
+    int c = (unsigned char)(i < p->plen ? p->pre[i] : p->name[i - p->plen]);
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* Compares the names pairs are sent under, ignoring case as HTTP does. */
+static int cmp_sent_names(const pair *a, const pair *b)
+{
+    size_t i, na = a->plen + a->nlen, nb = b->plen + b->nlen;
+    for (i = 0; i < na && i < nb; i++) {
+        int d = sent_byte(a, i) - sent_byte(b, i);
+        if (d) return d;
+    }
+    return na < nb ? -1 : na > nb;
+}
+
+/* Sorted names make the header order, and so the request, deterministic;
+ * names equal but for case end up next to each other. */
 static int cmp_names(const void *p, const void *q)
 {
-    return strcmp(((const pair *)p)->name, ((const pair *)q)->name);
+    int d = cmp_sent_names((const pair *)p, (const pair *)q);
+    return d ? d : strcmp(((const pair *)p)->name, ((const pair *)q)->name);
 }
 
 /* headers = { Name = "value" } -> <prefix><Name>: value; names starting with
@@ -195,11 +215,18 @@ static void forward_headers(ctx *x, int idx, const char *what, const char *prefi
         pairs[i].name = lua_tolstring(L, -1, &pairs[i].nlen); /* kept alive by the copy */
         lua_rawgeti(L, copy, (int)(2 * i + 2));
         pairs[i].value = lua_tolstring(L, -1, &pairs[i].vlen);
+        pairs[i].pre = pairs[i].nlen >= 8 && strncasecmp(pairs[i].name, "Upstash-", 8) == 0 ? "" : prefix;
+        pairs[i].plen = strlen(pairs[i].pre);
         lua_pop(L, 2);
     }
     qsort(pairs, count, sizeof *pairs, cmp_names);
     for (i = 0; i < count; i++) {
         const pair *p = &pairs[i];
+        /* HTTP names ignore case: two entries for one header would leave the
+         * server to pick one of them */
+        if (i > 0 && cmp_sent_names(&pairs[i - 1], p) == 0)
+            qs_argerror(x->a, x->argidx, "option '%s': '%s' and '%s' name the same header", what,
+                        pairs[i - 1].name, p->name);
         if (top && x->mode != QS_OPTS_RETRY && strcasecmp(p->name, "Content-Type") == 0) {
             if (x->mode == QS_OPTS_PUBLISH_JSON)
                 qs_argerror(x->a, x->argidx, "publish_json always sends Content-Type: application/json");
@@ -210,9 +237,7 @@ static void forward_headers(ctx *x, int idx, const char *what, const char *prefi
             }
             continue;
         }
-        qs_opts_add_header(x->a, x->argidx, x->out,
-                           p->nlen >= 8 && strncasecmp(p->name, "Upstash-", 8) == 0 ? "" : prefix,
-                           p->name, p->nlen, p->value, p->vlen, what);
+        qs_opts_add_header(x->a, x->argidx, x->out, p->pre, p->name, p->nlen, p->value, p->vlen, what);
     }
     lua_pop(L, 2);
 }
@@ -444,11 +469,51 @@ static void put_value(ctx *x, const row *r, const char *header, const char *what
     }
 }
 
+/* Compares header lines by name, ignoring case. */
+static int cmp_line_names(const void *p, const void *q)
+{
+    const char *a = *(const char *const *)p, *b = *(const char *const *)q;
+    for (; *a != ':' && *b != ':'; a++, b++) {
+        int ca = (unsigned char)*a, cb = (unsigned char)*b;
+        if (ca >= 'A' && ca <= 'Z') ca += 32;
+        if (cb >= 'A' && cb <= 'Z') cb += 32;
+        if (ca != cb) return ca - cb;
+    }
+    return (*a != ':') - (*b != ':');
+}
+
+/* Orders header lines by name ignoring case, then as bytes. */
+static int cmp_lines(const void *p, const void *q)
+{
+    int d = cmp_line_names(p, q);
+    return d ? d : strcmp(*(const char *const *)p, *(const char *const *)q);
+}
+
+/* One header, one line: `retries` with headers = { ["Upstash-Retries"] = ... },
+ * or "X" in headers with "Upstash-Forward-X", would send two lines and
+ * leave the server to pick one. The lines from `from` on are checked. */
+static void refuse_repeated_names(const qs_args *a, int idx, const qs_buf *out, size_t from)
+{
+    const char *small[16], **lines = small;
+    size_t n = 0, i;
+    for (i = from; i < out->n; i += strlen(out->p + i) + 1) n++;
+    if (n < 2) return;
+    if (n > sizeof small / sizeof small[0]) lines = (const char **)qs_newudata(a->L, n * sizeof *lines);
+    n = 0;
+    for (i = from; i < out->n; i += strlen(out->p + i) + 1) lines[n++] = out->p + i;
+    qsort(lines, n, sizeof *lines, cmp_lines);
+    for (i = 1; i < n; i++)
+        if (cmp_line_names(&lines[i - 1], &lines[i]) == 0)
+            qs_argerror(a, idx, "the options set header '%.*s' twice (as '%.*s' too; header names ignore case)",
+                        (int)(strchr(lines[i - 1], ':') - lines[i - 1]), lines[i - 1],
+                        (int)(strchr(lines[i], ':') - lines[i]), lines[i]);
+}
+
 int qs_opts_marshal(const qs_args *a, int idx, qs_buf *out, qs_opts_mode mode)
 {
     lua_State *L = a->L;
     ctx x;
-    size_t i;
+    size_t i, from = out->n;
     int top = lua_gettop(L);
     x.a = a;
     x.argidx = idx;
@@ -485,6 +550,7 @@ int qs_opts_marshal(const qs_args *a, int idx, qs_buf *out, qs_opts_mode mode)
         const char *ct = lua_tolstring(L, x.ct, &n);
         qs_opts_add_header(a, idx, out, "", "Content-Type", 12, ct, n, "content_type");
     }
+    refuse_repeated_names(a, idx, out, from);
     lua_settop(L, top);
     return x.dedup;
 }

@@ -17,15 +17,11 @@
 #include <openssl/hmac.h>
 #include "compat.h"
 #include "config.h"
+#include "args.h"
 #include "errors.h"
+#include "response.h"
 #include "verify.h"
 
-/* Registry key of the private lua-cjson instance (cjson.new()), so that a
- * caller reconfiguring the shared `cjson` module cannot change how tokens
- * are decoded. */
-#define QS_VERIFY_CJSON "qstash.verify.cjson"
-/* Nesting limit of the private decoder (JWT claims are flat). */
-#define QS_VERIFY_MAX_DEPTH 64
 
 #define SHA256_LEN 32
 #define SHA256_B64_LEN 43 /* base64url of 32 bytes, without padding */
@@ -140,38 +136,26 @@ static void rawgetfield(lua_State *L, int idx, const char *k)
     lua_rawget(L, idx);
 }
 
-static void check_keys(lua_State *L)
+/* Arguments are numbered as the caller wrote them: the params table is #1. */
+static qs_args verify_args(lua_State *L)
 {
-    lua_pushnil(L);
-    while (lua_next(L, A_PARAMS)) {
-        size_t len;
-        const char *k;
-        int i, found = 0;
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "unexpected %s key (keys are names)",
-                                                       luaL_typename(L, -1)));
-        k = lua_tolstring(L, -1, &len);
-        for (i = 0; known_keys[i]; i++)
-            if (strlen(known_keys[i]) == len && memcmp(known_keys[i], k, len) == 0) found = 1;
-        if (!found)
-            luaL_argerror(L, A_PARAMS,
-                          lua_pushfstring(L, "unknown key '%s' (known: signature, body, url, "
-                                             "current_signing_key, next_signing_key, clock_tolerance, "
-                                             "region, dev)",
-                                          k));
-    }
+    qs_args a;
+    a.L = L;
+    a.base = A_PARAMS;
+    a.fname = "verify";
+    return a;
 }
 
 static void check_string(lua_State *L, int idx, const char *name, int required, int nonempty)
 {
+    qs_args a = verify_args(L);
     int t = lua_type(L, idx);
     if (t == LUA_TNIL && !required) return;
     if (t != LUA_TSTRING)
-        luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "field '%s' must be a %sstring (got %s)", name,
-                                                   nonempty ? "non-empty " : "", lua_typename(L, t)));
+        qs_argerror(&a, A_PARAMS, "field '%s' must be a %sstring (got %s)", name, nonempty ? "non-empty " : "",
+                    lua_typename(L, t));
     if (nonempty && qs_rawlen(L, idx) == 0)
-        luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "field '%s' must be a non-empty string", name));
+        qs_argerror(&a, A_PARAMS, "field '%s' must be a non-empty string", name);
 }
 
 static lua_Number check_tolerance(lua_State *L)
@@ -183,7 +167,10 @@ static lua_Number check_tolerance(lua_State *L)
         /* rejects negatives, NaN and infinities */
         if (n >= 0 && n - n == 0) return n;
     }
-    luaL_argerror(L, A_PARAMS, "field 'clock_tolerance' must be a finite number >= 0 (seconds)");
+    {
+        qs_args a = verify_args(L);
+        qs_argerror(&a, A_PARAMS, "field 'clock_tolerance' must be a finite number >= 0 (seconds)");
+    }
     return 0;
 }
 
@@ -265,92 +252,26 @@ static void resolve_keys(lua_State *L)
         set_keys(L, cur, next);
         return;
     }
-    if (home && region)
-        luaL_argerror(L, A_PARAMS,
-                      lua_pushfstring(L, "no signing key: pass current_signing_key and next_signing_key, "
-                                         "set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or set "
-                                         "both %s and %s (the delivery's region)", cur_name, next_name));
-    if (home)
-        luaL_argerror(L, A_PARAMS,
-                      "no signing key: pass current_signing_key and next_signing_key, set "
-                      "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or, for deliveries that "
-                      "name their region (EU_CENTRAL_1, US_EAST_1), set both "
-                      "<REGION>_QSTASH_CURRENT_SIGNING_KEY and <REGION>_QSTASH_NEXT_SIGNING_KEY");
-    luaL_argerror(L, A_PARAMS,
-                  "no signing key: pass current_signing_key and next_signing_key, or set "
-                  "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
-}
-
-/* ---- JSON (lua-cjson) --------------------------------------------------- */
-
-static void call_config(lua_State *L, const char *fn, int set_bool, int b, lua_Number n)
-{
-    lua_getfield(L, -1, fn);
-    if (lua_isfunction(L, -1)) {
-        if (set_bool) lua_pushboolean(L, b); else lua_pushnumber(L, n);
-        lua_call(L, 1, 0);
-    } else {
-        lua_pop(L, 1);
+    {
+        qs_args a = verify_args(L);
+        if (home && region)
+            qs_argerror(&a, A_PARAMS,
+                        "no signing key: pass current_signing_key and next_signing_key, set "
+                        "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or set both %s and %s "
+                        "(the delivery's region)", cur_name, next_name);
+        if (home)
+            qs_argerror(&a, A_PARAMS,
+                        "no signing key: pass current_signing_key and next_signing_key, set "
+                        "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or, for deliveries that "
+                        "name their region (EU_CENTRAL_1, US_EAST_1), set both "
+                        "<REGION>_QSTASH_CURRENT_SIGNING_KEY and <REGION>_QSTASH_NEXT_SIGNING_KEY");
+        qs_argerror(&a, A_PARAMS,
+                    "no signing key: pass current_signing_key and next_signing_key, or set "
+                    "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
     }
 }
 
-/* Pushes the private cjson instance, creating it on first use. */
-static void push_cjson(lua_State *L)
-{
-    lua_getfield(L, LUA_REGISTRYINDEX, QS_VERIFY_CJSON);
-    if (lua_istable(L, -1)) return;
-    lua_pop(L, 1);
-    lua_getglobal(L, "require");
-    if (!lua_isfunction(L, -1)) luaL_error(L, "qstash.verify: 'require' is not available to load lua-cjson");
-    lua_pushliteral(L, "cjson");
-    lua_call(L, 1, 1);
-    if (!lua_istable(L, -1)) luaL_error(L, "qstash.verify: require 'cjson' did not return a table");
-    lua_getfield(L, -1, "new");
-    if (!lua_isfunction(L, -1)) luaL_error(L, "qstash.verify: lua-cjson has no new()");
-    lua_call(L, 0, 1);
-    lua_remove(L, -2);
-    if (!lua_istable(L, -1)) luaL_error(L, "qstash.verify: cjson.new() did not return a table");
-    call_config(L, "decode_invalid_numbers", 1, 0, 0); /* no NaN, Infinity or hex */
-    call_config(L, "decode_max_depth", 0, 0, QS_VERIFY_MAX_DEPTH);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, QS_VERIFY_CJSON);
-}
-
-/* In place on a decoded table: cjson.null -> nil, integral floats -> integers
- * where the Lua version has them. Depth is bounded by the decoder's limit. */
-static void normalize(lua_State *L, int idx)
-{
-    luaL_checkstack(L, 4, "qstash.verify: JSON nesting");
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int t = lua_type(L, -1);
-        if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
-            lua_pop(L, 1);
-            lua_pushvalue(L, -1);
-            lua_pushnil(L);
-            lua_rawset(L, idx); /* clearing an existing field during lua_next is allowed */
-            continue;
-        }
-        if (t == LUA_TTABLE) {
-            normalize(L, lua_gettop(L));
-        }
-#if LUA_VERSION_NUM >= 503
-        else if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-            lua_Number n = lua_tonumber(L, -1);
-            /* [-2^63, 2^63): the range where the conversion is defined */
-            if (n >= (lua_Number)LUA_MININTEGER && n < -(lua_Number)LUA_MININTEGER) {
-                lua_Integer i = (lua_Integer)n;
-                if ((lua_Number)i == n) {
-                    lua_pushvalue(L, -2);
-                    lua_pushinteger(L, i);
-                    lua_rawset(L, idx);
-                }
-            }
-        }
-#endif
-        lua_pop(L, 1);
-    }
-}
+/* ---- JSON (lua-cjson, through the module's shared decoder) --------------- */
 
 /* Decodes the JSON text at json_idx. Pushes the normalized table and returns
  * 1 when it is a JSON object; pushes nothing and returns 0 otherwise. */
@@ -358,20 +279,14 @@ static int decode_object(lua_State *L, int json_idx)
 {
     size_t n, i = 0;
     const char *s = lua_tolstring(L, json_idx, &n);
-    int rc;
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
     if (i == n || s[i] != '{') return 0; /* arrays, scalars, empty text */
-    push_cjson(L);
-    lua_getfield(L, -1, "decode");
-    lua_remove(L, -2);
-    lua_pushvalue(L, json_idx);
-    rc = lua_pcall(L, 1, 1, 0);
-    if (rc == LUA_ERRMEM) lua_error(L);
-    if (rc != 0 || !lua_istable(L, -1)) {
+    /* the same decoder and normalisation as every response (no cjson.null,
+     * integral numbers as integers), so both read numbers alike */
+    if (qs_json_decode(L, s, n) != 0 || !lua_istable(L, -1)) {
         lua_pop(L, 1);
         return 0;
     }
-    normalize(L, lua_gettop(L));
     return 1;
 }
 
@@ -419,10 +334,12 @@ int qs_verify(lua_State *L)
     unsigned int digest_len = 0;
     char expected[SHA256_B64_LEN + 4];
 
-    luaL_checktype(L, A_PARAMS, LUA_TTABLE);
+    qs_args a = verify_args(L);
+    if (lua_type(L, A_PARAMS) != LUA_TTABLE)
+        qs_argerror(&a, A_PARAMS, "table expected, got %s", luaL_typename(L, A_PARAMS));
     lua_settop(L, A_PARAMS);
     luaL_checkstack(L, 40, "qstash.verify");
-    check_keys(L);
+    qs_check_keys(&a, A_PARAMS, A_PARAMS, "parameter", known_keys);
     rawgetfield(L, A_PARAMS, "signature");
     rawgetfield(L, A_PARAMS, "body");
     rawgetfield(L, A_PARAMS, "url");
@@ -438,8 +355,7 @@ int qs_verify(lua_State *L)
     check_string(L, A_NEXT, "next_signing_key", 0, 1);
     check_string(L, A_REGION, "region", 0, 0);
     if (!lua_isnil(L, A_DEV) && !lua_isboolean(L, A_DEV))
-        luaL_argerror(L, A_PARAMS, lua_pushfstring(L, "field 'dev' must be a boolean (got %s)",
-                                                   luaL_typename(L, A_DEV)));
+        qs_argerror(&a, A_PARAMS, "field 'dev' must be a boolean (got %s)", luaL_typename(L, A_DEV));
     tol = check_tolerance(L);
     /* before the signature: a receiver without keys fails every request */
     resolve_keys(L);

@@ -1,148 +1,52 @@
 --- qstash.resty: the QStash client for OpenResty handlers.
 --
 --   local qr = require "qstash.resty"
---   local res, err = qr.dlq_retry(id, { retries = 1 }, { token = "...", thread_pool = "qstash" })
+--   local res, err = qr.dlq_retry(id, { retries = 1 }, { token = "..." })
 --
--- The C module blocks while libcurl talks to QStash. Inside a request handler
--- (rewrite, access, content, or a ngx.timer callback) every call runs on an
--- nginx thread pool through ngx.run_worker_thread, so the worker's event loop
--- keeps serving other requests. Elsewhere (init_by_lua*, init_worker_by_lua*,
--- plain Lua, a CLI) the call is made directly. Every function returns `res`,
--- or `nil, err` for a runtime failure, like qstash.safe; `err` is the module's
--- error object in both cases. Argument errors are raised.
+-- In every phase with cosockets (rewrite, access and content handlers,
+-- ngx.timer callbacks, the ssl_* handlers) a call runs the C core's
+-- caller-driven transport over ngx.socket.tcp (qstash.resty.driver): the core
+-- builds the exact request and decides retries, waits and results; the
+-- request goes out on a keepalive cosocket and waits are ngx.sleep, so the
+-- worker keeps serving other requests meanwhile, and no thread pool is
+-- needed. In init_by_lua* and plain Lua (scripts, the CLI) the C module is
+-- called directly; any other phase raises, pointing to ngx.timer.at(0, ...).
 --
--- Only nil, booleans, numbers, strings and tables of these (without
--- metatables) can be passed: the worker thread runs its own Lua VM.
+-- Every function returns `res`, or `nil, err` for a runtime failure, like
+-- qstash.safe; `err` is the module's error object either way. Argument
+-- errors raise a string at the caller's line, before anything is sent.
+-- qr.dlq_messages returns an iterator that raises on failure.
 --
 -- The receiving side: qr.verify_request(opts) checks the Upstash-Signature of
 -- the current request (see the README, "OpenResty").
 
+local driver = require "qstash.resty.driver"
+
 local _G = _G
 local require = require
 local type = type
-local pairs = pairs
-local ipairs = ipairs
 local next = next
-local select = select
+local pairs = pairs
 local error = error
 local pcall = pcall
 local tostring = tostring
-local setmetatable = setmetatable
-local getmetatable = getmetatable
 local rawget = rawget
+local getmetatable = getmetatable
 local string_format = string.format
 local table_concat = table.concat
-local table_sort = table.sort
-local unpack = table.unpack or unpack -- luacheck: ignore 143
 local io_open = io.open
-local debug = debug
 
 local M = {}
 
 local MODULE = "qstash.resty"
-local DEFAULT_POOL = "qstash"
--- Most clients one Lua VM keeps; past it the cache is emptied and refilled.
+-- Most clients kept (one per distinct config); past it the cache is emptied.
 local MAX_CLIENTS = 32
--- Deepest nesting of an argument table (ngx_lua copies recursively).
-local MAX_DEPTH = 100
-
--- Phases where ngx.run_worker_thread may run (it must yield the caller).
-local THREAD_PHASES = {
-  rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
-}
--- Phases without a request, where blocking does not stall request handling.
-local DIRECT_PHASES = { init = true, init_worker = true, exit_worker = true }
 
 ---------------------------------------------------------------- helpers
 
 local function ngx_api()
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and type(ngx.get_phase) == "function" then return ngx end
-  return nil
-end
-
--- Canonical text of a config table: same content, same text, whatever the
--- insertion order (the key of the client cache).
-local function key_less(a, b)
-  local ta, tb = type(a), type(b)
-  if ta ~= tb then return ta < tb end
-  if ta == "boolean" then return (not a) and b end
-  return a < b
-end
-
-local function serialize(v, out)
-  local t = type(v)
-  if t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table_sort(keys, key_less)
-    out[#out + 1] = "{"
-    for _, k in ipairs(keys) do
-      serialize(k, out)
-      out[#out + 1] = "="
-      serialize(v[k], out)
-      out[#out + 1] = ";"
-    end
-    out[#out + 1] = "}"
-  elseif t == "string" then
-    out[#out + 1] = string_format("%q", v)
-  elseif t == "number" then
-    out[#out + 1] = string_format("n%.17g", v)
-  else
-    out[#out + 1] = tostring(v)
-  end
-  return out
-end
-
-local function config_key(config)
-  if config == nil then return "" end
-  return table_concat(serialize(config, {}))
-end
-
-local function plain_copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = plain_copy(x) end
-  return t
-end
-
--- lua-cjson's null (a NULL light userdata: the same value in every Lua VM
--- of the process), or false when lua-cjson is not there.
-local json_null
-local function is_json_null(v)
-  if json_null == nil then
-    local ok, cjson = pcall(require, "cjson")
-    json_null = ok and type(cjson) == "table" and cjson.null or false
-  end
-  return json_null ~= false and v == json_null
-end
-
--- Returns a description of the first value that cannot cross to a worker
--- thread, or nil. `path` names the value for the message.
-local function not_plain(v, path, depth, open)
-  local t = type(v)
-  if t == "nil" or t == "boolean" or t == "number" or t == "string" then return nil end
-  if t == "userdata" and is_json_null(v) then return nil end
-  if t ~= "table" then return path .. " is a " .. t end
-  if getmetatable(v) ~= nil then return path .. " is a table with a metatable" end
-  if open[v] then return path .. " is a table that contains itself" end
-  if depth >= MAX_DEPTH then return path .. " nests deeper than " .. MAX_DEPTH .. " tables" end
-  open[v] = true
-  for k, x in pairs(v) do
-    local kt = type(k)
-    if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then
-      open[v] = nil
-      return path .. " has a " .. kt .. " key"
-    end
-    local name = kt == "string" and k:match("^[%a_][%w_]*$") and (path .. "." .. k)
-      or (path .. "[" .. tostring(k) .. "]")
-    local bad = not_plain(x, name, depth + 1, open)
-    if bad then
-      open[v] = nil
-      return bad
-    end
-  end
-  open[v] = nil
   return nil
 end
 
@@ -159,213 +63,242 @@ local function strip_position(msg)
   return msg
 end
 
--- The module's error metatable, from the registry (set by require "qstash").
-local error_mt
-local function get_error_mt()
-  if error_mt then return error_mt end
-  require "qstash"
-  local reg = type(debug) == "table" and type(debug.getregistry) == "function"
-    and debug.getregistry() or nil
-  local mt = type(reg) == "table" and reg["qstash.error"] or nil
-  if type(mt) ~= "table" then
-    -- without the debug library: take it from an error made locally
-    local _, err = require("qstash.safe").verify{
-      signature = "x", body = "", current_signing_key = "x" }
-    mt = getmetatable(err)
+-- Raises what a direct call of the C module raised: an argument error at
+-- `level` (the caller's line), anything else as it is.
+local function raise_direct(e, level)
+  if type(e) == "string" then
+    e = strip_position(e)
+    if e:find("^bad argument #") then error(e, level + 1) end
   end
-  error_mt = mt
-  return mt
-end
-
-local function make_error(fields)
-  return setmetatable(fields, get_error_mt())
+  error(e, 0)
 end
 
 ---------------------------------------------------------------- clients
 
--- One client per distinct config in this Lua VM (the handler's VM for direct
--- calls, each worker-thread VM for calls made on the thread pool).
+-- The keys of qstash.new's config, in a fixed order: the cache key of a
+-- config is made without sorting (this runs on every call).
+local CONFIG_KEYS = {
+  "token", "base_url", "dev", "timeout", "connect_timeout", "retry", "token_in_query",
+  "user_agent", "ca_file", "proxy", "max_response_bytes",
+}
+local RETRY_KEYS = { "attempts", "base_delay", "max_delay" }
+
+local function scalar_text(v)
+  local t = type(v)
+  if t == "string" then return string_format("%q", v) end
+  if t == "number" then return string_format("n%.17g", v) end
+  if t == "nil" or t == "boolean" then return tostring(v) end
+  return nil -- not a value a config can hold: no key, qstash.new says why
+end
+
+-- The text of a flat table over `keys`, or nil when it has other keys or
+-- other values (then the config is not cached: qstash.new judges it).
+local function flat_text(t, keys, nested)
+  local out, n, found = {}, 0, 0
+  for i = 1, #keys do
+    local v = rawget(t, keys[i])
+    if v ~= nil then
+      found = found + 1
+      local s
+      if type(v) == "table" and nested and keys[i] == "retry" then
+        s = flat_text(v, RETRY_KEYS, false)
+        s = s and ("{" .. s .. "}")
+      else
+        s = scalar_text(v)
+      end
+      if not s then return nil end
+      n = n + 1
+      out[n] = keys[i] .. "=" .. s
+    end
+  end
+  local all = 0
+  for _ in next, t do all = all + 1 end
+  if all ~= found then return nil end
+  return table_concat(out, ";")
+end
+
+-- One client per distinct config in this Lua VM. The client only holds the
+-- configuration for prepare (over cosockets), or makes direct calls.
 local clients = {}
 local nclients = 0
 
-local function client_for(config)
-  local key = config_key(config)
-  local c = clients[key]
-  if c then return c end
-  local err
-  c, err = require("qstash.safe").new(config)
-  if not c then return nil, err end
-  if nclients >= MAX_CLIENTS then
-    for _, old in pairs(clients) do old:close() end
-    clients, nclients = {}, 0
+-- The number of keys of a table: OpenResty's table.nkeys (compiled by the
+-- JIT, where a loop over next would keep the calls around it from being
+-- compiled), or that loop.
+local nkeys
+do
+  local ok, f = pcall(require, "table.nkeys")
+  nkeys = ok and f or function(t)
+    local n = 0
+    for _ in next, t do n = n + 1 end
+    return n
   end
-  clients[key] = c
-  nclients = nclients + 1
-  return c
 end
 
--- Calls client:fname(...) in this VM. Returns the tags used across the
--- thread boundary: "ok", res, error_ids | "err", err | "raise", message.
--- With `cross`, error objects become plain tables (the thread boundary keeps
--- no metatables; finish() gives them back).
-local function run_here(cross, fname, config, n, ...)
-  local args = { ... }
-  local ok, res, err = pcall(function()
-    local c, cerr = client_for(config)
-    if not c then return nil, cerr end
-    local r, e = c[fname](c, unpack(args, 1, n))
-    return r, e
-  end)
-  local is_error = require("qstash.safe").is_error
+-- A handler usually passes the same config table on every call: the last
+-- client of each table, with what the table held then. A table changed in
+-- place since (a value, a key more or less, the retry table's fields) is
+-- looked up again. Written out key by key, without a loop, for the JIT.
+local by_table = setmetatable({}, { __mode = "k" })
+
+local function remember(config, client)
+  local r = rawget(config, "retry")
+  by_table[config] = {
+    client = client, n = nkeys(config),
+    token = rawget(config, "token"), base_url = rawget(config, "base_url"),
+    dev = rawget(config, "dev"), timeout = rawget(config, "timeout"),
+    connect_timeout = rawget(config, "connect_timeout"), retry = r,
+    token_in_query = rawget(config, "token_in_query"), user_agent = rawget(config, "user_agent"),
+    ca_file = rawget(config, "ca_file"), proxy = rawget(config, "proxy"),
+    max_response_bytes = rawget(config, "max_response_bytes"),
+    rn = type(r) == "table" and nkeys(r) or nil,
+    attempts = type(r) == "table" and rawget(r, "attempts") or nil,
+    base_delay = type(r) == "table" and rawget(r, "base_delay") or nil,
+    max_delay = type(r) == "table" and rawget(r, "max_delay") or nil,
+  }
+end
+
+local function unchanged(config, was)
+  if nkeys(config) ~= was.n
+     or rawget(config, "token") ~= was.token or rawget(config, "base_url") ~= was.base_url
+     or rawget(config, "dev") ~= was.dev or rawget(config, "timeout") ~= was.timeout
+     or rawget(config, "connect_timeout") ~= was.connect_timeout
+     or rawget(config, "token_in_query") ~= was.token_in_query
+     or rawget(config, "user_agent") ~= was.user_agent or rawget(config, "ca_file") ~= was.ca_file
+     or rawget(config, "proxy") ~= was.proxy or rawget(config, "max_response_bytes") ~= was.max_response_bytes then
+    return false
+  end
+  local r = rawget(config, "retry")
+  if r ~= was.retry then return false end
+  if type(r) ~= "table" then return true end
+  return nkeys(r) == was.rn and rawget(r, "attempts") == was.attempts
+    and rawget(r, "base_delay") == was.base_delay and rawget(r, "max_delay") == was.max_delay
+end
+
+-- The client for `config` (raises a config error as an argument error of
+-- fname's argument #argn at level).
+local function client_for(config, fname, argn, level)
+  local key
+  if config == nil then
+    key = ""
+  elseif type(config) ~= "table" then
+    error(argerror(argn, fname, "config must be a table or nil, got " .. type(config)), level + 1)
+  elseif getmetatable(config) == nil then
+    local was = by_table[config]
+    if was and unchanged(config, was) then return was.client end
+    key = flat_text(config, CONFIG_KEYS, true)
+  end
+  local c = key and clients[key]
+  if c then
+    if key ~= "" then remember(config, c) end
+    return c
+  end
+  local ok, made = pcall(require("qstash.safe").new, config)
   if not ok then
-    -- a raised error object would be a runtime failure; anything else is a bug
-    if is_error(res) then return "err", cross and plain_copy(res) or res end
-    return "raise", strip_position(res)
+    local msg = strip_position(made)
+    local inner = msg:match("^bad argument #1 to 'new' %((.*)%)$")
+    error(inner and argerror(argn, fname, inner) or msg, level + 1)
   end
-  if res == nil and err ~= nil then return "err", cross and plain_copy(err) or err end
-  if not cross then return "ok", res end
-  -- dlq_retry_each: results[id] holds a result or an error object
-  local error_ids
-  if type(res) == "table" and type(res.results) == "table" then
-    for id, v in pairs(res.results) do
-      if is_error(v) then
-        error_ids = error_ids or {}
-        error_ids[#error_ids + 1] = id
-      end
-    end
+  if key then
+    if nclients >= MAX_CLIENTS then clients, nclients = {}, 0 end
+    clients[key] = made
+    nclients = nclients + 1
+    if key ~= "" then remember(config, made) end
   end
-  return "ok", plain_copy(res), error_ids
-end
-
---- Runs in the worker thread's Lua VM (ngx.run_worker_thread target). Not
--- part of the public API.
-function M._run(fname, config, n, ...)
-  return run_here(true, fname, config, n, ...)
-end
-
--- Turns the tagged outcome back into `res` / `nil, err`, or raises at
--- `level` (counted from finish).
-local function finish(level, tag, a, b)
-  if tag == "ok" then
-    if b then
-      for _, id in ipairs(b) do make_error(a.results[id]) end
-    end
-    return a
-  elseif tag == "err" then
-    return nil, make_error(a)
-  end
-  error(a, level + 1)
-end
-
--- `config` without thread_pool (or nil), and the pool name.
-local function split_config(config, fname, argn)
-  if config == nil then return nil, DEFAULT_POOL end
-  if type(config) ~= "table" then
-    error(argerror(argn, fname, "config must be a table or nil, got " .. type(config)), 4)
-  end
-  local pool = config.thread_pool
-  if pool == nil then return config, DEFAULT_POOL end
-  if type(pool) ~= "string" or pool == "" then
-    error(argerror(argn, fname, "'thread_pool' must be a non-empty string"), 4)
-  end
-  local c = {}
-  for k, v in pairs(config) do
-    if k ~= "thread_pool" then c[k] = v end
-  end
-  if next(c) == nil then c = nil end
-  return c, pool
-end
-
--- The arguments of each call that precede config.
-local ARG_NAMES = {
-  dlq_retry = { "id", "opts" },
-  dlq_list = { "params" },
-  dlq_get = { "id" },
-  dlq_delete = { "id" },
-  dlq_delete_many = { "ids_or_filter" },
-  dlq_retry_many = { "ids_or_filter", "opts" },
-  publish = { "destination", "body", "opts" },
-  publish_json = { "destination", "value", "opts" },
-  dlq_retry_each = { "ids", "opts", "batch" },
-}
-
--- fname: the client method to call; its arguments, config last.
-local function call(fname, ...)
-  local names = ARG_NAMES[fname]
-  local nargs = #names
-  local config = select(nargs + 1, ...)
-  local conf, pool = split_config(config, fname, nargs + 1)
-  for i = 1, nargs + 1 do
-    local bad = not_plain((select(i, ...)), names[i] or "config", 0, {})
-    if bad then
-      error(argerror(i, fname, MODULE .. ": " .. bad .. "; only nil, booleans, numbers, "
-        .. "strings and tables of these can be passed (calls may run in a worker thread's Lua VM)"), 3)
-    end
-  end
-
-  local ngx = ngx_api()
-  local phase = ngx and ngx.get_phase()
-  if not ngx or DIRECT_PHASES[phase] then
-    -- finish=1, call=2, the API function=3, its caller=4
-    local res, err = finish(3, run_here(false, fname, conf, nargs, ...))
-    return res, err
-  end
-  if not THREAD_PHASES[phase] then
-    error(MODULE .. ": " .. fname .. " cannot run in the " .. tostring(phase) .. " phase: "
-      .. "ngx.run_worker_thread is not available there and a direct call would block the "
-      .. "nginx worker; run it from ngx.timer.at(0, ...) or a rewrite/access/content handler", 3)
-  end
-  if type(ngx.run_worker_thread) ~= "function" then
-    error(MODULE .. ": ngx.run_worker_thread is missing (it needs lua-nginx-module >= 0.10.21 "
-      .. "on Linux and nginx built with --with-threads)", 3)
-  end
-  -- the arguments before config (config crosses as `conf`, without thread_pool)
-  local args = { ... }
-  local ok, tag, a, b = ngx.run_worker_thread(pool, MODULE, "_run", fname, conf, nargs,
-    unpack(args, 1, nargs))
-  if not ok then
-    local hint = ""
-    if type(tag) == "string" and tag:find("not found", 1, true) then
-      hint = " (declare it in the main context of nginx.conf: thread_pool " .. pool .. " threads=4;)"
-    end
-    error(MODULE .. ": ngx.run_worker_thread on thread pool '" .. pool .. "' failed: "
-      .. tostring(tag) .. hint, 3)
-  end
-  local res, err = finish(3, tag, a, b)
-  return res, err
+  return made
 end
 
 ---------------------------------------------------------------- API
 
--- qr.dlq_retry(id, opts, config), qr.dlq_list(params, config), qr.dlq_get(id, config),
--- qr.dlq_delete(id, config), qr.dlq_delete_many(ids_or_filter, config),
--- qr.dlq_retry_many(ids_or_filter, opts, config), qr.publish(destination, body, opts, config),
--- qr.publish_json(destination, value, opts, config): the client method's arguments (ARG_NAMES),
--- then config; each returns res, or nil, err.
-for fname in pairs(ARG_NAMES) do
-  if fname ~= "dlq_retry_each" then
-    M[fname] = function(...)
-      -- not a tail call: the error levels in call() count this frame
-      local res, err = call(fname, ...)
-      return res, err
-    end
+-- client:fname(a, b, c) in this phase's way; `argn` is config's position.
+-- Levels: 1 = this function, 2 = the API function, 3 = its caller.
+local function call(fname, argn, config, a, b, c)
+  local mode = driver.mode(fname, 3)
+  local client = client_for(config, fname, argn, 3)
+  if mode == "cosocket" then
+    local res, err = driver.call(client, fname, 3, a, b, c)
+    return res, err
   end
+  local ok, res, err = pcall(client[fname], client, a, b, c)
+  if not ok then raise_direct(res, 3) end
+  return res, err
 end
 
---- res, err = qr.dlq_retry_each(ids, opts, batch, config)
--- batch takes `concurrency` only: on_result / on_progress are functions,
--- which cannot reach the worker thread; read res.results instead.
-function M.dlq_retry_each(ids, opts, batch, config)
-  if type(batch) == "table" then
-    for _, name in ipairs{ "on_result", "on_progress" } do
-      if batch[name] ~= nil then
-        error(argerror(3, "dlq_retry_each", MODULE .. ": batch option '" .. name
-          .. "' is not supported (functions cannot reach the worker thread); read res.results instead"), 2)
-      end
-    end
-  end
-  local res, err = call("dlq_retry_each", ids, opts, batch, config)
+--- res, err = qr.dlq_retry(id, opts, config)
+function M.dlq_retry(id, opts, config)
+  local res, err = call("dlq_retry", 3, config, id, opts)
   return res, err
+end
+
+--- page, err = qr.dlq_list(params, config)
+function M.dlq_list(params, config)
+  local res, err = call("dlq_list", 2, config, params)
+  return res, err
+end
+
+--- msg, err = qr.dlq_get(id, config)
+function M.dlq_get(id, config)
+  local res, err = call("dlq_get", 2, config, id)
+  return res, err
+end
+
+--- ok, err = qr.dlq_delete(id, config)
+function M.dlq_delete(id, config)
+  local res, err = call("dlq_delete", 2, config, id)
+  return res, err
+end
+
+--- res, err = qr.dlq_delete_many(ids_or_filter, config)
+function M.dlq_delete_many(ids_or_filter, config)
+  local res, err = call("dlq_delete_many", 2, config, ids_or_filter)
+  return res, err
+end
+
+--- res, err = qr.dlq_retry_many(ids_or_filter, opts, config)
+function M.dlq_retry_many(ids_or_filter, opts, config)
+  local res, err = call("dlq_retry_many", 3, config, ids_or_filter, opts)
+  return res, err
+end
+
+--- res, err = qr.publish(destination, body, opts, config)
+function M.publish(destination, body, opts, config)
+  local res, err = call("publish", 4, config, destination, body, opts)
+  return res, err
+end
+
+--- res, err = qr.publish_json(destination, value, opts, config)
+function M.publish_json(destination, value, opts, config)
+  local res, err = call("publish_json", 4, config, destination, value, opts)
+  return res, err
+end
+
+--- out, err = qr.dlq_retry_each(ids, opts, batch, config)
+-- -> { ok = n, failed = n, results = { [id] = res or err } }; batch:
+-- { concurrency = 32, on_result = fn(id, res, err), on_progress = fn(done, total) }
+function M.dlq_retry_each(ids, opts, batch, config)
+  local mode = driver.mode("dlq_retry_each", 2)
+  local client = client_for(config, "dlq_retry_each", 4, 2)
+  if mode == "cosocket" then
+    local res, err = driver.each(client, ids, opts, batch, 2)
+    return res, err
+  end
+  local ok, res, err = pcall(client.dlq_retry_each, client, ids, opts, batch)
+  if not ok then raise_direct(res, 2) end
+  return res, err
+end
+
+--- for msg in qr.dlq_messages(params, config) do ... end
+-- Every message across dlq_list pages; raises on failure.
+function M.dlq_messages(params, config)
+  local mode = driver.mode("dlq_messages", 2)
+  local client = client_for(config, "dlq_messages", 2, 2)
+  if mode == "cosocket" then
+    local iter = driver.messages(client, params, 2)
+    return iter
+  end
+  local ok, iter = pcall(client.dlq_messages, client, params)
+  if not ok then raise_direct(iter, 2) end
+  return iter
 end
 
 ---------------------------------------------------------------- receiving
