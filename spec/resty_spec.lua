@@ -90,6 +90,19 @@ describe("qstash.resty outside a request context", function()
       .. "did you mean 'concurrency'?)", msg, 1, true)
   end)
 
+  it("checks http_version and, over HTTP/1.1 cosockets, answers the same with any of them", function()
+    local ok, msg = pcall(qr.dlq_get, "x", { base_url = srv.url, token = "t", http_version = "3" })
+    assert.is_false(ok)
+    assert.matches("'http_version' must be \"1.1\", \"2\" or \"auto\"", msg, 1, true)
+    for _, v in ipairs({ "1.1", "2", "auto" }) do
+      srv:reset()
+      srv:script{ { json = { dlqId = "v" .. v } } }
+      local res = assert(qr.dlq_get("a", { base_url = srv.url, token = "t", retry = false, http_version = v }))
+      assert.equal("v" .. v, res.dlqId)
+      assert.equal("HTTP/1.1", srv:requests()[1].version)
+    end
+  end)
+
   it("keeps one client per config, whatever the order of its keys, reusing its connection", function()
     srv:reset()
     srv:script{ { json = { dlqId = "a" } }, { json = { dlqId = "b" } }, { json = { dlqId = "c" } } }
