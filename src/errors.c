@@ -94,7 +94,8 @@ static int hexval(char ch)
 
 /* The byte value of the escape at s (of len bytes), writing its length to
  * *n: "%XX" (either case; what a URL or a proxy's echo of one holds) or
- * "\uXXXX" below 0x100 (JSON); -1 when there is none. */
+ * a JSON "\u" escape of four hex digits naming a byte (below 0x100); -1
+ * when there is none. */
 static int escaped_byte(const char *s, size_t len, size_t *n)
 {
     if (len >= 3 && s[0] == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
