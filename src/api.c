@@ -126,29 +126,39 @@ const qs_plan *qs_api_plan(lua_State *L, const char *name)
     return p;
 }
 
-const char *qs_api_check_id(const qs_args *a, int idx, size_t *len)
+const char *qs_api_check_id_of(const qs_args *a, int idx, size_t *len, const char *what)
 {
     lua_State *L = a->L;
     size_t n, i;
     const char *id;
     if (lua_type(L, idx) != LUA_TSTRING)
-        qs_argerror(a, idx, "DLQ id must be a string, got %s", luaL_typename(L, idx));
+        qs_argerror(a, idx, "%s must be a string, got %s", what, luaL_typename(L, idx));
     id = lua_tolstring(L, idx, &n);
-    if (n == 0) qs_argerror(a, idx, "DLQ id must not be empty (that would target every message)");
+    if (n == 0) qs_argerror(a, idx, "%s must not be empty (that would target every message)", what);
     if ((n == 1 && id[0] == '.') || (n == 2 && id[0] == '.' && id[1] == '.'))
-        qs_argerror(a, idx, "DLQ id must not be '.' or '..'");
-    if (n > 512) qs_argerror(a, idx, "DLQ id is longer than 512 bytes");
+        qs_argerror(a, idx, "%s must not be '.' or '..'", what);
+    if (n > 512) qs_argerror(a, idx, "%s is longer than 512 bytes", what);
     for (i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)id[i];
-        if (ch < 0x20 || ch == 0x7f) qs_argerror(a, idx, "DLQ id must not contain control bytes");
+        if (ch < 0x20 || ch == 0x7f) qs_argerror(a, idx, "%s must not contain control bytes", what);
     }
     *len = n;
     return id;
 }
 
-void qs_api_add_id(const qs_args *a, int idx, qs_buf *out)
+const char *qs_api_check_id(const qs_args *a, int idx, size_t *len)
+{
+    return qs_api_check_id_of(a, idx, len, "DLQ id");
+}
+
+void qs_api_add_id_of(const qs_args *a, int idx, qs_buf *out, const char *what)
 {
     size_t n;
-    const char *id = qs_api_check_id(a, idx, &n);
+    const char *id = qs_api_check_id_of(a, idx, &n, what);
     if (qs_buf_add_pct(out, id, n)) luaL_error(a->L, "not enough memory");
+}
+
+void qs_api_add_id(const qs_args *a, int idx, qs_buf *out)
+{
+    qs_api_add_id_of(a, idx, out, "DLQ id");
 }

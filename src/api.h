@@ -48,4 +48,8 @@ void qs_api_add_id(const qs_args *a, int idx, qs_buf *out);
 /* The checks of qs_api_add_id alone: returns the id and its length. */
 const char *qs_api_check_id(const qs_args *a, int idx, size_t *len);
 
+/* The same for an id of another kind, named by `what` ("message id"). */
+const char *qs_api_check_id_of(const qs_args *a, int idx, size_t *len, const char *what);
+void qs_api_add_id_of(const qs_args *a, int idx, qs_buf *out, const char *what);
+
 #endif

@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include "api.h"
 #include "async.h"
+#include "each_follow.h"
 #include "call.h"
 #include "clock.h"
 #include "compat.h"
@@ -407,6 +408,9 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
     lua_Integer id;
     lua_settop(L, cb);
     k = (qs_call_new(L, c, &qs_plan_dlq_retry, a), lua_gettop(L));
+    if (qs_call_at(L, k)->follow)
+        qs_argerror(a, a->base + 1, "option 'follow' applies to dlq_retry and dlq_retry_each "
+                                    "(follow the messageId of the result with client:follow)");
     if (lua_type(L, cb) != LUA_TFUNCTION)
         qs_argerror(a, cb, "callback must be a function, got %s", luaL_typename(L, cb));
     if (!c->conf->token) {
@@ -536,6 +540,8 @@ static const char *const each_keys[] = {"concurrency", "on_result", "on_progress
 typedef struct each_state {
     size_t ok, failed, done, total;
     int quiet;   /* a callback failed: the rest are recorded, no callback runs */
+    int follow;  /* opts.follow: a retried id ends when its new message does */
+    size_t waiting; /* retried, awaiting the follow (counted in done then) */
 } each_state;
 
 /* The one callback of a batch's jobs: (index of the id, res, err).
@@ -550,6 +556,10 @@ static int each_done(lua_State *L)
     lua_pushvalue(L, 1);
     lua_pushvalue(L, ok ? 2 : 3);
     lua_rawset(L, lua_upvalueindex(3));
+    if (ok && s->follow) {
+        s->waiting++; /* its callbacks run when it is followed */
+        return 0;
+    }
     if (ok) s->ok++;
     else s->failed++;
     s->done++;
@@ -671,6 +681,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     st = (each_state *)qs_newudata(L, sizeof *st);
     memset(st, 0, sizeof *st);
     st->total = total;
+    st->follow = tk->follow;
     lua_pushvalue(L, list);
     lua_pushvalue(L, results);
     lua_pushvalue(L, on_result);
@@ -696,20 +707,20 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
 
     for (;;) {
         /* keep `concurrency` jobs of this batch in flight */
-        while (err_ref == LUA_NOREF && !c->closed && next <= total && next - 1 - st->done < concurrency) {
+        while (err_ref == LUA_NOREF && !c->closed && next <= total && next - 1 - st->done - st->waiting < concurrency) {
             lua_rawgeti(L, list, (int)next);
             add_job(L, c, &tk->req, lua_gettop(L), 0, batch, (lua_Integer)next);
             lua_pop(L, 1);
             next++;
         }
-        if (st->done >= total || c->closed) break;
+        if (st->done + st->waiting >= total || c->closed) break;
         if (err_ref != LUA_NOREF) {
             /* a callback failed: cancel the rest of the batch, record them, then report */
             qs_job *j;
             for (j = ((qs_set *)c->ext)->head; j; j = j->next)
                 if (j->batch == batch) cancel(c, j);
             st->quiet = 1;
-            while (!c->closed && st->done < next - 1) {
+            while (!c->closed && st->done + st->waiting < next - 1) {
                 int ignored = LUA_NOREF;
                 drive(L, c, cidx, 0.1, &ignored);
                 if (ignored != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ignored);
@@ -717,6 +728,18 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
             break;
         }
         drive(L, c, cidx, 1.0, &err_ref);
+    }
+    if (st->follow) {
+        qs_each_batch fb;
+        fb.list = list;
+        fb.results = results;
+        fb.on_result = on_result;
+        fb.on_progress = on_progress;
+        fb.ok = &st->ok;
+        fb.done = &st->done;
+        fb.total = total;
+        fb.err_ref = &err_ref;
+        qs_each_follow(L, c, tk, &fb);
     }
     if (!c->closed) {
         push_table(L, cidx, "batches");

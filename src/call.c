@@ -18,16 +18,20 @@ qs_call *qs_call_at(lua_State *L, int idx)
 qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a)
 {
     qs_call *k;
-    int idx, uv = 0;
+    int idx, uv = 0, stateful;
     /* arguments left out read as nil, not as the call pushed above them */
     if (lua_gettop(L) < a->base + QS_PLAN_ARGS - 1) lua_settop(L, a->base + QS_PLAN_ARGS - 1);
-    k = (qs_call *)(plan->stateful ? qs_newudata_t(L, sizeof *k) : qs_newudata(L, sizeof *k));
+    stateful = plan->stateful || (plan->wants_state && plan->wants_state(L, a));
+    /* asking may have run a metamethod that closed the client */
+    qs_client_check_open(L, c);
+    k = (qs_call *)(stateful ? qs_newudata_t(L, sizeof *k) : qs_newudata(L, sizeof *k));
     idx = lua_gettop(L);
     memset(k, 0, sizeof *k);
     k->end_ref = LUA_NOREF;
+    k->has_state = stateful;
     luaL_getmetatable(L, QS_CALL_MT);
     lua_setmetatable(L, idx);
-    if (plan->stateful) {
+    if (stateful) {
         lua_newtable(L);
         qs_setuv(L, idx);
     }
@@ -37,7 +41,7 @@ qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_a
         luaL_error(L, "not enough memory");
     k->plan = plan;
     k->state = QS_K_SEND;
-    if (plan->stateful) {
+    if (stateful) {
         qs_getuv(L, idx);
         uv = lua_gettop(L);
     }
@@ -53,7 +57,7 @@ qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_a
  * top. */
 static void add_partial(lua_State *L, const qs_call *k, int idx)
 {
-    if (!k->plan->stateful) return;
+    if (!k->has_state) return;
     qs_getuv(L, idx);
     lua_getfield(L, -1, "acc");
     lua_remove(L, -2);
@@ -78,6 +82,10 @@ qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
                 qs_result_no_token(L, &k->req);
                 return k->state = QS_K_FAILED;
             }
+            qs_req_start_clock(&k->req, qs_now());
+        } else if (k->restart) {
+            /* a poll after its wait: a request of its own, with its own time */
+            k->restart = 0;
             qs_req_start_clock(&k->req, qs_now());
         }
         if (qs_req_attempt_ms(&k->req, k->req.conf->timeout_ms, qs_now()) == 0) {
@@ -118,6 +126,7 @@ qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx)
     if (d.verb == QS_RETRY) {
         k->wait = d.wait;
         k->rate_limited = d.rate_limited;
+        k->polling = 0;
         return k->state = QS_K_WAIT;
     }
     if (d.verb == QS_FAIL) {
@@ -125,11 +134,20 @@ qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx)
         add_partial(L, k, idx);
         return k->state = QS_K_FAILED;
     }
-    if (k->plan->stateful) {
+    if (k->has_state) {
         qs_getuv(L, idx);
         uv = lua_gettop(L);
     }
     switch (k->plan->absorb(L, k, uv, k->out->status)) {
+    case 2:
+        /* the next poll, after k->wait */
+        lua_settop(L, top);
+        k->req.attempts = 0;
+        k->req.ambiguous = 0;
+        k->rate_limited = 0;
+        k->polling = 1;
+        k->restart = 1;
+        return k->state = QS_K_WAIT;
     case 1:
         /* the next page: a request of its own, with its own attempts */
         lua_settop(L, top);

@@ -33,9 +33,13 @@ typedef struct qs_plan {
      * the client. */
     void (*build)(lua_State *L, qs_call *k, const qs_args *a, int uv);
     /* After a successful attempt (status 200-202): 1 when another request
-     * follows (k->req was given its target), 0 when the result is complete
-     * and pushed, -1 when an error is pushed. */
+     * follows at once (k->req was given its target), 2 when it follows
+     * after k->wait seconds (a poll: "wait", why "poll"), 0 when the result
+     * is complete and pushed, -1 when an error is pushed. */
     int (*absorb)(lua_State *L, qs_call *k, int uv, long status);
+    /* Optional, for plans that need Lua state only for some arguments
+     * (dlq_retry with `follow`): whether this call gets a state table. */
+    int (*wants_state)(lua_State *L, const qs_args *a);
 } qs_plan;
 
 typedef enum {
@@ -53,6 +57,14 @@ struct qs_call {
     int started;             /* the first request was checked (token) */
     double wait;             /* QS_K_WAIT: seconds */
     int rate_limited;        /* QS_K_WAIT: after a 429 */
+    int polling;             /* QS_K_WAIT: between two polls of a follow */
+    int restart;             /* the next send is a new request: its clock starts then */
+    int has_state;           /* the call has a state table (its user value) */
+    int follow;              /* follow the new message (dlq_retry's `follow`) */
+    double follow_timeout;   /* seconds: how long a follow waits in all */
+    double follow_interval;  /* seconds between two polls */
+    double follow_cap;       /* monotonic seconds: no poll starts after it */
+    int phase;               /* the plan's own phase (follow: retry, logs, dlq lookup) */
     qs_outcome *out;         /* how the last attempt ended (C memory: it is large, and no
                                 business of the collector's) */
     size_t page;             /* the plan's own counter (ids sent so far, pages) */

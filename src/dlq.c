@@ -9,6 +9,9 @@
 #include "dlq.h"
 #include "errors.h"
 #include "filters.h"
+#include "logs.h"
+#include "pages.h"
+#include "plan.h"
 #include "options.h"
 #include "response.h"
 #include "result.h"
@@ -16,74 +19,39 @@
 
 #define BULK_MAX 100
 
-static void oom(lua_State *L)
-{
-    luaL_error(L, "not enough memory");
-}
-
-/* Sets the call's URL from the target built in k->req.target. */
-static void target_done(lua_State *L, qs_call *k)
-{
-    if (qs_req_set_target(&k->req, k->req.target.p, k->req.target.n)) oom(L);
-}
-
-static void start_target(lua_State *L, qs_call *k, const char *path)
-{
-    qs_buf_clear(&k->req.target);
-    if (qs_buf_adds(&k->req.target, path)) oom(L);
-}
-
-/* Drops a '?' with nothing after it. */
-static void end_query(qs_buf *q)
-{
-    if (q->n > 0 && q->p[q->n - 1] == '?') q->p[--q->n] = '\0';
-}
-
-/* Decodes a JSON object, or pushes a decode error. 1 / 0. */
-static int json_object(lua_State *L, qs_call *k, long status)
-{
-    if (!qs_result_json(L, &k->req, status)) return 0;
-    if (lua_type(L, -1) == LUA_TTABLE) return 1;
-    lua_pop(L, 1);
-    qs_result_shape_error(L, &k->req, status, "expected a JSON object");
-    return 0;
-}
-
-/* Replaces an empty cursor (QStash's "no more pages") by nil in the result at the top. */
-static void normalise_cursor(lua_State *L)
-{
-    lua_getfield(L, -1, "cursor");
-    if ((lua_type(L, -1) == LUA_TSTRING && qs_rawlen(L, -1) == 0) ||
-        (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)) {
-        lua_pushnil(L);
-        lua_setfield(L, -3, "cursor");
-    }
-    lua_pop(L, 1);
-}
-
 /* ---- dlq_retry ---------------------------------------------------------- */
 
-/* client:dlq_retry(id, opts) -> { messageId = ..., deduplicated = false } */
+/* client:dlq_retry(id, opts) -> { messageId = ..., deduplicated = false }
+ * (with opts.follow, and `delivery` = what following the new message saw) */
 static void build_retry(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
-    (void)uv;
+    int o = a->base + 1;
     k->req.method = "POST";
     /* A DLQ entry is consumed once: after an unknown outcome a repeat either
      * succeeds or answers 404, which is reported as ambiguous. */
     k->req.resend_ok = 1;
-    start_target(L, k, "/v2/dlq/retry/");
+    qs_plan_start_target(L, k, "/v2/dlq/retry/");
     qs_api_add_id(a, a->base, &k->req.target);
-    qs_opts_marshal(a, a->base + 1, &k->req.headers, QS_OPTS_RETRY);
-    target_done(L, k);
+    qs_opts_marshal(a, o, &k->req.headers, QS_OPTS_RETRY);
+    qs_plan_target_done(L, k);
+    if (lua_type(L, o) == LUA_TTABLE) {
+        lua_getfield(L, o, "follow");
+        if (!lua_isnil(L, -1)) {
+            qs_follow_config(a, o, lua_gettop(L), k);
+            /* an __index that answers differently on each read */
+            if (k->follow && !uv) qs_argerror(a, o, "option 'follow' changed while the options were read");
+        }
+        lua_pop(L, 1);
+    }
 }
 
 static int absorb_retry(lua_State *L, qs_call *k, int uv, long status)
 {
-    (void)uv;
+    if (k->follow) return qs_follow_retry_absorb(L, k, uv, status);
     return qs_result_publish(L, &k->req, status) ? 0 : -1;
 }
 
-const qs_plan qs_plan_dlq_retry = {"dlq_retry", 0, build_retry, absorb_retry};
+const qs_plan qs_plan_dlq_retry = {"dlq_retry", 0, build_retry, absorb_retry, qs_follow_wants_state};
 
 /* ---- dlq_list, dlq_messages -------------------------------------------- */
 
@@ -94,20 +62,19 @@ static void build_list(lua_State *L, qs_call *k, const qs_args *a, int uv)
     (void)uv;
     k->req.method = "GET";
     k->req.resend_ok = 1;
-    start_target(L, k, "/v2/dlq?");
+    qs_plan_start_target(L, k, "/v2/dlq?");
     if (!lua_isnoneornil(L, p)) {
         if (lua_type(L, p) != LUA_TTABLE)
             qs_argerror(a, p, "params must be a table, got %s", luaL_typename(L, p));
-        qs_filters_marshal(a, p, p, &k->req.target, 1);
+        qs_filters_marshal(a, p, p, &k->req.target, QS_FSET_DLQ_LIST);
     }
-    end_query(&k->req.target);
-    target_done(L, k);
+    qs_plan_target_done(L, k);
 }
 
 static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
 {
     (void)uv;
-    if (!json_object(L, k, status)) return -1;
+    if (!qs_plan_json_object(L, k, status)) return -1;
     lua_getfield(L, -1, "messages");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -120,157 +87,19 @@ static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
     } else {
         lua_pop(L, 1);
     }
-    normalise_cursor(L);
+    qs_pages_normalise_cursor(L);
     return 0;
 }
 
-const qs_plan qs_plan_dlq_list = {"dlq_list", 0, build_list, absorb_list};
+const qs_plan qs_plan_dlq_list = {"dlq_list", 0, build_list, absorb_list, NULL};
 
-/* With a cursor at the top: whether the `seen` set of the table at `t` holds
- * it already; if not, it is recorded there. The stack is left as it was. */
-static int cursor_seen(lua_State *L, int t)
-{
-    int seen;
-    lua_getfield(L, t, "seen");
-    lua_pushvalue(L, -2);
-    lua_rawget(L, -2);
-    seen = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (!seen) {
-        lua_pushvalue(L, -2);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, -3);
-    }
-    lua_pop(L, 1);
-    return seen;
-}
-
-/* Pushes the `decode` error of a cursor seen before: following it would loop
- * for ever, sending the same requests again and again. */
-static void cursor_repeated(lua_State *L, const qs_req *r, const char *cursor)
-{
-    qs_result_shape_error(L, r, 200, "the cursor repeated an earlier one: stopping, since following "
-                                     "it would loop for ever");
-    lua_pushstring(L, cursor);
-    lua_setfield(L, -2, "cursor");
-}
-
-/* The iterator of dlq_messages: upvalues client, params (a private copy),
- * state { page = messages, i = index, cursor = next or nil, done = bool,
- * seen = { [cursor] = true }, failure = the error raised once the page is
- * done }. It raises on failure in both variants: a nil
- * would silently end the loop. */
-static int messages_next(lua_State *L)
-{
-    qs_client *c = qs_client_check(L, lua_upvalueindex(1));
-    int state = lua_upvalueindex(3);
-    for (;;) {
-        lua_Integer i;
-        lua_getfield(L, state, "i");
-        i = (lua_Integer)lua_tonumber(L, -1) + 1;
-        lua_pop(L, 1);
-        lua_getfield(L, state, "page");
-        if (lua_type(L, -1) == LUA_TTABLE) {
-            lua_rawgeti(L, -1, (int)i);
-            if (!lua_isnil(L, -1)) {
-                qs_pushint(L, i);
-                lua_setfield(L, state, "i");
-                return 1;
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, state, "done");
-        if (lua_toboolean(L, -1)) {
-            /* a repeated cursor ends the loop, after the messages of its page */
-            lua_getfield(L, state, "failure");
-            if (!lua_isnil(L, -1)) return lua_error(L);
-            return 0;
-        }
-        lua_pop(L, 1);
-        /* the next page: the params with the cursor */
-        {
-            qs_args a;
-            qs_call *k;
-            int params, page;
-            lua_settop(L, 0);
-            lua_newtable(L);
-            params = lua_gettop(L);
-            lua_pushnil(L);
-            while (lua_next(L, lua_upvalueindex(2))) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, params);
-            }
-            lua_getfield(L, state, "cursor");
-            lua_setfield(L, params, "cursor");
-            a.L = L;
-            a.base = params;
-            a.fname = "dlq_messages";
-            k = qs_call_new(L, c, &qs_plan_dlq_list, &a);
-            if (!qs_sync_run(L, c, k, lua_gettop(L))) return lua_error(L);
-            page = lua_gettop(L);
-            lua_getfield(L, page, "messages");
-            lua_setfield(L, state, "page");
-            qs_pushint(L, 0);
-            lua_setfield(L, state, "i");
-            lua_getfield(L, page, "cursor");
-            if (lua_isnil(L, -1)) {
-                lua_pushboolean(L, 1);
-                lua_setfield(L, state, "done");
-            } else {
-                if (cursor_seen(L, state)) {
-                    lua_pushboolean(L, 1);
-                    lua_setfield(L, state, "done");
-                    cursor_repeated(L, &k->req, lua_tostring(L, -1));
-                    lua_setfield(L, state, "failure");
-                    lua_settop(L, 0);
-                    continue;
-                }
-            }
-            lua_setfield(L, state, "cursor");
-            lua_settop(L, 0);
-        }
-    }
-}
+static const qs_pager dlq_pager = {&qs_plan_dlq_list, "messages", QS_FSET_DLQ_LIST};
 
 /* client:dlq_messages(params) -> iterator over every message across pages */
 static int dlq_messages(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int pidx = a->base, copy;
     (void)c;
-    lua_newtable(L); /* private copy of params */
-    copy = lua_gettop(L);
-    if (!lua_isnoneornil(L, pidx)) {
-        if (lua_type(L, pidx) != LUA_TTABLE)
-            qs_argerror(a, pidx, "params must be a table, got %s", luaL_typename(L, pidx));
-        lua_pushnil(L);
-        while (lua_next(L, pidx)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_settable(L, copy);
-        }
-        /* validated now, before the loop starts */
-        qs_filters_marshal(a, pidx, copy, qs_api_scratch(L), 1);
-        lua_pop(L, 1);
-    }
-    lua_pushvalue(L, a->base - 1); /* the client */
-    lua_pushvalue(L, copy);
-    lua_newtable(L); /* state */
-    lua_newtable(L);
-    /* the first page starts at the caller's cursor, if any: seen already */
-    lua_getfield(L, copy, "cursor");
-    if (lua_type(L, -1) == LUA_TSTRING && qs_rawlen(L, -1) > 0) {
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -4, "cursor");
-        lua_pushboolean(L, 1);
-        lua_rawset(L, -3);
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_setfield(L, -2, "seen");
-    lua_pushcclosure(L, messages_next, 3);
-    return 1;
+    return qs_pages_iterate(L, a, &dlq_pager);
 }
 
 /* ---- dlq_get, dlq_delete ------------------------------------------------ */
@@ -280,9 +109,9 @@ static void build_by_id(lua_State *L, qs_call *k, const qs_args *a, const char *
     k->req.method = method;
     /* reading twice is harmless; deleting twice answers 404, reported as ambiguous */
     k->req.resend_ok = 1;
-    start_target(L, k, "/v2/dlq/");
+    qs_plan_start_target(L, k, "/v2/dlq/");
     qs_api_add_id(a, a->base, &k->req.target);
-    target_done(L, k);
+    qs_plan_target_done(L, k);
 }
 
 /* client:dlq_get(id) -> the DLQ message */
@@ -295,10 +124,10 @@ static void build_get(lua_State *L, qs_call *k, const qs_args *a, int uv)
 static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
 {
     (void)uv;
-    return json_object(L, k, status) ? 0 : -1;
+    return qs_plan_json_object(L, k, status) ? 0 : -1;
 }
 
-const qs_plan qs_plan_dlq_get = {"dlq_get", 0, build_get, absorb_get};
+const qs_plan qs_plan_dlq_get = {"dlq_get", 0, build_get, absorb_get, NULL};
 
 /* client:dlq_delete(id) -> true (the answer has no body) */
 static void build_delete(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -316,21 +145,18 @@ static int absorb_delete(lua_State *L, qs_call *k, int uv, long status)
     return 0;
 }
 
-const qs_plan qs_plan_dlq_delete = {"dlq_delete", 0, build_delete, absorb_delete};
+const qs_plan qs_plan_dlq_delete = {"dlq_delete", 0, build_delete, absorb_delete, NULL};
 
 /* ---- dlq_delete_many, dlq_retry_many ------------------------------------ */
 
-/* Reads what a bulk call targets into the call's state (uv): explicit ids
- * (a private copy in uv.ids) or a filter (its query in uv.filter). */
-static void bulk_target(lua_State *L, const qs_args *a, int uv)
+void qs_bulk_target(lua_State *L, const qs_args *a, int uv, const qs_bulk *b)
 {
     int idx = a->base;
     size_t n;
     if (lua_type(L, idx) == LUA_TSTRING)
-        qs_argerror(a, idx, "expected an array of DLQ ids or a filter table (use dlq_%s for one id)",
-                    strstr(a->fname, "delete") ? "delete" : "retry");
+        qs_argerror(a, idx, "expected an array of %ss or a filter table (use %s for one id)", b->id_what, b->one);
     if (lua_type(L, idx) != LUA_TTABLE)
-        qs_argerror(a, idx, "expected an array of DLQ ids or a filter table, got %s", luaL_typename(L, idx));
+        qs_argerror(a, idx, "expected an array of %ss or a filter table, got %s", b->id_what, luaL_typename(L, idx));
     n = qs_rawlen(L, idx);
     if (n > 0) {
         size_t i, count = 0;
@@ -345,12 +171,12 @@ static void bulk_target(lua_State *L, const qs_args *a, int uv)
             size_t len;
             int top = lua_gettop(L);
             lua_rawgeti(L, idx, (int)i);
-            if (lua_type(L, -1) != LUA_TSTRING) qs_argerror(a, idx, "DLQ id #%d is not a string", (int)i);
+            if (lua_type(L, -1) != LUA_TSTRING) qs_argerror(a, idx, "%s #%d is not a string", b->id_what, (int)i);
             /* the same checks as a single id; messages name the list argument */
             {
                 qs_args la = *a;
                 la.base = a->base + (top + 1 - idx);
-                qs_api_check_id(&la, top + 1, &len);
+                qs_api_check_id_of(&la, top + 1, &len, b->id_what);
             }
             lua_rawseti(L, top, (int)i);
         }
@@ -369,7 +195,7 @@ static void bulk_target(lua_State *L, const qs_args *a, int uv)
             qs_argerror(a, idx, "'all' must be a boolean");
         all = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        written = qs_filters_marshal(a, idx, idx, q, 0);
+        written = qs_filters_marshal(a, idx, idx, q, b->filter_set);
         if (all && written) qs_argerror(a, idx, "'all = true' cannot be combined with filters");
         if (!all && !written)
             qs_argerror(a, idx, "no filter given: pass { all = true } to target every message");
@@ -384,8 +210,8 @@ static void bulk_target(lua_State *L, const qs_args *a, int uv)
 static void bulk_page(lua_State *L, qs_call *k, int uv, const char *endpoint)
 {
     qs_buf *t = &k->req.target;
-    start_target(L, k, endpoint);
-    if (qs_buf_addc(t, '?')) oom(L);
+    qs_plan_start_target(L, k, endpoint);
+    if (qs_buf_addc(t, '?')) qs_plan_oom(L);
     lua_getfield(L, uv, "ids");
     if (lua_type(L, -1) == LUA_TTABLE) {
         size_t n = qs_rawlen(L, -1), i, to = k->page + BULK_MAX;
@@ -404,7 +230,7 @@ static void bulk_page(lua_State *L, qs_call *k, int uv, const char *endpoint)
         const char *f;
         lua_getfield(L, uv, "filter");
         f = lua_tolstring(L, -1, &len);
-        if (qs_buf_add(t, f, len)) oom(L);
+        if (qs_buf_add(t, f, len)) qs_plan_oom(L);
         qs_query_add(L, t, "count", "100", 3);
         lua_getfield(L, uv, "cursor");
         if (lua_type(L, -1) == LUA_TSTRING) {
@@ -415,7 +241,7 @@ static void bulk_page(lua_State *L, qs_call *k, int uv, const char *endpoint)
         k->page++;
     }
     lua_pop(L, 1);
-    target_done(L, k);
+    qs_plan_target_done(L, k);
 }
 
 /* After a page: another (1, target set) or the end (0, acc pushed); a
@@ -434,14 +260,14 @@ static int bulk_next(lua_State *L, qs_call *k, int uv, int page, const char *end
         return 0;
     }
     lua_pop(L, 1);
-    normalise_cursor(L);
+    qs_pages_normalise_cursor(L);
     lua_getfield(L, page, "cursor");
     if (lua_isnil(L, -1)) {
         lua_getfield(L, uv, "acc");
         return 0;
     }
-    if (cursor_seen(L, uv)) {
-        cursor_repeated(L, &k->req, lua_tostring(L, -1));
+    if (qs_pages_cursor_seen(L, uv)) {
+        qs_pages_cursor_repeated(L, &k->req, lua_tostring(L, -1));
         return -1;
     }
     lua_setfield(L, uv, "cursor");
@@ -449,12 +275,15 @@ static int bulk_next(lua_State *L, qs_call *k, int uv, int page, const char *end
     return 1;
 }
 
+static const qs_bulk dlq_bulk_delete = {"DLQ id", "dlq_delete", QS_FSET_DLQ_BULK};
+static const qs_bulk dlq_bulk_retry = {"DLQ id", "dlq_retry", QS_FSET_DLQ_BULK};
+
 static void bulk_build(lua_State *L, qs_call *k, const qs_args *a, int uv, const char *method,
                        const char *endpoint)
 {
     k->req.method = method;
     k->req.resend_ok = 1;
-    bulk_target(L, a, uv);
+    qs_bulk_target(L, a, uv, strcmp(method, "DELETE") == 0 ? &dlq_bulk_delete : &dlq_bulk_retry);
     lua_newtable(L);
     lua_setfield(L, uv, "seen");
     bulk_page(L, k, uv, endpoint);
@@ -475,7 +304,7 @@ static int absorb_delete_many(lua_State *L, qs_call *k, int uv, long status)
 {
     int page;
     lua_Number total;
-    if (!json_object(L, k, status)) return -1;
+    if (!qs_plan_json_object(L, k, status)) return -1;
     page = lua_gettop(L);
     lua_getfield(L, uv, "acc");
     lua_getfield(L, -1, "deleted");
@@ -489,11 +318,18 @@ static int absorb_delete_many(lua_State *L, qs_call *k, int uv, long status)
     return bulk_next(L, k, uv, page, "/v2/dlq");
 }
 
-const qs_plan qs_plan_dlq_delete_many = {"dlq_delete_many", 1, build_delete_many, absorb_delete_many};
+const qs_plan qs_plan_dlq_delete_many = {"dlq_delete_many", 1, build_delete_many, absorb_delete_many, NULL};
 
 /* client:dlq_retry_many(ids_or_filter, opts) -> { responses = {...} } */
 static void build_retry_many(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
+    if (lua_type(L, a->base + 1) == LUA_TTABLE) {
+        lua_getfield(L, a->base + 1, "follow");
+        if (!lua_isnil(L, -1))
+            qs_argerror(a, a->base + 1, "option 'follow' applies to dlq_retry and dlq_retry_each "
+                                        "(follow_many takes the messageIds of the responses)");
+        lua_pop(L, 1);
+    }
     qs_opts_marshal(a, a->base + 1, &k->req.headers, QS_OPTS_RETRY);
     bulk_build(L, k, a, uv, "POST", "/v2/dlq/retry");
     lua_createtable(L, 0, 1);
@@ -506,7 +342,7 @@ static int absorb_retry_many(lua_State *L, qs_call *k, int uv, long status)
 {
     int page;
     size_t n, m, i;
-    if (!json_object(L, k, status)) return -1;
+    if (!qs_plan_json_object(L, k, status)) return -1;
     page = lua_gettop(L);
     lua_getfield(L, uv, "acc");
     lua_getfield(L, -1, "responses");
@@ -524,7 +360,7 @@ static int absorb_retry_many(lua_State *L, qs_call *k, int uv, long status)
     return bulk_next(L, k, uv, page, "/v2/dlq/retry");
 }
 
-const qs_plan qs_plan_dlq_retry_many = {"dlq_retry_many", 1, build_retry_many, absorb_retry_many};
+const qs_plan qs_plan_dlq_retry_many = {"dlq_retry_many", 1, build_retry_many, absorb_retry_many, NULL};
 
 const qs_api qs_dlq_apis[] = {
     {"dlq_retry", NULL, &qs_plan_dlq_retry},

@@ -7,39 +7,63 @@
 #include "compat.h"
 #include "filters.h"
 
-typedef enum { F_STRING, F_STRINGS, F_MS, F_STATUSES, F_COUNT, F_CURSOR } ftype;
+typedef enum { F_STRING, F_STRINGS, F_MS, F_STATUSES, F_STATE, F_COUNT, F_CURSOR, F_ALL } ftype;
+
+/* The endpoints a row applies to (bits of qs_filter_set). */
+#define BULK (1u << QS_FSET_DLQ_BULK)
+#define LIST (1u << QS_FSET_DLQ_LIST)
+#define LOGS (1u << QS_FSET_LOGS)
+#define CANCEL (1u << QS_FSET_CANCEL)
+#define DLQ (BULK | LIST)
+#define EVERY (DLQ | LOGS | CANCEL)
 
 typedef struct filter {
     const char *key;   /* Lua name */
     const char *param; /* query parameter */
     ftype type;
+    unsigned sets;
 } filter;
 
 static const filter filters[] = {
-    {"message_id", "messageId", F_STRING},
-    {"url", "url", F_STRINGS},
-    {"url_group", "topicName", F_STRINGS},
-    {"schedule_id", "scheduleId", F_STRINGS},
-    {"queue_name", "queueName", F_STRINGS},
-    {"from_date", "fromDate", F_MS},
-    {"to_date", "toDate", F_MS},
-    {"response_status", "responseStatus", F_STATUSES},
-    {"caller_ip", "callerIp", F_STRINGS},
-    {"label", "label", F_STRINGS},
-    {"flow_control_key", "flowControlKey", F_STRINGS},
-    {"dlq_ids", "dlqIds", F_STRINGS},
-    {"count", "count", F_COUNT},
-    {"cursor", "cursor", F_CURSOR},
-    {NULL, NULL, F_STRING},
+    {"message_id", "messageId", F_STRING, DLQ | LOGS},
+    {"message_ids", "messageIds", F_STRINGS, LOGS},
+    {"state", "state", F_STATE, LOGS},
+    {"url", "url", F_STRINGS, EVERY},
+    {"url_group", "topicName", F_STRINGS, EVERY},
+    {"schedule_id", "scheduleId", F_STRINGS, EVERY},
+    {"queue_name", "queueName", F_STRINGS, EVERY},
+    {"from_date", "fromDate", F_MS, EVERY},
+    {"to_date", "toDate", F_MS, EVERY},
+    {"response_status", "responseStatus", F_STATUSES, DLQ},
+    {"caller_ip", "callerIp", F_STRINGS, EVERY},
+    {"label", "label", F_STRINGS, EVERY},
+    {"flow_control_key", "flowControlKey", F_STRINGS, EVERY},
+    {"host", "host", F_STRINGS, LOGS | CANCEL},
+    {"path", "path", F_STRINGS, LOGS | CANCEL},
+    {"dlq_ids", "dlqIds", F_STRINGS, DLQ},
+    {"count", "count", F_COUNT, LIST | LOGS},
+    {"cursor", "cursor", F_CURSOR, LIST | LOGS},
+    {"all", NULL, F_ALL, BULK | CANCEL},
+    {NULL, NULL, F_STRING, 0},
 };
 
-static const char *const paging_keys[] = {
-    "message_id", "url", "url_group", "schedule_id", "queue_name", "from_date", "to_date",
-    "response_status", "caller_ip", "label", "flow_control_key", "dlq_ids", "count", "cursor",
-    NULL};
-static const char *const bulk_keys[] = {
-    "message_id", "url", "url_group", "schedule_id", "queue_name", "from_date", "to_date",
-    "response_status", "caller_ip", "label", "flow_control_key", "dlq_ids", "all", NULL};
+#define MAX_FILTERS (sizeof filters / sizeof filters[0])
+
+/* QStash's page size limits: 100 for the DLQ (OpenAPI), 1000 for the logs
+ * (qstash-js LogsRequest: "Max 1000"). */
+static double count_max(int set)
+{
+    return set == QS_FSET_LOGS ? 1000 : 100;
+}
+
+const char *const qs_log_states[] = {"CREATED", "ACTIVE", "RETRY", "ERROR", "IN_PROGRESS", "DELIVERED",
+                                     "FAILED", "CANCEL_REQUESTED", "CANCELLED", NULL};
+
+int qs_log_state_final(const char *state)
+{
+    return state && (strcmp(state, "DELIVERED") == 0 || strcmp(state, "FAILED") == 0 ||
+                     strcmp(state, "CANCELLED") == 0);
+}
 
 void qs_query_add(lua_State *L, qs_buf *out, const char *key, const char *value, size_t len)
 {
@@ -74,15 +98,34 @@ bad:
     return qs_argerror(a, argidx, "filter '%s' must be an integer from %.0f to %.0f", f->key, lo, hi);
 }
 
-int qs_filters_marshal(const qs_args *a, int argidx, int idx, qs_buf *out, int paging)
+static void add_state(const qs_args *a, int argidx, qs_buf *out, const filter *f, int vidx)
+{
+    const char *const *s;
+    const char *v = lua_type(a->L, vidx) == LUA_TSTRING ? lua_tostring(a->L, vidx) : NULL;
+    for (s = qs_log_states; v && *s; s++)
+        if (strcmp(*s, v) == 0) {
+            qs_query_add(a->L, out, f->param, v, strlen(v));
+            return;
+        }
+    qs_argerror(a, argidx, "filter 'state' must be one of CREATED, ACTIVE, RETRY, ERROR, IN_PROGRESS, "
+                           "DELIVERED, FAILED, CANCEL_REQUESTED, CANCELLED");
+}
+
+int qs_filters_marshal(const qs_args *a, int argidx, int idx, qs_buf *out, int set)
 {
     lua_State *L = a->L;
     const filter *f;
+    const char *known[MAX_FILTERS];
+    size_t nk = 0;
     int written = 0;
     char num[32];
-    qs_check_keys(a, argidx, idx, "filter", paging ? paging_keys : bulk_keys);
+    for (f = filters; f->key; f++)
+        if (f->sets & (1u << set)) known[nk++] = f->key;
+    known[nk] = NULL;
+    qs_check_keys(a, argidx, idx, "filter", known);
     for (f = filters; f->key; f++) {
         int v;
+        if (!(f->sets & (1u << set)) || f->type == F_ALL) continue;
         lua_getfield(L, idx, f->key);
         v = lua_gettop(L);
         if (lua_isnil(L, v)) {
@@ -123,8 +166,14 @@ int qs_filters_marshal(const qs_args *a, int argidx, int idx, qs_buf *out, int p
             qs_query_add(L, out, f->param, num, strlen(num));
             written++;
             break;
+        case F_STATE:
+            add_state(a, argidx, out, f, v);
+            written++;
+            break;
+        case F_ALL:
+            break;
         case F_COUNT:
-            snprintf(num, sizeof num, "%lld", get_int(a, argidx, f, v, 1, 100));
+            snprintf(num, sizeof num, "%lld", get_int(a, argidx, f, v, 1, count_max(set)));
             qs_query_add(L, out, f->param, num, strlen(num));
             break;
         case F_CURSOR:

@@ -466,6 +466,12 @@ static void put_value(ctx *x, const row *r, const char *header, const char *what
     case QS_OPT_HEADERS:
         forward_headers(x, v, what, header, top);
         break;
+    case QS_OPT_FOLLOW:
+        /* read by the plan (dlq_retry); it sends nothing */
+        if (x->mode != QS_OPTS_RETRY) qs_argerror(x->a, x->argidx, "option 'follow' applies to dlq_retry only");
+        if (lua_type(L, v) != LUA_TBOOLEAN && lua_type(L, v) != LUA_TTABLE)
+            qs_argerror(x->a, x->argidx, "option 'follow' must be true or a table { timeout = s, interval = s }");
+        break;
     }
 }
 

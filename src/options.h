@@ -20,7 +20,8 @@ typedef enum {
     QS_OPT_LABEL,        /* string or array of strings, comma-joined */
     QS_OPT_REDACT,       /* {body = true, header = true or {names}} */
     QS_OPT_CONTENT_TYPE, /* publish only: the body's Content-Type */
-    QS_OPT_HEADERS       /* {Name = "value"} forwarded with the header as prefix */
+    QS_OPT_HEADERS,      /* {Name = "value"} forwarded with the header as prefix */
+    QS_OPT_FOLLOW        /* dlq_retry only: no header; follow the new message (logs.c) */
 } qs_opt_kind;
 
 /* The options table: key, header (a prefix for CALLBACK and HEADERS), kind.
@@ -43,7 +44,8 @@ typedef enum {
     X("label", "Upstash-Label", QS_OPT_LABEL)                                          \
     X("redact", "Upstash-Redact-Fields", QS_OPT_REDACT)                                \
     X("content_type", "Content-Type", QS_OPT_CONTENT_TYPE)                             \
-    X("headers", "Upstash-Forward-", QS_OPT_HEADERS)
+    X("headers", "Upstash-Forward-", QS_OPT_HEADERS)                                   \
+    X("follow", "", QS_OPT_FOLLOW)
 
 /* callback_options / failure_callback_options: the header is a suffix of the
  * family ("Upstash-Callback" + "-Method"). */

@@ -100,8 +100,8 @@ static int absorb_publish(lua_State *L, qs_call *k, int uv, long status)
     return -1;
 }
 
-static const qs_plan publish_plan = {"publish", 0, build_raw, absorb_publish};
-static const qs_plan publish_json_plan = {"publish_json", 0, build_json, absorb_publish};
+static const qs_plan publish_plan = {"publish", 0, build_raw, absorb_publish, NULL};
+static const qs_plan publish_json_plan = {"publish_json", 0, build_json, absorb_publish, NULL};
 
 const qs_api qs_publish_apis[] = {
     {"publish", NULL, &publish_plan},

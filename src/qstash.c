@@ -8,6 +8,8 @@
 #include "compat.h"
 #include "dlq.h"
 #include "errors.h"
+#include "logs.h"
+#include "messages.h"
 #include "publish.h"
 #include "response.h"
 #include "qstash.h"
@@ -55,6 +57,8 @@ static int open_variant(lua_State *L, int safe)
     lua_setfield(L, -2, "_VERSION");
     qs_api_register(L, qs_dlq_apis, safe);
     qs_api_register(L, qs_publish_apis, safe);
+    qs_api_register(L, qs_message_apis, safe);
+    qs_api_register(L, qs_logs_apis, safe);
     qs_api_register(L, qs_async_apis, safe);
     qs_api_register(L, qs_step_apis, safe);
     return 1;

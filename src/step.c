@@ -225,6 +225,7 @@ static int call_step(lua_State *L)
         lua_pushliteral(L, "wait");
         lua_pushnumber(L, k->wait);
         if (k->rate_limited) lua_pushliteral(L, "rate_limited");
+        else if (k->polling) lua_pushliteral(L, "poll");
         else lua_pushliteral(L, "backoff");
         return 3;
     case QS_K_DONE:

@@ -7,6 +7,11 @@
 
 int qs_sync_run(lua_State *L, qs_client *c, qs_call *k, int idx)
 {
+    return qs_sync_run_hooked(L, c, k, idx, NULL, NULL);
+}
+
+int qs_sync_run_hooked(lua_State *L, qs_client *c, qs_call *k, int idx, qs_sync_hook hook, void *ud)
+{
     qs_call_state st = qs_call_next(L, k, idx);
     for (;;) {
         switch (st) {
@@ -19,6 +24,10 @@ int qs_sync_run(lua_State *L, qs_client *c, qs_call *k, int idx)
             st = qs_call_feed(L, k, idx);
             break;
         case QS_K_WAIT:
+            if (hook && hook(L, ud)) {
+                qs_call_release(k);
+                return -1;
+            }
             qs_sleep(k->wait);
             st = qs_call_next(L, k, idx);
             break;

@@ -1,0 +1,729 @@
+/* The logs API and following a message to its end, as plans (call.h).
+ *
+ * logs(filter) reads one page of GET /v2/logs; log_entries(filter) walks
+ * every page. follow(id) polls the logs of one message until it reaches
+ * DELIVERED, FAILED or CANCELLED, or its time is up; follow_many(ids) does
+ * the same for many messages with one logs request per 100 of them per
+ * round, never one per message. dlq_retry(id, { follow = ... }) follows the
+ * new message through the same code. A poll is a plan step like any other
+ * (absorb returns 2: "wait, then send"), so every transport runs it: the
+ * libcurl engine sleeps, qstash.resty waits with ngx.sleep.
+ *
+ * The call's state table (uv) holds: tracks = { [messageId] = track },
+ * order = the ids in the order given, pending = the ids of this round,
+ * finished = the ids in the order they ended, lookups = FAILED ids whose
+ * dlqId is still to be read from the DLQ, cursor/seen = paging inside one
+ * logs request, acc = dlq_retry's answer. A track is { messageId, hist =
+ * entries, keys = { [time|state] = true }, newest = time, state, entry =
+ * the newest entry, dlqId, done }. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "clock.h"
+#include "compat.h"
+#include "dlq.h"
+#include "filters.h"
+#include "logs.h"
+#include "pages.h"
+#include "plan.h"
+#include "result.h"
+
+#define CHUNK 100          /* message ids per logs request of follow_many */
+#define FOLLOW_COUNT "1000" /* entries per page when following many */
+
+enum { PHASE_RETRY, PHASE_LOGS, PHASE_LOOKUP };
+
+/* ---- logs, log_entries --------------------------------------------------- */
+
+/* client:logs(filter) -> { logs = { entry, ... }, cursor = "..." or nil } */
+static void build_logs(lua_State *L, qs_call *k, const qs_args *a, int uv)
+{
+    int p = a->base;
+    (void)uv;
+    k->req.method = "GET";
+    k->req.resend_ok = 1;
+    qs_plan_start_target(L, k, "/v2/logs?");
+    if (!lua_isnoneornil(L, p)) {
+        if (lua_type(L, p) != LUA_TTABLE) qs_argerror(a, p, "filter must be a table, got %s", luaL_typename(L, p));
+        qs_filters_marshal(a, p, p, &k->req.target, QS_FSET_LOGS);
+    }
+    qs_plan_target_done(L, k);
+}
+
+/* Makes the page at the top { logs = array, cursor = string or nil }:
+ * QStash's OpenAPI names the array `logs`, its docs and qstash-js `events`.
+ * 1, or 0 with a decode error pushed instead. */
+static int logs_page(lua_State *L, qs_call *k, long status)
+{
+    if (!qs_plan_json_object(L, k, status)) return 0;
+    lua_getfield(L, -1, "logs");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "events");
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    } else if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 2);
+        qs_result_shape_error(L, &k->req, status, "logs is not an array");
+        return 0;
+    }
+    lua_setfield(L, -2, "logs");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "events");
+    qs_pages_normalise_cursor(L);
+    return 1;
+}
+
+static int absorb_logs(lua_State *L, qs_call *k, int uv, long status)
+{
+    (void)uv;
+    return logs_page(L, k, status) ? 0 : -1;
+}
+
+static const qs_plan logs_plan = {"logs", 0, build_logs, absorb_logs, NULL};
+static const qs_pager logs_pager = {&logs_plan, "logs", QS_FSET_LOGS};
+
+/* client:log_entries(filter) -> iterator over every entry across pages */
+static int log_entries(lua_State *L, qs_client *c, const qs_args *a)
+{
+    (void)c;
+    return qs_pages_iterate(L, a, &logs_pager);
+}
+
+/* ---- follow: configuration ------------------------------------------------ */
+
+static const char *const follow_keys[] = {"timeout", "interval", NULL};
+
+static double follow_number(const qs_args *a, int argidx, int t, const char *key, double dflt, double lo,
+                            double hi)
+{
+    double d = dflt;
+    lua_getfield(a->L, t, key);
+    if (!lua_isnil(a->L, -1)) {
+        d = lua_tonumber(a->L, -1);
+        if (lua_type(a->L, -1) != LUA_TNUMBER || !(d >= lo && d <= hi))
+            qs_argerror(a, argidx, "follow '%s' must be a number of seconds from %g to %g", key, lo, hi);
+    }
+    lua_pop(a->L, 1);
+    return d;
+}
+
+void qs_follow_config(const qs_args *a, int argidx, int v, qs_call *k)
+{
+    lua_State *L = a->L;
+    k->follow_timeout = 60;
+    k->follow_interval = 1;
+    if (lua_type(L, v) == LUA_TBOOLEAN) {
+        k->follow = lua_toboolean(L, v);
+        return;
+    }
+    if (lua_type(L, v) != LUA_TTABLE)
+        qs_argerror(a, argidx, "follow must be true or a table { timeout = s, interval = s }, got %s",
+                    luaL_typename(L, v));
+    qs_check_keys(a, argidx, v, "follow option", follow_keys);
+    k->follow = 1;
+    k->follow_timeout = follow_number(a, argidx, v, "timeout", 60, 0, 86400);
+    k->follow_interval = follow_number(a, argidx, v, "interval", 1, 0.01, 3600);
+}
+
+/* ---- follow: tracks ----------------------------------------------------- */
+
+/* Pushes uv.tracks[id] (nil if the id is not followed). */
+static void get_track(lua_State *L, int uv, int id)
+{
+    lua_getfield(L, uv, "tracks");
+    lua_pushvalue(L, id);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+}
+
+static void new_track(lua_State *L, int uv, int id)
+{
+    lua_getfield(L, uv, "tracks");
+    lua_pushvalue(L, id);
+    lua_createtable(L, 0, 8);
+    lua_pushvalue(L, id);
+    lua_setfield(L, -2, "messageId");
+    lua_newtable(L);
+    lua_setfield(L, -2, "hist");
+    lua_newtable(L);
+    lua_setfield(L, -2, "keys");
+    lua_pushnumber(L, -1);
+    lua_setfield(L, -2, "newest");
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_getfield(L, uv, "order");
+    lua_pushvalue(L, id);
+    lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+}
+
+/* Starts following: the state table holds the ids of the array at ids (or
+ * the one string id there), in order, each once. */
+static void follow_start(lua_State *L, qs_call *k, int uv, int ids)
+{
+    lua_newtable(L);
+    lua_setfield(L, uv, "tracks");
+    lua_newtable(L);
+    lua_setfield(L, uv, "order");
+    lua_newtable(L);
+    lua_setfield(L, uv, "finished");
+    lua_newtable(L);
+    lua_setfield(L, uv, "lookups");
+    if (lua_type(L, ids) == LUA_TSTRING) {
+        new_track(L, uv, ids);
+    } else {
+        size_t n = qs_rawlen(L, ids), i;
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, ids, (int)i);
+            get_track(L, uv, lua_gettop(L));
+            if (lua_isnil(L, -1)) new_track(L, uv, lua_gettop(L) - 1);
+            lua_pop(L, 2);
+        }
+    }
+    k->phase = PHASE_LOGS;
+    k->page = 0;
+    k->follow_cap = qs_now() + k->follow_timeout;
+}
+
+/* An entry's time as a number (QStash's docs show it as a string of
+ * digits), or -1. */
+static double entry_time(lua_State *L, int e)
+{
+    double t = -1;
+    lua_getfield(L, e, "time");
+    if (lua_type(L, -1) == LUA_TNUMBER || (lua_type(L, -1) == LUA_TSTRING && lua_tonumber(L, -1) != 0))
+        t = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return isfinite(t) ? t : -1;
+}
+
+/* Adds the entries of the page's `logs` (page at the top) to the tracks of
+ * their messages (the newest entry gives the state; of two at one time, the
+ * later, or an end); entries of messages not followed are ignored, and one
+ * seen in an earlier poll (the same time and state) is not added again. */
+static void merge_entries(lua_State *L, int uv)
+{
+    int page = lua_gettop(L), logs, e;
+    size_t n, i;
+    lua_getfield(L, page, "logs");
+    logs = lua_gettop(L);
+    n = qs_rawlen(L, logs);
+    /* oldest first (a page is newest first): entries of one millisecond
+     * keep their order in the history */
+    for (i = n; i >= 1; i--) {
+        double t;
+        const char *state;
+        int track;
+        lua_settop(L, logs);
+        lua_rawgeti(L, logs, (int)i);
+        e = lua_gettop(L);
+        if (lua_type(L, e) != LUA_TTABLE) continue;
+        lua_getfield(L, e, "messageId");
+        if (lua_type(L, -1) != LUA_TSTRING) continue;
+        get_track(L, uv, lua_gettop(L));
+        if (lua_isnil(L, -1)) continue;
+        track = lua_gettop(L);
+        t = entry_time(L, e);
+        lua_getfield(L, e, "state");
+        if (lua_type(L, -1) != LUA_TSTRING || t < 0) continue;
+        /* the docs show lower-case states: compare and report upper case */
+        {
+            size_t sl, j;
+            char up[32], key[64];
+            const char *s = lua_tolstring(L, -1, &sl);
+            if (sl >= sizeof up) continue;
+            for (j = 0; j < sl; j++) up[j] = (char)(s[j] >= 'a' && s[j] <= 'z' ? s[j] - 32 : s[j]);
+            up[sl] = '\0';
+            lua_pushstring(L, up);
+            lua_setfield(L, e, "state");
+            qs_pushint(L, (long long)t);
+            lua_setfield(L, e, "time");
+            snprintf(key, sizeof key, "%.0f|%s", t, up);
+            lua_pushstring(L, key);
+        }
+        /* seen before? */
+        lua_getfield(L, track, "keys");
+        lua_pushvalue(L, -2);
+        lua_rawget(L, -2);
+        if (lua_toboolean(L, -1)) continue;
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+        lua_getfield(L, track, "hist");
+        lua_pushvalue(L, e);
+        lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
+        /* the newest entry gives the state; at one time, an end wins */
+        lua_getfield(L, e, "state");
+        state = lua_tostring(L, -1);
+        lua_getfield(L, track, "newest");
+        lua_getfield(L, track, "state");
+        if (t > lua_tonumber(L, -2) ||
+            (t == lua_tonumber(L, -2) && (qs_log_state_final(state) || !qs_log_state_final(lua_tostring(L, -1))))) {
+            lua_pushnumber(L, t);
+            lua_setfield(L, track, "newest");
+            lua_pushstring(L, state);
+            lua_setfield(L, track, "state");
+            lua_pushvalue(L, e);
+            lua_setfield(L, track, "entry");
+        }
+    }
+    lua_settop(L, page);
+}
+
+/* ---- follow: requests ----------------------------------------------------- */
+
+/* The ids of this round: those not done, in order, into uv.pending. */
+static size_t pending_ids(lua_State *L, int uv)
+{
+    size_t n, i, m = 0;
+    lua_newtable(L);
+    lua_getfield(L, uv, "order");
+    n = qs_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        get_track(L, uv, lua_gettop(L));
+        lua_getfield(L, -1, "done");
+        if (!lua_toboolean(L, -1)) {
+            lua_pushvalue(L, -3);
+            lua_rawseti(L, -6, (int)++m);
+        }
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
+    lua_setfield(L, uv, "pending");
+    return m;
+}
+
+/* The logs request of the chunk of pending ids from k->page: one id as
+ * `messageId`, more as `messageIds` with pages of 1000 entries; `fromDate`
+ * the oldest of their newest entries (every one of them has been seen), so
+ * that later polls read only what is new. */
+static void logs_request(lua_State *L, qs_call *k, int uv)
+{
+    qs_buf *t = &k->req.target;
+    size_t n, i, to;
+    double from = -2;
+    int many, paging;
+    k->req.method = "GET";
+    k->req.resend_ok = 1;
+    qs_plan_start_target(L, k, "/v2/logs?");
+    lua_getfield(L, uv, "order");
+    many = qs_rawlen(L, -1) > 1;
+    lua_pop(L, 1);
+    lua_getfield(L, uv, "cursor");
+    paging = lua_type(L, -1) == LUA_TSTRING;
+    lua_pop(L, 1);
+    lua_getfield(L, uv, "pending");
+    n = qs_rawlen(L, -1);
+    to = k->page + CHUNK < n ? k->page + CHUNK : n;
+    for (i = k->page + 1; i <= to; i++) {
+        size_t len;
+        const char *s;
+        double newest;
+        lua_rawgeti(L, -1, (int)i);
+        s = lua_tolstring(L, -1, &len);
+        qs_query_add(L, t, many ? "messageIds" : "messageId", s, len);
+        get_track(L, uv, lua_gettop(L));
+        lua_getfield(L, -1, "newest");
+        newest = lua_tonumber(L, -1);
+        if (from == -2 || newest < from) from = newest;
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
+    /* the pages of one request share its fromDate */
+    if (paging) {
+        lua_getfield(L, uv, "from");
+        from = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    } else {
+        lua_pushnumber(L, from);
+        lua_setfield(L, uv, "from");
+    }
+    if (many) qs_query_add(L, t, "count", FOLLOW_COUNT, strlen(FOLLOW_COUNT));
+    if (from >= 0) {
+        char num[32];
+        snprintf(num, sizeof num, "%.0f", from);
+        qs_query_add(L, t, "fromDate", num, strlen(num));
+    }
+    lua_getfield(L, uv, "cursor");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        qs_query_add(L, t, "cursor", s, len);
+    }
+    lua_pop(L, 1);
+    qs_plan_target_done(L, k);
+}
+
+/* The DLQ lookup of the first FAILED id in uv.lookups: its entry's dlqId. */
+static void lookup_request(lua_State *L, qs_call *k, int uv)
+{
+    size_t len;
+    const char *s;
+    k->req.method = "GET";
+    k->req.resend_ok = 1;
+    qs_plan_start_target(L, k, "/v2/dlq?");
+    lua_getfield(L, uv, "lookups");
+    lua_rawgeti(L, -1, 1);
+    s = lua_tolstring(L, -1, &len);
+    qs_query_add(L, &k->req.target, "messageId", s, len);
+    lua_pop(L, 2);
+    qs_plan_target_done(L, k);
+}
+
+/* Starts a round: fresh paging, the pending ids, the first chunk. */
+static void start_round(lua_State *L, qs_call *k, int uv)
+{
+    lua_pushnil(L);
+    lua_setfield(L, uv, "cursor");
+    lua_newtable(L);
+    lua_setfield(L, uv, "seen");
+    k->page = 0;
+    k->phase = PHASE_LOGS;
+    pending_ids(L, uv);
+    logs_request(L, k, uv);
+}
+
+/* ---- follow: results -------------------------------------------------------- */
+
+/* Sorts the array at the top by each entry's time (stable; small arrays). */
+static void sort_by_time(lua_State *L)
+{
+    int h = lua_gettop(L);
+    size_t n = qs_rawlen(L, h), i, j;
+    for (i = 2; i <= n; i++) {
+        double t;
+        lua_rawgeti(L, h, (int)i);
+        t = entry_time(L, lua_gettop(L));
+        for (j = i; j > 1; j--) {
+            lua_rawgeti(L, h, (int)j - 1);
+            if (entry_time(L, lua_gettop(L)) <= t) {
+                lua_pop(L, 1);
+                break;
+            }
+            lua_rawseti(L, h, (int)j);
+        }
+        lua_rawseti(L, h, (int)j);
+    }
+}
+
+/* Pushes the result of the track at idx: { messageId, state, done, dlqId,
+ * history }. */
+static void push_result(lua_State *L, int track)
+{
+    lua_createtable(L, 0, 5);
+    lua_getfield(L, track, "messageId");
+    lua_setfield(L, -2, "messageId");
+    lua_getfield(L, track, "state");
+    lua_setfield(L, -2, "state");
+    lua_getfield(L, track, "done");
+    lua_pushboolean(L, lua_toboolean(L, -1));
+    lua_setfield(L, -3, "done");
+    lua_pop(L, 1);
+    lua_getfield(L, track, "dlqId");
+    lua_setfield(L, -2, "dlqId");
+    lua_getfield(L, track, "hist");
+    sort_by_time(L);
+    lua_setfield(L, -2, "history");
+}
+
+/* After a round: tracks that reached an end are done (and listed in
+ * uv.finished); FAILED ones without a dlqId in their entry are queued for
+ * a DLQ lookup. Returns how many lookups are queued. */
+static size_t end_round(lua_State *L, int uv)
+{
+    size_t n, i;
+    lua_getfield(L, uv, "pending");
+    n = qs_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+        int track;
+        const char *state;
+        lua_rawgeti(L, -1, (int)i);
+        get_track(L, uv, lua_gettop(L));
+        track = lua_gettop(L);
+        lua_getfield(L, track, "state");
+        state = lua_tostring(L, -1);
+        if (qs_log_state_final(state)) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, track, "done");
+            if (strcmp(state, "FAILED") == 0) {
+                lua_getfield(L, track, "entry");
+                lua_getfield(L, -1, "dlqId");
+                if (lua_type(L, -1) == LUA_TSTRING) {
+                    lua_setfield(L, track, "dlqId");
+                } else {
+                    lua_getfield(L, uv, "lookups");
+                    lua_pushvalue(L, track - 1);
+                    lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
+                    lua_pop(L, 2);
+                }
+                lua_pop(L, 1);
+            } else {
+                lua_getfield(L, uv, "finished");
+                lua_pushvalue(L, track - 1);
+                lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, uv, "lookups");
+    n = qs_rawlen(L, -1);
+    lua_pop(L, 1);
+    return n;
+}
+
+/* Pushes what the call returns: dlq_retry's answer with `delivery`, the
+ * one result of follow, or { [messageId] = result } of follow_many. */
+static void push_end(lua_State *L, qs_call *k, int uv)
+{
+    size_t n, i;
+    int single;
+    lua_getfield(L, uv, "single");
+    single = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, uv, "order");
+    n = qs_rawlen(L, -1);
+    if (single) {
+        lua_rawgeti(L, -1, 1);
+        get_track(L, uv, lua_gettop(L));
+        push_result(L, lua_gettop(L));
+        lua_replace(L, -4);
+        lua_pop(L, 2);
+    } else {
+        lua_createtable(L, 0, (int)n);
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, -2, (int)i);
+            get_track(L, uv, lua_gettop(L));
+            push_result(L, lua_gettop(L));
+            lua_remove(L, -2);
+            lua_rawset(L, -3);
+        }
+        lua_remove(L, -2);
+    }
+    if (k->phase != PHASE_RETRY && k->plan == &qs_plan_dlq_retry) {
+        lua_getfield(L, uv, "acc");
+        lua_insert(L, -2);
+        lua_setfield(L, -2, "delivery");
+    }
+}
+
+/* What follows a successful answer while following: the next page, the
+ * next chunk, a DLQ lookup, the wait before the next round (2), or the
+ * end (0, pushed). */
+static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
+{
+    if (k->phase == PHASE_LOOKUP) {
+        if (!qs_plan_json_object(L, k, status)) return -1;
+        lua_getfield(L, uv, "lookups");
+        lua_rawgeti(L, -1, 1);
+        get_track(L, uv, lua_gettop(L));
+        lua_getfield(L, -4, "messages");
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_rawgeti(L, -1, 1);
+            if (lua_type(L, -1) == LUA_TTABLE) {
+                lua_getfield(L, -1, "dlqId");
+                if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, -4, "dlqId");
+                else lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 2);
+        /* done with this one: off the queue, onto the finished */
+        lua_getfield(L, uv, "finished");
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
+        lua_pop(L, 1);
+        {
+            size_t n = qs_rawlen(L, -1), i;
+            for (i = 1; i < n; i++) {
+                lua_rawgeti(L, -1, (int)i + 1);
+                lua_rawseti(L, -2, (int)i);
+            }
+            lua_pushnil(L);
+            lua_rawseti(L, -2, (int)n);
+            lua_pop(L, 2);
+            if (n > 1) {
+                lookup_request(L, k, uv);
+                return 1;
+            }
+        }
+    } else {
+        size_t n;
+        if (!logs_page(L, k, status)) return -1;
+        merge_entries(L, uv);
+        lua_getfield(L, -1, "cursor");
+        if (!lua_isnil(L, -1)) {
+            if (qs_pages_cursor_seen(L, uv)) {
+                qs_pages_cursor_repeated(L, &k->req, lua_tostring(L, -1));
+                return -1;
+            }
+            lua_setfield(L, uv, "cursor");
+            lua_pop(L, 1);
+            logs_request(L, k, uv);
+            return 1;
+        }
+        lua_pop(L, 2);
+        lua_pushnil(L);
+        lua_setfield(L, uv, "cursor");
+        lua_newtable(L);
+        lua_setfield(L, uv, "seen");
+        lua_getfield(L, uv, "pending");
+        n = qs_rawlen(L, -1);
+        lua_pop(L, 1);
+        k->page += CHUNK;
+        if (k->page < n) {
+            logs_request(L, k, uv);
+            return 1;
+        }
+        if (end_round(L, uv) > 0) {
+            k->phase = PHASE_LOOKUP;
+            lookup_request(L, k, uv);
+            return 1;
+        }
+    }
+    /* the round is over: all done, or time is up, or wait for the next */
+    {
+        double now = qs_now();
+        if (pending_ids(L, uv) == 0 || now >= k->follow_cap) {
+            push_end(L, k, uv);
+            return 0;
+        }
+        k->wait = k->follow_cap - now < k->follow_interval ? k->follow_cap - now : k->follow_interval;
+        start_round(L, k, uv);
+        return 2;
+    }
+}
+
+/* ---- follow, follow_many -------------------------------------------------- */
+
+/* client:follow(message_id, opts) -> { messageId, state, done, dlqId, history } */
+static void build_follow(lua_State *L, qs_call *k, const qs_args *a, int uv)
+{
+    int o = a->base + 1;
+    size_t len;
+    qs_api_check_id_of(a, a->base, &len, "message id");
+    if (!lua_isnil(L, o)) {
+        if (lua_type(L, o) != LUA_TTABLE)
+            qs_argerror(a, o, "options must be a table { timeout = s, interval = s }, got %s", luaL_typename(L, o));
+        qs_follow_config(a, o, o, k);
+    } else {
+        qs_follow_config(a, o, (lua_pushboolean(L, 1), lua_gettop(L)), k);
+    }
+    k->follow = 1;
+    lua_pushboolean(L, 1);
+    lua_setfield(L, uv, "single");
+    follow_start(L, k, uv, a->base);
+    start_round(L, k, uv);
+}
+
+static const qs_plan follow_plan = {"follow", 1, build_follow, follow_absorb, NULL};
+
+/* client:follow_many(message_ids, opts) -> { [messageId] = result } */
+static void build_follow_many(lua_State *L, qs_call *k, const qs_args *a, int uv)
+{
+    int ids = a->base, o = a->base + 1;
+    size_t n, i, count = 0;
+    if (lua_type(L, ids) != LUA_TTABLE)
+        qs_argerror(a, ids, "expected an array of message ids, got %s", luaL_typename(L, ids));
+    n = qs_rawlen(L, ids);
+    if (n == 0) qs_argerror(a, ids, "an empty list of message ids");
+    lua_pushnil(L);
+    while (lua_next(L, ids)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (count != n) qs_argerror(a, ids, "an array of ids must not have other keys");
+    for (i = 1; i <= n; i++) {
+        size_t len;
+        int top = lua_gettop(L);
+        lua_rawgeti(L, ids, (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING) qs_argerror(a, ids, "message id #%d is not a string", (int)i);
+        {
+            qs_args la = *a;
+            la.base = a->base + (top + 1 - ids);
+            qs_api_check_id_of(&la, top + 1, &len, "message id");
+        }
+        lua_pop(L, 1);
+    }
+    if (!lua_isnil(L, o)) {
+        if (lua_type(L, o) != LUA_TTABLE)
+            qs_argerror(a, o, "options must be a table { timeout = s, interval = s }, got %s", luaL_typename(L, o));
+        qs_follow_config(a, o, o, k);
+    } else {
+        qs_follow_config(a, o, (lua_pushboolean(L, 1), lua_gettop(L)), k);
+    }
+    k->follow = 1;
+    follow_start(L, k, uv, ids);
+    start_round(L, k, uv);
+}
+
+const qs_plan qs_plan_follow_many = {"follow_many", 1, build_follow_many, follow_absorb, NULL};
+
+/* ---- dlq_retry with follow ------------------------------------------------ */
+
+int qs_follow_retry_absorb(lua_State *L, qs_call *k, int uv, long status)
+{
+    int res;
+    if (k->phase != PHASE_RETRY) return follow_absorb(L, k, uv, status);
+    if (!qs_result_publish(L, &k->req, status)) return -1;
+    res = lua_gettop(L);
+    lua_pushvalue(L, res);
+    lua_setfield(L, uv, "acc");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, uv, "single");
+    /* the polls carry none of the retry's option headers */
+    k->req.headers.n = k->req.opt_headers;
+    if (k->req.headers.p) k->req.headers.p[k->req.headers.n] = '\0';
+    lua_getfield(L, res, "messageId");
+    follow_start(L, k, uv, lua_gettop(L));
+    lua_settop(L, res - 1);
+    start_round(L, k, uv);
+    return 1;
+}
+
+int qs_follow_wants_state(lua_State *L, const qs_args *a)
+{
+    int o = a->base + 1, want;
+    if (lua_type(L, o) != LUA_TTABLE) return 0;
+    lua_getfield(L, o, "follow");
+    want = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return want;
+}
+
+int qs_follow_next_finished(lua_State *L, qs_call *k, int idx, size_t *fired)
+{
+    int uv;
+    if (!k->has_state) return 0;
+    qs_getuv(L, idx);
+    uv = lua_gettop(L);
+    lua_getfield(L, uv, "finished");
+    lua_rawgeti(L, -1, (int)(*fired + 1));
+    if (lua_isnil(L, -1)) {
+        lua_settop(L, uv - 1);
+        return 0;
+    }
+    ++*fired;
+    get_track(L, uv, lua_gettop(L));
+    push_result(L, lua_gettop(L));
+    lua_remove(L, -2);
+    lua_replace(L, uv + 1);
+    lua_replace(L, uv);
+    lua_settop(L, uv + 1);
+    return 1;
+}
+
+const qs_api qs_logs_apis[] = {
+    {"logs", NULL, &logs_plan},
+    {"log_entries", log_entries, NULL},
+    {"follow", NULL, &follow_plan},
+    {"follow_many", NULL, &qs_plan_follow_many},
+    {NULL, NULL, NULL},
+};

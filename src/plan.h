@@ -1,0 +1,22 @@
+/* What the plans of the API functions share: building a request's target,
+ * reading a JSON answer. Lua-aware; no libcurl. */
+#ifndef QS_PLAN_H
+#define QS_PLAN_H
+
+#include <lua.h>
+#include "call.h"
+
+/* Raises Lua's memory error. */
+void qs_plan_oom(lua_State *L);
+
+/* Starts the call's target with `path` (the query follows). */
+void qs_plan_start_target(lua_State *L, qs_call *k, const char *path);
+
+/* Ends the target (a '?' with nothing after it dropped) and sets the URL. */
+void qs_plan_target_done(lua_State *L, qs_call *k);
+
+/* Decodes the answer as a JSON object: pushes it and returns 1, or pushes
+ * a `decode` error and returns 0. */
+int qs_plan_json_object(lua_State *L, qs_call *k, long status);
+
+#endif
