@@ -34,9 +34,11 @@ end
 
 local DECIDING = {
   "options.c", "filters.c", "decide.c", "result.c", "errors.c", "response.c", "request.c", "url.c",
-  "conf.c", "call.c", "step.c", "dlq.c", "publish.c", "args.c",
+  "conf.c", "call.c", "step.c", "dlq.c", "publish.c", "args.c", "logs.c", "messages.c", "pages.c",
+  "plan.c",
 }
-local API = { "api.h", "dlq.h", "publish.h", "call.h", "step.h", "async.h" }
+local API = { "api.h", "dlq.h", "publish.h", "call.h", "step.h", "async.h", "logs.h", "messages.h", "pages.h",
+  "plan.h", "each_follow.h" }
 local DECISIONS = { "decide.h", "result.h", "options.h", "filters.h", "response.h" }
 
 describe("layering of src/", function()

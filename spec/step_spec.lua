@@ -94,6 +94,22 @@ describe("call:step against the recording server", function()
     { "publish (a body over 1 KiB)", "publish", "https://example.com/big", string.rep("b", 5000) },
     { "publish (no body)", "publish", "group-1" },
     { "publish_json", nil, "group-1", { a = 1, list = { 1, 2 } }, { delay = 5 } },
+    { "logs", nil, { state = "FAILED", message_ids = { "a", "b" }, count = 1000, cursor = "c" },
+      script = { { json = { events = { { time = 1, state = "FAILED", messageId = "a" } }, cursor = "" } } } },
+    { "message", nil, "msg_1", script = { { json = { messageId = "msg_1" } } } },
+    { "cancel", nil, "msg_1", script = { { status = 202, body = "" } } },
+    { "cancel_many (150 ids: two requests)", "cancel_many", ids150,
+      script = { { json = { cancelled = 100 } }, { json = { cancelled = 50 } } } },
+    { "follow (polls until DELIVERED)", "follow", "msg_1", { interval = 0.01, timeout = 5 },
+      script = { { json = { logs = { { time = 1, state = "CREATED", messageId = "msg_1" } } } },
+                 { json = { logs = { { time = 2, state = "DELIVERED", messageId = "msg_1" } } } } } },
+    { "follow_many (FAILED: a DLQ lookup)", "follow_many", { "m1", "m2" }, { interval = 0.01 },
+      script = { { json = { logs = { { time = 1, state = "DELIVERED", messageId = "m1" },
+                                     { time = 1, state = "FAILED", messageId = "m2" } } } },
+                 { json = { messages = { { dlqId = "9-9", messageId = "m2" } } } } } },
+    { "dlq_retry with follow", "dlq_retry", "1-0", { retries = 1, follow = { interval = 0.01 } },
+      script = { { status = 201, json = { messageId = "msg_n" } },
+                 { json = { logs = { { time = 1, state = "DELIVERED", messageId = "msg_n" } } } } } },
   }
 
   for _, case in ipairs(cases) do
