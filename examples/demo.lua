@@ -43,6 +43,7 @@ local function main()
     retries = 3, retry_delay = "1000 * (1 + retried)", headers = { ["X-Replayed-By"] = "make-demo" },
   })
   say("   new message %s (deduplicated = %s)", res.messageId, tostring(res.deduplicated))
+  local first = res.messageId
   local got = E.wait_for(function() return dest:received()[1] end, 15)
   assert(got, "the retried message was not delivered")
   say("   delivered: %s %s body=%s", got.method, got.target, got.body)
@@ -57,8 +58,25 @@ local function main()
   say("\n4. bulk-retry the rest (client:dlq_retry_many{ label = \"orders\" })")
   local bulk = client:dlq_retry_many({ label = "orders" }, { headers = { ["X-Replayed-By"] = "make-demo" } })
   for _, r in ipairs(bulk.responses) do say("   new message %s", r.messageId) end
-  assert(E.wait_for(function() return #dest:received() >= 4 end, 15), "not every message was delivered")
-  say("   delivered: %d   left in the DLQ: %d", #dest:received(), #client:dlq_list().messages)
+
+  say("\n5. did they get delivered this time? (client:follow_many, through QStash's logs)")
+  local ids = { first }
+  for _, r in ipairs(bulk.responses) do ids[#ids + 1] = r.messageId end
+  local followed = client:follow_many(ids, { timeout = 15, interval = 0.1 })
+  for _, id in ipairs(ids) do
+    local f = followed[id]
+    assert(f.done and f.state == "DELIVERED", id .. " did not reach DELIVERED: " .. tostring(f.state))
+    say("   %s  %s", id, f.state)
+  end
+  say("   left in the DLQ: %d", #client:dlq_list().messages)
+
+  say("\n6. the history of %s (client:follow)", first)
+  local f = client:follow(first, { timeout = 15, interval = 0.1 })
+  say("   %-26s %-10s %s", "TIME (UTC)", "STATE", "ERROR")
+  for _, e in ipairs(f.history) do
+    local ms = math.floor(e.time)
+    say("   %s.%03dZ   %-10s %s", os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000)), ms % 1000, e.state, e.error or "")
+  end
   client:close()
 end
 
