@@ -341,6 +341,24 @@ describe("follow against a scripted server", function()
     assert.equal(3, #srv:requests())
   end)
 
+  it("a poll whose pages never end stops at the timeout, with what was seen", function()
+    local pages = {}
+    for i = 1, 40 do
+      pages[i] = { status = 200, delay = 0.05, json = { cursor = "c" .. i,
+        logs = { { time = 100 - i, state = i == 1 and "RETRY" or "ACTIVE", messageId = "msg_1" } } } }
+    end
+    srv:script(pages)
+    local c = client()
+    local t0 = socket.gettime()
+    local f = c:follow("msg_1", { timeout = 0.3, interval = 0.01 })
+    local took = socket.gettime() - t0
+    c:close()
+    assert.is_false(f.done)
+    assert.equal("RETRY", f.state)
+    assert.is_true(#srv:requests() < 40, #srv:requests() .. " requests")
+    assert.is_true(took < 2.5, took)
+  end)
+
   it("entries of other messages and entries without a time are ignored", function()
     srv:script{
       { status = 200, json = { logs = {

@@ -421,11 +421,23 @@ static void push_result(lua_State *L, int track)
     lua_setfield(L, -2, "messageId");
     lua_getfield(L, track, "state");
     lua_setfield(L, -2, "state");
-    lua_getfield(L, track, "done");
-    lua_pushboolean(L, lua_toboolean(L, -1));
+    lua_getfield(L, track, "state");
+    lua_pushboolean(L, qs_log_state_final(lua_tostring(L, -1)));
     lua_setfield(L, -3, "done");
     lua_pop(L, 1);
     lua_getfield(L, track, "dlqId");
+    if (lua_isnil(L, -1)) {
+        /* time ran out before its DLQ lookup: the log entry's, if any */
+        lua_pop(L, 1);
+        lua_getfield(L, track, "entry");
+        if (lua_type(L, -1) == LUA_TTABLE) lua_getfield(L, -1, "dlqId");
+        else lua_pushnil(L);
+        lua_remove(L, -2);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+    }
     lua_setfield(L, -2, "dlqId");
     lua_getfield(L, track, "hist");
     sort_by_time(L);
@@ -566,6 +578,7 @@ static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
             }
             lua_setfield(L, uv, "cursor");
             lua_pop(L, 1);
+            if (qs_now() >= k->follow_cap) goto end; /* pages without end: time bounds them too */
             logs_request(L, k, uv);
             return 1;
         }
@@ -579,6 +592,7 @@ static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
         lua_pop(L, 1);
         k->page += CHUNK;
         if (k->page < n) {
+            if (qs_now() >= k->follow_cap) goto end;
             logs_request(L, k, uv);
             return 1;
         }
@@ -591,14 +605,14 @@ static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
     /* the round is over: all done, or time is up, or wait for the next */
     {
         double now = qs_now();
-        if (pending_ids(L, uv) == 0 || now >= k->follow_cap) {
-            push_end(L, k, uv);
-            return 0;
-        }
+        if (pending_ids(L, uv) == 0 || now >= k->follow_cap) goto end;
         k->wait = k->follow_cap - now < k->follow_interval ? k->follow_cap - now : k->follow_interval;
         start_round(L, k, uv);
         return 2;
     }
+end:
+    push_end(L, k, uv);
+    return 0;
 }
 
 /* ---- follow, follow_many -------------------------------------------------- */
