@@ -1,12 +1,14 @@
 /* libFuzzer harness for qs_filters_marshal (src/filters.c): the fuzz bytes
- * become a DLQ filter table (paging or bulk flavour), marshalled under
+ * become a filter table (DLQ bulk or paging, logs, bulk cancel), marshalled under
  * lua_pcall. Argument errors are expected; on success the query must hold
  * only key=value pairs joined by '&', with values of RFC 3986 unreserved
  * characters and %XX escapes, and nothing but known filter keys may have
  * been accepted.
  *
- * Input layout: byte 0 = mode (bit 0 paging, bit 1 start after a '?'),
- * then the table (see lua_input.c). */
+ * Input layout: byte 0 = mode (bit 0 and bit 6: the endpoint, as
+ * qs_filter_set: DLQ bulk, DLQ list, logs, bulk cancel; bits 1-3: a string
+ * instead of a table when all set; bits 4-5: the prefix), then the table
+ * (see lua_input.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,13 @@ static const char *const paging_keys[] = {
 static const char *const bulk_keys[] = {
     "message_id", "url", "url_group", "schedule_id", "queue_name", "from_date", "to_date",
     "response_status", "caller_ip", "label", "flow_control_key", "dlq_ids", "all", NULL};
+static const char *const logs_keys[] = {
+    "message_id", "message_ids", "state", "url", "url_group", "schedule_id", "queue_name", "from_date",
+    "to_date", "caller_ip", "label", "flow_control_key", "host", "path", "count", "cursor", NULL};
+static const char *const cancel_keys[] = {
+    "url", "url_group", "schedule_id", "queue_name", "from_date", "to_date", "caller_ip", "label",
+    "flow_control_key", "host", "path", "all", NULL};
+static const char *const *const keys_of_set[] = {bulk_keys, paging_keys, logs_keys, cancel_keys};
 
 /* key -> query parameter, for the "a set filter is sent" check */
 static const char *const params[][2] = {
@@ -29,19 +38,21 @@ static const char *const params[][2] = {
     {"schedule_id", "scheduleId"}, {"queue_name", "queueName"}, {"from_date", "fromDate"},
     {"to_date", "toDate"}, {"response_status", "responseStatus"}, {"caller_ip", "callerIp"},
     {"label", "label"}, {"flow_control_key", "flowControlKey"}, {"dlq_ids", "dlqIds"},
-    {"count", "count"},
+    {"count", "count"}, {"message_ids", "messageIds"}, {"state", "state"}, {"host", "host"},
+    {"path", "path"},
 };
 
 static const char *const key_dict_filters[] = {
     "message_id", "url", "url_group", "schedule_id", "queue_name", "from_date", "to_date",
     "response_status", "caller_ip", "label", "flow_control_key", "dlq_ids", "count", "cursor",
-    "all", "urls", "messageId", "cursr", "Count", "", "x",
+    "all", "urls", "messageId", "cursr", "Count", "", "x", "message_ids", "state", "host", "path",
 };
 
 static const char *const str_dict_filters[] = {
     "msg_123", "https://example.com/a?x=1&y=2", "my-group", "scd_1", "queue-1",
     "1725323658779-0", "10.0.0.1", "::1", "label-a", "a b", "a&b=c", "100%", "~._-",
-    "\xc3\xa9", "\xff", "", "a\tb", "a\x7f", "cursor-1", "500", "GET",
+    "\xc3\xa9", "\xff", "", "a\tb", "a\x7f", "cursor-1", "500", "GET", "DELIVERED", "IN_PROGRESS",
+    "delivered", "CANCEL_REQUESTED",
 };
 
 #define KEY_DICT key_dict_filters
@@ -52,22 +63,22 @@ static const char *const str_dict_filters[] = {
 
 static qs_buf out_buf;
 
-/* (filters, paging, prefix) -> number written */
+/* (filters, set, prefix) -> number written */
 static int call_marshal(lua_State *L)
 {
     qs_args a;
-    int paging = lua_toboolean(L, 2), top, written;
+    int set = (int)lua_tointeger(L, 2), top, written;
     size_t plen;
     const char *prefix = lua_tolstring(L, 3, &plen);
     lua_settop(L, 3);
     top = lua_gettop(L);
     a.L = L;
     a.base = 1;
-    a.fname = paging ? "dlq_messages" : "dlq_retry_all";
+    a.fname = set == 1 ? "dlq_messages" : set == 2 ? "logs" : set == 3 ? "cancel_many" : "dlq_retry_all";
     qs_buf_clear(&out_buf);
     if (plen && qs_buf_add(&out_buf, prefix, plen)) abort();
     if (lua_type(L, 1) != LUA_TTABLE) return 0; /* the callers check the type first */
-    written = qs_filters_marshal(&a, 1, 1, &out_buf, paging);
+    written = qs_filters_marshal(&a, 1, 1, &out_buf, set);
     if (lua_gettop(L) != top) FAIL("stack not balanced: %d -> %d", top, lua_gettop(L));
     lua_pushinteger(L, written);
     return 1;
@@ -128,7 +139,7 @@ static int known(const char *const *list, const char *s, size_t n)
     return 0;
 }
 
-static void check_success(lua_State *L, int filters, int paging, const char *prefix,
+static void check_success(lua_State *L, int filters, int fset, const char *prefix,
                           lua_Integer written)
 {
     size_t plen = strlen(prefix), n, i;
@@ -152,7 +163,7 @@ static void check_success(lua_State *L, int filters, int paging, const char *pre
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) FAIL("a non-string filter key was accepted");
         k = lua_tolstring(L, -1, &kn);
-        if (!known(paging ? paging_keys : bulk_keys, k, kn))
+        if (!known(keys_of_set[fset], k, kn))
             FAIL("unknown filter '%s' (%zu bytes) was accepted", k, kn);
     }
     for (i = 0; i < sizeof params / sizeof params[0]; i++) {
@@ -174,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rd r;
     unsigned mode;
-    int paging;
+    int set;
     const char *prefix;
     static const char *const prefixes[] = {"", "?", "/v2/dlq?", "cursor=x"};
     if (!state) {
@@ -184,18 +195,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.p = data;
     r.n = size;
     mode = u8(&r);
-    paging = mode & 1;
+    set = (int)((mode & 1) | ((mode >> 5) & 2));
     lua_settop(state, 0);
     if ((mode >> 1) % 8 == 7) push_string(state, &r);
     else read_table(state, &r, 0);                                /* 1: filters */
     lua_pushcfunction(state, call_marshal);
     lua_pushvalue(state, 1);
-    lua_pushboolean(state, paging);
+    lua_pushinteger(state, set);
     prefix = prefixes[(mode >> 4) & 3];
     lua_pushstring(state, prefix);
     if (lua_pcall(state, 3, 1, 0) == 0) {
         if (lua_gettop(state) != 2) FAIL("stack not balanced");
-        if (!lua_isnil(state, 2)) check_success(state, 1, paging, prefix, lua_tointeger(state, 2));
+        if (!lua_isnil(state, 2)) check_success(state, 1, set, prefix, lua_tointeger(state, 2));
     } else {
         if (lua_type(state, -1) != LUA_TSTRING) FAIL("an error that is not a string");
         if (strncmp(lua_tostring(state, -1), "bad argument #", 14) != 0)
