@@ -359,11 +359,17 @@ describe("follow against a scripted server", function()
     assert.is_true(took < 2.5, took)
   end)
 
-  it("entries of other messages and entries without a time are ignored", function()
+  it("entries of other messages, and entries without a usable time or state, are ignored", function()
     srv:script{
       { status = 200, json = { logs = {
         { time = 5, state = "DELIVERED", messageId = "msg_other" },
         { state = "DELIVERED", messageId = "msg_1" },
+        { time = 1e300, state = "DELIVERED", messageId = "msg_1" },
+        { time = -5, state = "DELIVERED", messageId = "msg_1" },
+        { time = "soon", state = "DELIVERED", messageId = "msg_1" },
+        { time = 4, state = string.rep("X", 40), messageId = "msg_1" },
+        { time = 4, state = 7, messageId = "msg_1" },
+        "not an entry",
         { time = 3, state = "CANCELLED", messageId = "msg_1" } } } },
     }
     local c = client()

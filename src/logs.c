@@ -16,7 +16,6 @@
  * logs request, acc = dlq_retry's answer. A track is { messageId, hist =
  * entries, keys = { [time|state] = true }, newest = time, state, entry =
  * the newest entry, dlqId, done }. */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -190,7 +189,8 @@ static void follow_start(lua_State *L, qs_call *k, int uv, int ids)
 }
 
 /* An entry's time as a number (QStash's docs show it as a string of
- * digits), or -1. */
+ * digits), or -1 for none, a negative one, or one past 2^53 (no
+ * millisecond time is; it would not convert to an integer). */
 static double entry_time(lua_State *L, int e)
 {
     double t = -1;
@@ -198,7 +198,7 @@ static double entry_time(lua_State *L, int e)
     if (lua_type(L, -1) == LUA_TNUMBER || (lua_type(L, -1) == LUA_TSTRING && lua_tonumber(L, -1) != 0))
         t = lua_tonumber(L, -1);
     lua_pop(L, 1);
-    return isfinite(t) ? t : -1;
+    return t >= 0 && t <= 9007199254740992.0 ? t : -1;
 }
 
 /* Adds the entries of the page's `logs` (page at the top) to the tracks of
