@@ -64,6 +64,7 @@ export const expect = (actual) => ({
   toContain: (item) =>
     assert.ok(actual.includes(item), `expected ${show(actual)} to contain ${show(item)}`),
   toBeGreaterThanOrEqual: (n) => assert.ok(actual >= n, `expected ${show(actual)} >= ${n}`),
+  toBeGreaterThan: (n) => assert.ok(actual > n, `expected ${show(actual)} > ${n}`),
   toBeInstanceOf: (type) =>
     assert.ok(actual instanceof type, `expected an instance of ${type.name}, got ${show(actual)}`),
   toHaveLength: (n) => assert.equal(actual.length, n, `expected length ${n}, got ${show(actual)}`),
