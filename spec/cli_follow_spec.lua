@@ -174,7 +174,8 @@ describe("qstash-dlq retry --follow and logs", function()
     assert.are.equal(1, status)
     assert.are.equal("", out)
     assert.matches("no log entries", err)
-    status, _, err = h:run{ "logs" }
+    status, out, err = h:run{ "logs" }
+    assert.are.equal("", out)
     assert.are.equal(2, status)
     assert.matches("missing argument", err)
     status = h:run{ "logs", "msg_a", "msg_b" }
