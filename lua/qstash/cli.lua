@@ -16,7 +16,7 @@
 -- (argument values), cli/context.lua (streams, progress, failures, 429s),
 -- cli/scan.lua (reading pages), cli/plan.lua (selection and dry runs),
 -- cli/read.lua (list, get, stats, export), cli/retry.lua, cli/delete.lua,
--- cli/report.lua (--report), cli/jsonl.lua (files and fsync), cli/stats.lua.
+-- cli/logs.lua (a message's history), cli/report.lua (--report), cli/jsonl.lua (files and fsync), cli/stats.lua.
 --
 -- The interpreter's own streams are never closed and os.exit is never called
 -- here: bin/qstash-dlq does that.
@@ -30,6 +30,7 @@ local report = require "qstash.cli.report"
 local read = require "qstash.cli.read"
 local retry = require "qstash.cli.retry"
 local delete = require "qstash.cli.delete"
+local logs = require "qstash.cli.logs"
 
 local EXIT_OK, EXIT_FAIL, EXIT_USAGE = context.EXIT_OK, context.EXIT_FAIL, context.EXIT_USAGE
 
@@ -45,10 +46,10 @@ M.retry_opts = flags.retry_opts
 M.RETRY = { attempts = 4, base_delay = 0.2, max_delay = 0.5 }
 
 local COMMAND_NAMES = { list = "list", ls = "list", get = "get", show = "get", stats = "stats",
-  export = "export", retry = "retry", delete = "delete", rm = "delete" }
+  export = "export", retry = "retry", delete = "delete", rm = "delete", logs = "logs" }
 
 local commands = {
-  list = read.list, get = read.get, stats = read.stats, retry = retry.run, delete = delete.run,
+  list = read.list, get = read.get, stats = read.stats, retry = retry.run, delete = delete.run, logs = logs.run,
   export = function(ctx, a) return read.export(ctx, a, a.output_writer) end,
 }
 
@@ -74,6 +75,8 @@ function checks.retry(a, now_ms)
   local opts, why = flags.retry_opts(a)
   if not opts then return why end
   a.opts = opts
+  a.follow_opts, why = flags.follow_opts(a)
+  if why then return why end
   why = plan.check(a, "retry", true)
   if why then return why end
   return open_report(a, "retry", now_ms)
@@ -164,7 +167,7 @@ function M.main(argv, env)
 
   local status
   if parsed.command == "retry" then
-    local valid, err = retry.validate(client, parsed.opts)
+    local valid, err = retry.validate(client, parsed.opts, parsed.follow_opts)
     if not valid then status = usage(ctx, help_for, "invalid --set-* settings: " .. tostring(err)) end
   end
   if status == nil then

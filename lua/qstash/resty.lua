@@ -15,7 +15,7 @@
 -- Every function returns `res`, or `nil, err` for a runtime failure, like
 -- qstash.safe; `err` is the module's error object either way. Argument
 -- errors raise a string at the caller's line, before anything is sent.
--- qr.dlq_messages returns an iterator that raises on failure.
+-- qr.dlq_messages and qr.log_entries return iterators that raise on failure.
 --
 -- The receiving side: qr.verify_request(opts) checks the Upstash-Signature of
 -- the current request (see the README, "OpenResty").
@@ -285,6 +285,58 @@ function M.dlq_retry_each(ids, opts, batch, config)
   local ok, res, err = pcall(client.dlq_retry_each, client, ids, opts, batch)
   if not ok then raise_direct(res, 2) end
   return res, err
+end
+
+--- page, err = qr.logs(filter, config) -> { logs = { entry, ... }, cursor = "..." or nil }
+function M.logs(filter, config)
+  local res, err = call("logs", 2, config, filter)
+  return res, err
+end
+
+--- msg, err = qr.message(id, config)
+function M.message(id, config)
+  local res, err = call("message", 2, config, id)
+  return res, err
+end
+
+--- ok, err = qr.cancel(id, config)
+function M.cancel(id, config)
+  local res, err = call("cancel", 2, config, id)
+  return res, err
+end
+
+--- res, err = qr.cancel_many(ids_or_filter, config) -> { cancelled = n }
+function M.cancel_many(ids_or_filter, config)
+  local res, err = call("cancel_many", 2, config, ids_or_filter)
+  return res, err
+end
+
+--- res, err = qr.follow(message_id, opts, config)
+-- -> { messageId, state, done, dlqId, history }; opts: { timeout, interval }.
+-- Between two looks at the logs the handler sleeps (ngx.sleep).
+function M.follow(message_id, opts, config)
+  local res, err = call("follow", 3, config, message_id, opts)
+  return res, err
+end
+
+--- res, err = qr.follow_many(message_ids, opts, config) -> { [messageId] = follow result }
+function M.follow_many(message_ids, opts, config)
+  local res, err = call("follow_many", 3, config, message_ids, opts)
+  return res, err
+end
+
+--- for entry in qr.log_entries(filter, config) do ... end
+-- Every log entry across logs pages, newest first; raises on failure.
+function M.log_entries(filter, config)
+  local mode = driver.mode("log_entries", 2)
+  local client = client_for(config, "log_entries", 2, 2)
+  if mode == "cosocket" then
+    local iter = driver.log_entries(client, filter, 2)
+    return iter
+  end
+  local ok, iter = pcall(client.log_entries, client, filter)
+  if not ok then raise_direct(iter, 2) end
+  return iter
 end
 
 --- for msg in qr.dlq_messages(params, config) do ... end

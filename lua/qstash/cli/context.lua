@@ -45,7 +45,7 @@ function M.new(env)
     is_tty = env.is_tty,
     sleep = env.sleep or default_sleep,
     now_ms = env.now_ms or function() return os.time() * 1000 end,
-    state = nil,       -- the progress line: { verb, done, total, note }
+    state = nil,       -- the progress line: { verb, done, total, detail, note }
     shown = false,
     pauses = 0, paused = 0,
   }, Ctx)
@@ -99,16 +99,20 @@ function Ctx:draw()
   else
     line = ("%s: %d message%s"):format(s.verb, s.done, s.done == 1 and "" or "s")
   end
+  if s.detail then line = line .. "  " .. s.detail end
   if s.note then line = line .. "  " .. s.note end
   self.stderr:write("\r", line, "\27[K")
   self.shown = true
 end
 
--- total nil: a count without a bar ("scanning: 300 messages").
-function Ctx:progress(verb, done, total)
+-- total nil: a count without a bar ("scanning: 300 messages"). detail: text
+-- after the bar ("delivered 3, failed again 1, pending 0"), or nil.
+function Ctx:progress(verb, done, total, detail)
   local s = self.state
-  if s and s.verb == verb and s.done == done and s.total == total and not s.note then return end
-  self.state = { verb = verb, done = done, total = total }
+  if s and s.verb == verb and s.done == done and s.total == total and s.detail == detail and not s.note then
+    return
+  end
+  self.state = { verb = verb, done = done, total = total, detail = detail }
   self:draw()
 end
 

@@ -154,4 +154,11 @@ function M.iso_utc(ms)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(ms / 1000))
 end
 
+-- The same with milliseconds: 2026-11-29T06:54:01.250Z.
+function M.iso_utc_ms(ms)
+  if type(ms) ~= "number" then return "" end
+  local s = math.floor(ms / 1000)
+  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. (".%03dZ"):format(math.floor(ms - s * 1000))
+end
+
 return M

@@ -186,6 +186,7 @@ Flags mean the same in every command and position:
     --message-id --url --url-group --schedule-id --queue --from --to
     --status --caller-ip --label --flow-control-key
   what retry sets on the new message: --set-* (--set-label, --set-retries, ...)
+  following the new messages (retry): --follow --follow-timeout --follow-interval
   connection (before or after the command): --api-url --http-timeout --dev]]
 
 function M.build(state)
@@ -244,7 +245,11 @@ Given ids (or --file) are retried concurrently; --all or filters take a
 snapshot of the matching ids first, then retry them 100 per request, so a
 message that fails again and re-enters the DLQ is not picked up twice. Run the
 same command again after an interruption: retried entries have left the DLQ.
-Nothing is retried without ids, --all or a filter.]]
+Nothing is retried without ids, --all or a filter.
+
+With --follow the command waits for each new message to end and prints
+delivered, failed again (with the new DLQ id), cancelled or still pending;
+it exits 1 unless every followed message was delivered.]]
   add_help(retry, state)
   add_selection(retry, "retry", true)
   add_filters(retry)
@@ -252,9 +257,25 @@ Nothing is retried without ids, --all or a filter.]]
     return cmd:option("--concurrency", "Retries of given ids in flight at once (1-1024, default 16).")
       :argname "<n>" :convert(C.concurrency)
   end)
+  retry:group("Follow the new messages",
+    retry:flag("--follow", "Wait for each new message to end (delivered, failed again, cancelled) and say which."),
+    retry:option("--follow-timeout", "With --follow: stop waiting after this many seconds (default 60).")
+      :argname "<seconds>" :convert(C.seconds("--follow-timeout")) :target "follow_timeout",
+    retry:option("--follow-interval", "With --follow: seconds between two looks at the logs (default 1).")
+      :argname "<seconds>" :convert(C.seconds("--follow-interval")) :target "follow_interval")
   local setters = {}
   for _, s in ipairs(M.SETTERS) do setters[#setters + 1] = add(retry, s) end
   retry:group("Settings of the new message (each overrides the stored one)", unpack(setters))
+
+  local logs = parser:command("logs", "Print the history of one message (its log entries), oldest first.")
+    :epilog [[
+Each line is one log entry: its time (UTC), state (CREATED, ACTIVE, RETRY,
+ERROR, DELIVERED, FAILED, CANCEL_REQUESTED, CANCELLED), the error of a failed
+delivery, and when the next delivery is due. A message id, not a DLQ id: the
+ids retry prints after the arrow.]]
+  add_help(logs, state)
+  logs:argument("message-id", "The message id (msg_...).") :target "message_id"
+  logs:flag("--json", "Print one JSON object per log entry and line.")
 
   local delete = parser:command("delete rm", "Remove messages from the DLQ without delivering them.")
     :epilog [[
@@ -319,6 +340,18 @@ local function callback_options(a, t)
   }
   if next(o) == nil then return nil end
   return o
+end
+
+-- The follow option of parsed --follow flags (nil without --follow), or
+-- nil and a usage message.
+function M.follow_opts(a)
+  if not a.follow then
+    if a.follow_timeout or a.follow_interval then
+      return nil, "--follow-timeout and --follow-interval need --follow"
+    end
+    return nil
+  end
+  return { timeout = a.follow_timeout or 60, interval = a.follow_interval or 1 }
 end
 
 -- The dlq_retry options of parsed --set-* flags, or nil and a usage message.

@@ -2,6 +2,9 @@
 -- always, and with --report FILE appended to FILE as JSON Lines as results
 -- come in, then a summary line:
 --   {"type":"retried","dlqId":"...","messageId":"msg_...","deduplicated":false}
+--   with retry --follow also "delivery":"DELIVERED" (FAILED, CANCELLED, PENDING
+--   when it had not ended, UNKNOWN when it could not be followed) and, when
+--   it failed again, "newDlqId":"..."
 --   {"type":"deleted","dlqId":"..."}
 --   {"type":"failed","dlqId":"...","error":{"kind":"...","status":404,"message":"...","ambiguous":false}}
 --   {"type":"summary","command":"retry","selected":3,"retried":2,"failed":1,"not_attempted":0,...}
@@ -44,9 +47,31 @@ local function add(self, line)
   if self.file then self.pending[#self.pending + 1] = line end
 end
 
-function R:retried(id, res)
-  add(self, { type = "retried", dlqId = id, messageId = res and res.messageId,
-    deduplicated = res ~= nil and res.deduplicated == true })
+-- Where a followed message got: DELIVERED, FAILED, CANCELLED, PENDING (not
+-- ended when the follow stopped) or UNKNOWN (no message id, or the follow
+-- could not run); and its count key.
+local OUTCOMES = { DELIVERED = "delivered", FAILED = "failed_again", CANCELLED = "cancelled",
+  PENDING = "pending", UNKNOWN = "unknown" }
+M.OUTCOMES = { "delivered", "failed_again", "cancelled", "pending", "unknown" }
+
+function M.outcome(res)
+  local d = type(res) == "table" and res.delivery or nil
+  if type(d) ~= "table" then return "UNKNOWN" end
+  if d.done and OUTCOMES[d.state] then return d.state end
+  return "PENDING"
+end
+
+-- follow: the command follows the new messages (res.delivery).
+function R:retried(id, res, follow)
+  local line = { type = "retried", dlqId = id, messageId = res and res.messageId,
+    deduplicated = res ~= nil and res.deduplicated == true }
+  if follow then
+    local o = M.outcome(res)
+    line.delivery = o
+    if o == "FAILED" then line.newDlqId = res.delivery.dlqId end
+    self.counts[OUTCOMES[o]] = self:count(OUTCOMES[o]) + 1
+  end
+  add(self, line)
 end
 
 function R:deleted(id)

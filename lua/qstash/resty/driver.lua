@@ -8,9 +8,12 @@
 --
 -- Sends go through qstash.resty.http (ngx.socket.tcp, keepalive pools),
 -- waits through ngx.sleep, which yields to the event loop: nothing here
--- blocks the nginx worker. Also: dlq_retry_each over `concurrency` light
--- threads sharing the pools, and dlq_messages as an iterator over dlq_list
--- pages. `driver.mode` says where a call can run at all.
+-- blocks the nginx worker: a follow's "wait", "poll" between two looks at
+-- the logs is an ngx.sleep like a backoff's. Also: dlq_retry_each over
+-- `concurrency` light threads sharing the pools (with opts.follow: then one
+-- follow_many of every new message), and dlq_messages / log_entries as
+-- iterators over dlq_list / logs pages. `driver.mode` says where a call can
+-- run at all.
 --
 -- dlq_retry_each and dlq_messages are not calls the core can prepare; their
 -- argument checks and their one error made here (a repeated cursor) say
@@ -327,6 +330,23 @@ local function distinct_ids(client, ids, level)
   return list
 end
 
+-- opts without `follow`: what each light thread's retry is prepared with
+-- (the batch follows the new messages together afterwards).
+local function without_follow(opts)
+  if type(opts) ~= "table" or rawget(opts, "follow") == nil then return opts end
+  local c = {}
+  for k, v in next, opts do
+    if k ~= "follow" then c[k] = v end
+  end
+  return c
+end
+
+-- The follow options of dlq_retry_each's opts.follow (true: the defaults).
+local function follow_options(follow)
+  if type(follow) == "table" then return { timeout = follow.timeout, interval = follow.interval } end
+  return nil
+end
+
 --- out, err = driver.each(client, ids, opts, batch, level)
 -- -> { ok = n, failed = n, results = { [id] = res or err } }
 -- Checks in the C module's order (the ids, the options, the batch) before
@@ -334,6 +354,13 @@ end
 -- turn, each preparing its call when it starts it. A 429 pauses the sends of
 -- the whole batch. An error raised by on_result / on_progress stops new
 -- starts; the calls in flight end, then it is raised.
+-- With opts.follow (true or { timeout, interval }), checked with the rest:
+-- the threads retry without it, then one follow_many call follows every new
+-- message (100 a logs request, as the C module's dlq_retry_each does); a
+-- retried id's result gets `delivery` and its on_result / on_progress run
+-- when the follow has ended (all at the end: the call's result comes whole),
+-- in the order of the ids; failures to retry report at once. When a callback
+-- raised first, the retried ids are counted without `delivery` or callbacks.
 function M.each(client, ids, opts, batch, level)
   level = (level or 1) + 1
   if type(ids) ~= "table" then
@@ -343,6 +370,10 @@ function M.each(client, ids, opts, batch, level)
   local ok, first = pcall(client.prepare, client, "dlq_retry", list[1], opts)
   if not ok then reraise(first, EACH, level) end
   local concurrency, on_result, on_progress = batch_options(batch, level)
+  local follow = type(opts) == "table" and rawget(opts, "follow") or nil
+  if follow == false then follow = nil end
+  if follow ~= nil then first = client:prepare("dlq_retry", list[1], without_follow(opts)) end
+  local retried = follow ~= nil and {} or nil  -- ids retried, awaiting their follow
 
   -- the first call's first step: a call that fails before sending anything
   -- (no token) fails the whole batch, as the C module's does
@@ -371,23 +402,28 @@ function M.each(client, ids, opts, batch, level)
         first, v = nil, nil
       else
         -- opts was checked above; a callback may have changed it since
-        local fine, call = pcall(client.prepare, client, "dlq_retry", id, opts)
+        local fine, call = pcall(client.prepare, client, "dlq_retry", id, without_follow(opts))
         if not fine then
           st.stop = { call }
           return
         end
         res, err = drive(call, st, nil, call:step())
       end
-      if res ~= nil then
+      if res ~= nil and retried then
+        results[id] = res
+        retried[#retried + 1] = id
+      elseif res ~= nil then
         results[id] = res
         st.ok = st.ok + 1
       else
         results[id] = err
         st.failed = st.failed + 1
       end
-      st.done = st.done + 1
-      if on_result then report(on_result, id, res, err) end
-      if on_progress then report(on_progress, st.done, total) end
+      if not (res ~= nil and retried) then
+        st.done = st.done + 1
+        if on_result then report(on_result, id, res, err) end
+        if on_progress then report(on_progress, st.done, total) end
+      end
     end
   end
 
@@ -401,6 +437,33 @@ function M.each(client, ids, opts, batch, level)
     if not fine and ok_main then ok_main, main_err = false, e end
   end
   if not ok_main then error(main_err, 0) end
+  if retried and #retried > 0 then
+    -- the new messages, each once (a deduplicated retry may share one)
+    local mids, seen = {}, {}
+    for _, id in ipairs(retried) do
+      local mid = results[id].messageId
+      if type(mid) == "string" and not seen[mid] then
+        seen[mid] = true
+        mids[#mids + 1] = mid
+      end
+    end
+    local followed, ferr
+    if not st.stop and #mids > 0 then
+      local call = client:prepare("follow_many", mids, follow_options(follow))
+      followed, ferr = drive(call, nil, nil, call:step())
+    end
+    for _, id in ipairs(retried) do
+      local res = results[id]
+      st.ok, st.done = st.ok + 1, st.done + 1
+      if not st.stop and (followed or ferr) then
+        local mid = res.messageId
+        -- a follow that failed: what is known is that the message did not end
+        res.delivery = followed and followed[mid] or { messageId = mid, done = false, error = ferr }
+        if on_result then report(on_result, id, res, nil) end
+        if on_progress then report(on_progress, st.done, total) end
+      end
+    end
+  end
   if st.stop then
     local e = st.stop[1]
     if type(e) == "string" then error("qstash: error in a callback: " .. e, 0) end
@@ -420,13 +483,14 @@ end
 -- The C module's error for a cursor that came back a second time.
 local REPEATED = "the cursor repeated an earlier one: stopping, since following it would loop for ever"
 
--- The target of a dlq_list request URL (what the core shows as `path`):
--- from the last "/v2/dlq" on (a base URL may have a path of its own; the
--- query's values are percent-encoded), without the token query.
-local function list_target(url)
+-- The target of a dlq_list (logs) request URL (what the core shows as
+-- `path`): from the last "/v2/dlq" ("/v2/logs") on (a base URL may have a
+-- path of its own; the query's values are percent-encoded), without the
+-- token query.
+local function list_target(url, prefix)
   local from, at = 1, nil
   while true do
-    local s = string_find(url, "/v2/dlq", from, true)
+    local s = string_find(url, prefix, from, true)
     if not s then break end
     at, from = s, s + 1
   end
@@ -435,8 +499,8 @@ local function list_target(url)
   return target
 end
 
-local function repeated_cursor(track, cursor)
-  return setmetatable({ kind = "decode", method = "GET", path = list_target(track.url),
+local function repeated_cursor(track, cursor, prefix)
+  return setmetatable({ kind = "decode", method = "GET", path = list_target(track.url, prefix),
     attempts = track.sends, ambiguous = track.unknown, status = 200, message = REPEATED,
     cursor = cursor }, get_error_mt())
 end
@@ -447,13 +511,20 @@ end
 -- failure (a nil would silently end a loop); a failed page is asked again
 -- by the next call. A cursor seen before ends the loop with a `decode`
 -- error, after the messages of its page (it would loop for ever).
-function M.messages(client, params, level)
+-- The pages of an iterator: the call prepared, the items' field, the path.
+local PAGES = {
+  dlq_messages = { call = "dlq_list", items = "messages", prefix = "/v2/dlq" },
+  log_entries = { call = "logs", items = "logs", prefix = "/v2/logs" },
+}
+
+local function pages(fname, client, params, level)
+  local kind = PAGES[fname]
   level = (level or 1) + 1
   local p = params
   if type(params) == "table" then p = copy(params) end
   -- the first page is prepared now: bad params raise here
-  local ok, call = pcall(client.prepare, client, "dlq_list", p)
-  if not ok then reraise(call, "dlq_messages", level) end
+  local ok, call = pcall(client.prepare, client, kind.call, p)
+  if not ok then reraise(call, fname, level) end
   local seen = {}
   local cursor = type(p) == "table" and p.cursor or nil
   if cursor ~= nil then seen[cursor] = true end
@@ -474,25 +545,35 @@ function M.messages(client, params, level)
       if not call then
         local q = copy(p)
         q.cursor = cursor
-        call = client:prepare("dlq_list", q)
+        call = client:prepare(kind.call, q)
       end
       local track = { sends = 0, unknown = false }
       local res, err = drive(call, nil, track, call:step())
       call = nil
       if res == nil then error(err, 0) end
-      page, idx = res.messages, 1
+      page, idx = res[kind.items], 1
       local nextc = res.cursor
       if nextc == nil then
         finished = true
       elseif seen[nextc] then
         -- this page's messages still come; asking past them raises
-        finished, failure = true, repeated_cursor(track, nextc)
+        finished, failure = true, repeated_cursor(track, nextc, kind.prefix)
       else
         seen[nextc] = true
         cursor = nextc
       end
     end
   end
+end
+
+function M.messages(client, params, level)
+  return pages("dlq_messages", client, params, level)
+end
+
+--- iterator = driver.log_entries(client, filter, level): the same over the
+-- logs pages (GET /v2/logs), entries newest first.
+function M.log_entries(client, params, level)
+  return pages("log_entries", client, params, level)
 end
 
 M.is_error = is_error
