@@ -75,7 +75,8 @@ local function main()
   say("   %-26s %-10s %s", "TIME (UTC)", "STATE", "ERROR")
   for _, e in ipairs(f.history) do
     local ms = math.floor(e.time)
-    say("   %s.%03dZ   %-10s %s", os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000)), ms % 1000, e.state, e.error or "")
+    local when = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000))
+    say("   %s.%03dZ   %-10s %s", when, ms % 1000, e.state, e.error or "")
   end
   client:close()
 end
