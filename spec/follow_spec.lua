@@ -96,7 +96,7 @@ describe("follow against the emulator", function()
     assert.equal("CREATED CANCEL_REQUESTED CANCELLED", states(v))
   end)
 
-  it("stops at its timeout with done = false and the states seen so far", function()
+  it("stops at its timeout with done = false and the states seen so far #timing", function()
     local id = c:publish(sink.url .. "/later", "x", { delay = 3600 }).messageId
     local t0 = socket.gettime()
     local f = c:follow(id, { timeout = 0.3, interval = 0.05 })
@@ -341,7 +341,7 @@ describe("follow against a scripted server", function()
     assert.equal(3, #srv:requests())
   end)
 
-  it("a poll whose pages never end stops at the timeout, with what was seen", function()
+  it("a poll whose pages never end stops at the timeout, with what was seen #timing", function()
     local pages = {}
     for i = 1, 40 do
       pages[i] = { status = 200, delay = 0.05, json = { cursor = "c" .. i,

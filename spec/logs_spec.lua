@@ -93,6 +93,16 @@ describe("logs and messages: requests", function()
     assert.equal("/v2/messages/a%2Fb", reqs[2].target)
   end)
 
+  it("cancel: a repeat after an unknown outcome answers 404, reported as ambiguous", function()
+    srv:script{ { fault = "close" }, { status = 404, json = { error = "message not found" } } }
+    local ok, err = pcall(c.cancel, c, "msg_1")
+    assert.is_false(ok)
+    assert.equal("not_found", err.kind)
+    assert.is_true(err.ambiguous)
+    assert.equal(2, err.attempts)
+    assert.equal(2, #srv:requests())
+  end)
+
   it("cancel_many: ids 100 per request, the counts summed", function()
     local ids = {}
     for i = 1, 250 do ids[i] = "msg_" .. i end
