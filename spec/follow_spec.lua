@@ -261,6 +261,39 @@ describe("follow against the emulator", function()
     assert.is_true(with >= 1 and with <= 4)
   end)
 
+  it("dlq_retry_each with follow: on_result may make calls of its own on the same client", function()
+    local dlq_id = dlq_entry()
+    local other = c:publish(sink.url .. "/other", "x").messageId
+    local nested
+    local out = c:dlq_retry_each({ dlq_id }, { follow = FAST }, {
+      on_result = function(_, res)
+        nested = c:follow(other, FAST)
+        assert.equal("DELIVERED", res.delivery.state)
+      end,
+    })
+    assert.equal(1, out.ok)
+    assert.equal("DELIVERED", nested.state)
+  end)
+
+  it("follow options whose __index closes the client: the call says so and sends nothing", function()
+    local before = select(2, emu:json("GET", "/__dev/requests"))
+    local opts = setmetatable({}, { __index = function() c:close() end })
+    local ok, err = pcall(c.follow, c, "msg_x", opts)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("closed", 1, true), tostring(err))
+    local after = select(2, emu:json("GET", "/__dev/requests"))
+    assert.same(before, after)
+  end)
+
+  it("dlq_retry with a follow option whose __index closes the client: nothing is sent", function()
+    local before = select(2, emu:json("GET", "/__dev/requests"))
+    local opts = setmetatable({ retries = 1 }, { __index = function(_, k) if k == "follow" then c:close() end end })
+    local ok, err = pcall(c.dlq_retry, c, "1-1", opts)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("closed", 1, true), tostring(err))
+    assert.same(before, select(2, emu:json("GET", "/__dev/requests")))
+  end)
+
   it("dlq_retry_each with follow: an error in on_result is raised after the batch", function()
     local dlq_id = dlq_entry()
     assert.has_error(function()
