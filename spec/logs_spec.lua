@@ -148,6 +148,12 @@ describe("logs and messages: requests", function()
     assert.equal("decode", err.kind)
   end)
 
+  it("log_entries cannot be prepared: its pages are logs calls", function()
+    local ok, err = pcall(c.prepare, c, "log_entries", {})
+    assert.is_false(ok)
+    assert.truthy(err:find("prepare dlq_list or logs pages", 1, true), err)
+  end)
+
   local bad = {
     { "logs", { { stat = "CREATED" } }, "did you mean 'state'" },
     { "logs", { { state = "DONE" } }, "filter 'state' must be one of" },

@@ -23,7 +23,7 @@ static int prepare(lua_State *L, qs_client *c, const qs_args *a)
         qs_argerror(a, a->base, "the name of an API function expected, got %s", luaL_typename(L, a->base));
     name = lua_tostring(L, a->base);
     plan = qs_api_plan(L, name);
-    if (!plan) qs_argerror(a, a->base, "'%s' cannot be prepared (dlq_messages: prepare dlq_list pages)", name);
+    if (!plan) qs_argerror(a, a->base, "'%s' cannot be prepared (dlq_messages and log_entries: prepare dlq_list or logs pages)", name);
     fa.L = L;
     fa.base = a->base + 1;
     fa.fname = plan->name;
