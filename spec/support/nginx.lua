@@ -5,6 +5,7 @@
 -- or when the spec process is gone.
 --
 --   local N = require "spec.support.nginx"
+--   if N.pending_unless_runnable("what this file describes") then return end
 --   local why = N.unavailable()     -- nil, or why the nginx specs are pending
 --   -- the whole nginx.conf, on free ports picked for this start:
 --   local ng = N.start(function(ports, prefix) return conf_text end, { nports = 3, files = {...} })
@@ -42,9 +43,37 @@ function M.unavailable()
           and exists(M.MODULES .. "/ndk_http_module.so")) then
     return "needs Debian's nginx-light and libnginx-mod-http-lua (make deps)"
   end
+  if not exists(M.root() .. "/build/luajit/qstash.so") then
+    return "needs the LuaJIT build: make LUA=luajit"
+  end
   return nil
 end
 M.skip_reason = M.unavailable
+
+--- The preamble of every nginx spec file: when nginx cannot run here,
+-- registers `describe(name)` with one pending test saying why and returns
+-- that reason (the file then returns); else nil, and the file goes on.
+function M.pending_unless_runnable(name)
+  local why = M.unavailable()
+  if why then
+    -- busted's describe and pending live in the spec file's environment,
+    -- not in this module's: take them from the caller's
+    local env
+    if getfenv then
+      env = getfenv(2)
+    else
+      local caller = debug.getinfo(2, "f").func
+      for i = 1, math.huge do
+        local k, v = debug.getupvalue(caller, i)
+        if k == nil then break end
+        if k == "_ENV" then env = v break end
+      end
+    end
+    env = env or _G
+    env.describe(name, function() env.pending(why) end)
+  end
+  return why
+end
 
 function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
