@@ -56,20 +56,8 @@ M.skip_reason = M.unavailable
 function M.pending_unless_runnable(name)
   local why = M.unavailable()
   if why then
-    -- busted's describe and pending live in the spec file's environment,
-    -- not in this module's: take them from the caller's
-    local env
-    if getfenv then
-      env = getfenv(2)
-    else
-      local caller = debug.getinfo(2, "f").func
-      for i = 1, math.huge do
-        local k, v = debug.getupvalue(caller, i)
-        if k == nil then break end
-        if k == "_ENV" then env = v break end
-      end
-    end
-    env = env or _G
+    -- busted's describe and pending are the spec file's, not this module's
+    local env = E.spec_env(2)
     env.describe(name, function() env.pending(why) end)
   end
   return why
