@@ -270,7 +270,10 @@ end
 -- pending... are, which a module required from it does not see.
 function M.spec_env(level)
   level = (level or 1) + 1
-  if getfenv then return getfenv(level) end
+  if getfenv then
+    local env = getfenv(level) -- not a tail call: LuaJIT would drop this frame
+    return env
+  end
   local fn = debug.getinfo(level, "f").func
   for i = 1, math.huge do
     local k, v = debug.getupvalue(fn, i)
