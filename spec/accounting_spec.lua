@@ -25,7 +25,7 @@ describe("attempt accounting", function()
   before_each(function() srv:reset() end)
 
   local function new()
-    return qstash.new{ token = "tok-chaos", base_url = srv.url, timeout = 0.25, connect_timeout = 2,
+    return qstash.new{ token = "tok-chaos", base_url = srv.url, timeout = 0.1, connect_timeout = 2,
       retry = { attempts = ATTEMPTS, base_delay = 0.001, max_delay = 0.01 } }
   end
 

@@ -43,7 +43,7 @@ describe("async", function()
 
     it("poll returns 0 after its timeout when nothing completes", function()
       local c = new{ timeout = 5 }
-      srv:script{ { status = 201, json = { messageId = "slow" }, delay = 1 } }
+      srv:script{ { status = 201, json = { messageId = "slow" }, delay = 0.4 } }
       c:dlq_retry_async("x", nil, function() end)
       assert.equal(0, c:poll(0.1))
       assert.equal(1, c:pending())

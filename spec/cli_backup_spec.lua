@@ -6,28 +6,24 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq delete --backup", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, slow, sink, tmp, h, hs
 
   setup(function()
     tmp = E.tmpdir()
-    emu = E.start{ time_scale = 0.001 }
+    emu, sink = fx.emu, fx.sink
     -- 4 requests a second: a delete of 300 messages takes seconds, time to kill it
     slow = E.start{ time_scale = 0.001, burst_limit = 4 }
-    sink = E.start_sink()
     h = H.new(emu, sink, tmp)
     hs = H.new(slow, sink, tmp)
   end)
 
   teardown(function()
-    for _, s in ipairs { emu, slow, sink } do s:stop() end
+    if slow then slow:stop() end
     if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
   end)
 
-  before_each(function()
-    emu:reset()
-    slow:reset()
-    sink:clear()
-  end)
+  before_each(function() slow:reset() end)
 
   local n = 0
   local function fresh(name)

@@ -4,24 +4,17 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq export", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink, tmp, h
 
   setup(function()
     tmp = E.tmpdir()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
+    emu, sink = fx.emu, fx.sink
     h = H.new(emu, sink, tmp)
   end)
 
   teardown(function()
-    if emu then emu:stop() end
-    if sink then sink:stop() end
     if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
-  end)
-
-  before_each(function()
-    emu:reset()
-    sink:clear()
   end)
 
   -- The message as GET /v2/dlq/{id} gives it.

@@ -5,24 +5,17 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq stats", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink, tmp, h
 
   setup(function()
     tmp = E.tmpdir()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
+    emu, sink = fx.emu, fx.sink
     h = H.new(emu, sink, tmp)
   end)
 
   teardown(function()
-    if emu then emu:stop() end
-    if sink then sink:stop() end
     if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
-  end)
-
-  before_each(function()
-    emu:reset()
-    sink:clear()
   end)
 
   -- 3 x /st/a (500, labels red / red+blue / none), 1 x /st/b (500), 2 x /st/a (503, label blue)

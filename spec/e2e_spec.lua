@@ -4,23 +4,14 @@ local E = require "spec.support.emulator"
 local qstash = require "qstash"
 
 describe("client + emulator", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink, client
 
   setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
+    emu, sink = fx.emu, fx.sink
     client = qstash.new{ base_url = emu.url, token = emu.token, retry = { base_delay = 0.01 }, timeout = 5 }
   end)
-  teardown(function()
-    client:close()
-    sink:stop()
-    emu:stop()
-  end)
-  before_each(function()
-    emu:reset()
-    sink:clear()
-    sink:set_status(200)
-  end)
+  teardown(function() if client then client:close() end end)
 
   -- Publishes to a failing destination with retries = 0 and waits for the DLQ entry.
   local function fail_into_dlq(path, body, opts)

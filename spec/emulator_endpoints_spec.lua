@@ -12,22 +12,9 @@ local function pct(s)
 end
 
 describe("qstash-dev endpoints", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink
-
-  setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-    if sink then sink:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    sink:clear()
-  end)
+  setup(function() emu, sink = fx.emu, fx.sink end)
 
   local function call(method, path, body, headers)
     return emu:json(method, path, { body = body and (type(body) == "string" and body or cjson.encode(body)),

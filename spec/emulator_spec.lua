@@ -21,22 +21,9 @@ local function sorted_by_t(list)
 end
 
 describe("qstash-dev", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink
-
-  setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-    if sink then sink:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    sink:clear()
-  end)
+  setup(function() emu, sink = fx.emu, fx.sink end)
 
   local function publish(path, headers, body)
     return emu:json("POST", "/v2/publish/" .. sink.url .. path, { headers = headers, body = body })

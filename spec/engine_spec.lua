@@ -34,7 +34,7 @@ describe("engine", function()
   it("carries nothing from one call to the next: method, body, headers, timeouts", function()
     -- sequential calls alternate between two libcurl handles, each reset
     -- ahead of its next use: every call sends exactly its own request
-    local c = new{ retry = false, timeout = 1 }
+    local c = new{ retry = false, timeout = 0.5 } -- one call hangs: it only needs to time out
     srv:script{
       { status = 201, json = { messageId = "m1" } },
       { status = 200, json = { messageId = "m2" } },
@@ -188,7 +188,7 @@ describe("engine", function()
   end)
 
   it("reports a 404 after an unknown outcome as ambiguous", function()
-    local c = new{ timeout = 1 }
+    local c = new{ timeout = 0.5 } -- the hang only needs to end in a timeout
     srv:script{ { fault = "hang" }, { status = 404, json = { error = "message not found" } } }
     local ok, err = pcall(c.dlq_retry, c, "x")
     c:close()

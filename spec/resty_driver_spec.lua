@@ -10,11 +10,7 @@
 -- the core produce every answer and wait these specs need.
 local N = require "spec.support.nginx"
 
-local skip = N.skip_reason()
-if skip then
-  describe("qstash.resty.driver under nginx", function() pending(skip) end)
-  return
-end
+if N.pending_unless_runnable("qstash.resty.driver under nginx") then return end
 
 local E = require "spec.support.emulator"
 local server = require "spec.support.server"

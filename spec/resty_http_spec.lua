@@ -9,11 +9,7 @@
 -- (`make test LUA=luajit`).
 local N = require "spec.support.nginx"
 
-local skip = N.skip_reason()
-if skip then
-  describe("qstash.resty.http under nginx", function() pending(skip) end)
-  return
-end
+if N.pending_unless_runnable("qstash.resty.http under nginx") then return end
 
 local E = require "spec.support.emulator"
 local server = require "spec.support.server"

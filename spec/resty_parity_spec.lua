@@ -13,11 +13,7 @@
 -- Runs only under LuaJIT (`make test LUA=luajit`), the ABI nginx loads.
 local N = require "spec.support.nginx"
 
-local skip = N.skip_reason()
-if skip then
-  describe("qstash.resty and the C module, side by side", function() pending(skip) end)
-  return
-end
+if N.pending_unless_runnable("qstash.resty and the C module, side by side") then return end
 
 local E = require "spec.support.emulator"
 local server = require "spec.support.server"

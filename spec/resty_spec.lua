@@ -169,11 +169,7 @@ end)
 
 ---------------------------------------------------------------- under nginx
 
-local skip = N.skip_reason()
-if skip then
-  describe("qstash.resty under nginx", function() pending(skip) end)
-  return
-end
+if N.pending_unless_runnable("qstash.resty under nginx") then return end
 
 -- Handlers of the test nginx. `env` (resty_spec_env.lua in the prefix) holds
 -- the URLs of the servers the spec started.

@@ -15,11 +15,7 @@ local DEV_CURRENT = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r" -- tools/qstash-dev
 local WARNING = "verify_request accepts signatures made with the local emulator's public signing keys"
 local BODY = '{"message":"test"}'
 
-local why = nginx.unavailable()
-if why then
-  describe("qstash.resty.verify_request under nginx", function() pending(why) end)
-  return
-end
+if nginx.pending_unless_runnable("qstash.resty.verify_request under nginx") then return end
 
 -- The handler answers "ok <sub>" or "fail <reason>" (respond = false), or lets
 -- verify_request answer 401 (respond=1). Query: dev=1/0, cur/next (keys in the call).

@@ -259,22 +259,14 @@ describe("call:step against the recording server", function()
 end)
 
 describe("call:step against the emulator", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink, client
 
   setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
+    emu, sink = fx.emu, fx.sink
     client = qstash.new{ base_url = emu.url, token = emu.token, retry = { base_delay = 0.01 }, timeout = 5 }
   end)
-  teardown(function()
-    client:close()
-    sink:stop()
-    emu:stop()
-  end)
-  before_each(function()
-    emu:reset()
-    sink:clear()
-  end)
+  teardown(function() if client then client:close() end end)
 
   -- n messages failed into the DLQ; returns their DLQ entries.
   local function dlq_entries(n)

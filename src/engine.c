@@ -385,6 +385,10 @@ static int collect(qs_engine *e)
             if (!x) continue;
             x->done = 1;
             x->result = msg->data.result;
+            if (!x->collected) {
+                x->collected = 1;
+                e->unclaimed++;
+            }
             n++;
         }
     }
@@ -517,10 +521,14 @@ static int round_once(qs_engine *e, long wait_ms)
 void qs_engine_drive(qs_engine *e, double wait_s)
 {
     double ms = wait_s * 1000.0;
+    long wait_ms = ms <= 0 ? 0 : ms > 1e6 ? 1000000 : (long)ms + 1;
     /* A transfer that finished here is what the caller waits for: waiting
      * on would hold its result back for the whole wait. */
     if (run_due(e) > 0) return;
-    round_once(e, ms <= 0 ? 0 : ms > 1e6 ? 1000000 : (long)ms + 1);
+    /* should a wait begin with results in all the same, count it: the
+     * specs see a stall without timing one */
+    if (wait_ms > 0 && e->unclaimed > 0) e->stalled_waits++;
+    round_once(e, wait_ms);
 }
 
 /* The transport-neutral failure of a libcurl result. */
@@ -598,6 +606,11 @@ void qs_engine_finish(qs_engine *e, qs_xfer *x, qs_outcome *o)
 
 void qs_engine_abandon(qs_engine *e, qs_xfer *x)
 {
+    if (x->collected) {
+        /* claimed; one of a forked parent's is not counted here */
+        x->collected = 0;
+        if (!qs_engine_inherited(e, x) && e->unclaimed > 0) e->unclaimed--;
+    }
     if (!x->h.easy) return;
     if (qs_engine_inherited(e, x)) {
         handle_forget(&x->h); /* the parent's: never touched here */
@@ -654,6 +667,7 @@ static void make_live(qs_engine *e)
         e->multi[i].e = e;
     }
     e->nwatch = 0;
+    e->unclaimed = 0; /* a forked parent's transfers are not this process's */
     e->live = 1;
     e->pid = getpid();
     e->fork_gen = fork_gen;

@@ -45,6 +45,7 @@ typedef struct qs_xfer {
     unsigned gen;             /* the engine generation (process) that started it */
     CURLM *in_multi;          /* the multi handle it was added to, or NULL */
     int done;                 /* libcurl finished it: see result */
+    int collected;            /* counted in the engine's `unclaimed` */
     int sends;                /* times libcurl was about to send the request */
     int max_sends;            /* beyond this many, a send is refused */
     int too_large;
@@ -81,6 +82,10 @@ typedef struct qs_engine {
     pid_t pid;                /* the process that made the handles */
     unsigned fork_gen;        /* the fork generation when they were made */
     unsigned gen;             /* bumped whenever the handles are made anew */
+    int unclaimed;            /* transfers libcurl finished that are not finished or
+                               * abandoned yet: results already in */
+    unsigned long stalled_waits; /* drives that began a wait while results
+                                  * were already in */
 } qs_engine;
 
 /* curl_global_init once per process (and the fork hook). 0, or -1. */
@@ -108,7 +113,10 @@ int qs_engine_inherited(const qs_engine *e, const qs_xfer *x);
 int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double now);
 
 /* Drives every transfer: marks finished ones done, then waits up to
- * `wait_s` for activity when none finished. */
+ * `wait_s` for activity when none finished. A wait that begins while
+ * results are already in (a finished transfer not yet claimed by
+ * qs_engine_finish or qs_engine_abandon) counts in e->stalled_waits: it
+ * holds those results back. */
 void qs_engine_drive(qs_engine *e, double wait_s);
 
 /* Reads how the attempt ended into o and gives the handle back. */

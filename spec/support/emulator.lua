@@ -19,6 +19,12 @@
 --   sink:clear()                     --> forget received requests, back to 200
 --   sink:stop()
 --
+--   -- one emulator and one sink for a describe block: registers busted's
+--   -- setup (start both), teardown (stop both) and before_each (emu:reset(),
+--   -- sink:clear()) in the block it is called from
+--   local fx = emu_mod.fixture{ time_scale = 0.001 }   -- E.start's options
+--   setup(function() emu, sink = fx.emu, fx.sink end)  -- set once setup ran
+--
 -- Works under Lua 5.1-5.4 and LuaJIT; needs luasocket, lua-cjson and python3.
 
 local socket = require "socket"
@@ -255,6 +261,47 @@ function Emu:stop()
   self.stopped = true
   terminate(self.pid)
   os.execute("rm -rf " .. q(self.dir))
+end
+
+---------------------------------------------------------------- spec helpers
+
+--- The environment of the function `level` calls up (2: the caller of the
+-- function calling this): in a spec file, where busted's describe, setup,
+-- pending... are, which a module required from it does not see.
+function M.spec_env(level)
+  level = (level or 1) + 1
+  if getfenv then
+    local env = getfenv(level) -- not a tail call: LuaJIT would drop this frame
+    return env
+  end
+  local fn = debug.getinfo(level, "f").func
+  for i = 1, math.huge do
+    local k, v = debug.getupvalue(fn, i)
+    if k == nil then break end
+    if k == "_ENV" then return v end
+  end
+  return _G
+end
+
+--- One emulator (started with `opts`) and one sink for the describe block
+-- this is called in: registers busted's setup, teardown and before_each
+-- there. Returns the fixture; fx.emu and fx.sink are set once setup ran.
+function M.fixture(opts)
+  local env = M.spec_env(2)
+  local fx = {}
+  env.setup(function()
+    fx.emu = M.start(opts)
+    fx.sink = M.start_sink()
+  end)
+  env.teardown(function()
+    if fx.sink then fx.sink:stop() end
+    if fx.emu then fx.emu:stop() end
+  end)
+  env.before_each(function()
+    fx.emu:reset()
+    fx.sink:clear()
+  end)
+  return fx
 end
 
 ---------------------------------------------------------------- sink

@@ -5,6 +5,7 @@
 -- or when the spec process is gone.
 --
 --   local N = require "spec.support.nginx"
+--   if N.pending_unless_runnable("what this file describes") then return end
 --   local why = N.unavailable()     -- nil, or why the nginx specs are pending
 --   -- the whole nginx.conf, on free ports picked for this start:
 --   local ng = N.start(function(ports, prefix) return conf_text end, { nports = 3, files = {...} })
@@ -42,9 +43,25 @@ function M.unavailable()
           and exists(M.MODULES .. "/ndk_http_module.so")) then
     return "needs Debian's nginx-light and libnginx-mod-http-lua (make deps)"
   end
+  if not exists(M.root() .. "/build/luajit/qstash.so") then
+    return "needs the LuaJIT build: make LUA=luajit"
+  end
   return nil
 end
 M.skip_reason = M.unavailable
+
+--- The preamble of every nginx spec file: when nginx cannot run here,
+-- registers `describe(name)` with one pending test saying why and returns
+-- that reason (the file then returns); else nil, and the file goes on.
+function M.pending_unless_runnable(name)
+  local why = M.unavailable()
+  if why then
+    -- busted's describe and pending are the spec file's, not this module's
+    local env = E.spec_env(2)
+    env.describe(name, function() env.pending(why) end)
+  end
+  return why
+end
 
 function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
