@@ -7,23 +7,17 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq retry --follow and logs", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink, tmp, h
 
   setup(function()
     tmp = E.tmpdir()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
+    emu, sink = fx.emu, fx.sink
     h = H.new(emu, sink, tmp)
   end)
 
   teardown(function()
-    for _, s in ipairs { emu, sink } do s:stop() end
     if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
-  end)
-
-  before_each(function()
-    emu:reset()
-    sink:clear()
   end)
 
   local n = 0

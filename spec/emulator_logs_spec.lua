@@ -102,21 +102,11 @@ local function check_shape(entry)
 end
 
 describe("qstash-dev logs", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink
 
-  setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-    if sink then sink:stop() end
-  end)
-
   before_each(function()
-    emu:reset()
-    sink:clear()
+    emu, sink = fx.emu, fx.sink
   end)
 
   -- GET /v2/logs?query: the decoded answer (asserting 200)

@@ -19,22 +19,15 @@ local function states(res)
 end
 
 describe("follow against the emulator", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink, c
-
-  setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
-  end)
 
   teardown(function()
     if c then c:close() end
-    if emu then emu:stop() end
-    if sink then sink:stop() end
   end)
 
   before_each(function()
-    emu:reset()
-    sink:clear()
+    emu, sink = fx.emu, fx.sink
     if c then c:close() end
     c = qstash.new{ token = emu.token, base_url = emu.url, retry = { attempts = 2, base_delay = 0.01 } }
   end)

@@ -187,23 +187,16 @@ describe("logs and messages: requests", function()
 end)
 
 describe("logs and messages: the emulator", function()
+  local fx = E.fixture{ time_scale = 0.001 }
   local emu, sink, c
-
-  setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
-    c = qstash.new{ token = emu.token, base_url = emu.url }
-  end)
 
   teardown(function()
     if c then c:close() end
-    if emu then emu:stop() end
-    if sink then sink:stop() end
   end)
 
   before_each(function()
-    emu:reset()
-    sink:clear()
+    emu, sink = fx.emu, fx.sink
+    c = c or qstash.new{ token = emu.token, base_url = emu.url }
   end)
 
   -- n messages that wait an hour: each logs CREATED once and nothing else
