@@ -93,11 +93,14 @@ describe("http_version", function()
   end)
 
   it('"1.1" sends concurrent work over HTTP/1.1 too, a connection per request in flight', function()
+    -- the batch first, on a new client: with a warm connection in the cache,
+    -- a fast server can answer the whole batch on it while the other
+    -- transfers' TLS handshakes are still under way (a race, not a rule)
     local c = client("1.1")
-    assert.equal("HTTP/1.1", c:dlq_retry("one").protocol)
     local versions, nconns = batch(c, 60, 8)
     assert.same({ ["HTTP/1.1"] = 60 }, versions)
     assert.is_true(nconns > 1 and nconns <= 8, "connections: " .. nconns)
+    assert.equal("HTTP/1.1", c:dlq_retry("one").protocol)
     assert.equal("HTTP/1.1", async_one(c).protocol)
     c:close()
   end)
