@@ -33,6 +33,7 @@ build = {
     ["qstash.cli.flags"] = "lua/qstash/cli/flags.lua",
     ["qstash.cli.json"] = "lua/qstash/cli/json.lua",
     ["qstash.cli.jsonl"] = "lua/qstash/cli/jsonl.lua",
+    ["qstash.cli.logs"] = "lua/qstash/cli/logs.lua",
     ["qstash.cli.plan"] = "lua/qstash/cli/plan.lua",
     ["qstash.cli.read"] = "lua/qstash/cli/read.lua",
     ["qstash.cli.report"] = "lua/qstash/cli/report.lua",
@@ -47,8 +48,9 @@ build = {
     qstash = {
       sources = {
         "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/client.c",
-        "src/clock.c", "src/conf.c", "src/config.c", "src/decide.c", "src/dlq.c", "src/engine.c",
-        "src/errors.c", "src/filters.c", "src/options.c", "src/publish.c", "src/qstash.c",
+        "src/clock.c", "src/conf.c", "src/config.c", "src/decide.c", "src/dlq.c", "src/each_follow.c",
+        "src/engine.c", "src/errors.c", "src/filters.c", "src/logs.c", "src/messages.c",
+        "src/options.c", "src/pages.c", "src/plan.c", "src/publish.c", "src/qstash.c",
         "src/request.c", "src/response.c", "src/result.c", "src/step.c", "src/sync.c", "src/url.c",
         "src/verify.c",
       },

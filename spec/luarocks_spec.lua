@@ -63,3 +63,35 @@ describe_54("luarocks make", function()
     assert.matches("Usage: qstash%-dlq", out)
   end)
 end)
+
+-- Every C source and every Lua module of the tree is in the rockspec: a
+-- file added to src/ or lua/qstash/ and forgotten there builds with make
+-- and breaks `luarocks make` (an undefined symbol at require time).
+describe("the rockspec", function()
+  local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+
+  local function files(cmd)
+    local t = {}
+    local p = assert(io.popen(cmd))
+    for line in p:lines() do t[#t + 1] = line end
+    p:close()
+    table.sort(t)
+    return t
+  end
+
+  it("lists every src/*.c and every lua/qstash module", function()
+    local spec = read("qstash-scm-1.rockspec")
+    for _, f in ipairs(files("ls src/*.c")) do
+      assert.truthy(spec:find('"' .. f .. '"', 1, true), f .. " is not in the rockspec's sources")
+    end
+    for _, f in ipairs(files("find lua/qstash -name '*.lua'")) do
+      local mod = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")
+      assert.truthy(spec:find('["' .. mod .. '"] = "' .. f .. '"', 1, true), f .. " is not in the rockspec's modules")
+    end
+  end)
+end)
