@@ -544,14 +544,15 @@ describe("qstash-dev logs", function()
     end)
 
     it("neither repeats nor skips older entries when messages are published between pages", function()
-      local published = fill(N)
+      local M = 2000 -- 20 pages, each followed by new messages
+      local published = fill(M)
       local added = {}
       local seen, pages = page_all(function() fill(3, added) end)
-      assert.are.equal(N / PAGE, pages)
-      assert.are.equal(N, #seen)
+      assert.are.equal(M / PAGE, pages)
+      assert.are.equal(M, #seen)
       for i, e in ipairs(seen) do
-        if e.messageId ~= published[N + 1 - i] then
-          error("entry " .. i .. " is " .. e.messageId .. ", want " .. published[N + 1 - i])
+        if e.messageId ~= published[M + 1 - i] then
+          error("entry " .. i .. " is " .. e.messageId .. ", want " .. published[M + 1 - i])
         end
       end
       assert.are.equal(3 * (pages - 1), #added)
