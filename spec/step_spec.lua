@@ -128,6 +128,31 @@ describe("call:step against the recording server", function()
     end)
   end
 
+  it("announces each wait once: after it, the next step sends", function()
+    -- step() after a "wait" used to answer "wait" again, and every caller
+    -- (the libcurl path and qstash.resty too) waited twice as long
+    local c = qstash.new{ token = TOKEN, base_url = srv.url, retry = { attempts = 3, base_delay = 0.01, max_delay = 5 } }
+    srv:reset()
+    srv:script{ { status = 429, headers = { ["Retry-After"] = "1" } }, { status = 503 },
+                { status = 201, json = { messageId = "m" } } }
+    local verbs = {}
+    local call = c:prepare("dlq_retry", "1-0")
+    local what, v, why = call:step()
+    while what == "send" or what == "wait" do
+      verbs[#verbs + 1] = what .. (why and (":" .. why) or "")
+      if what == "send" then
+        local ok, status, headers, body = step_http.send(v)
+        assert.is_true(ok)
+        what, v, why = call:step{ status = status, headers = headers, body = body }
+      else
+        what, v, why = call:step()
+      end
+    end
+    assert.equal("done", what)
+    assert.same({ "send", "wait:rate_limited", "send", "wait:backoff", "send" }, verbs)
+    c:close()
+  end)
+
   it("sends the token as a query the same way", function()
     local c = qstash.new{ token = TOKEN, base_url = srv.url, token_in_query = true }
     srv:reset()

@@ -75,6 +75,11 @@ static void add_partial(lua_State *L, const qs_call *k, int idx)
 qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
 {
     switch (k->state) {
+    case QS_K_WAIT:
+        /* feed announced the wait, and the caller has waited: on to the
+         * send (answering "wait" again here had every wait taken twice) */
+        k->state = QS_K_SEND;
+        /* fall through */
     case QS_K_SEND:
         if (!k->started) {
             k->started = 1;
@@ -100,10 +105,6 @@ qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
     case QS_K_SENT:
         luaL_error(L, "qstash: the call awaits how its request ended");
         return QS_K_SENT;
-    case QS_K_WAIT:
-        /* the caller waits k->wait before asking again */
-        k->state = QS_K_SEND;
-        return QS_K_WAIT;
     default:
         lua_rawgeti(L, LUA_REGISTRYINDEX, k->end_ref);
         return k->state;

@@ -77,19 +77,21 @@ struct qs_call {
  * Raises argument errors. Returns the call; it is at the top. */
 qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a);
 
-/* What is next for the call k at stack index idx. QS_K_SEND: k->req is to
- * be sent (the caller marks it sent, then feeds how it ended); QS_K_WAIT:
- * k->wait seconds first. QS_K_DONE / QS_K_FAILED: the result or the error
- * is pushed (a call asked again after its end pushes it again, if it was
- * kept with qs_call_keep). */
+/* What is next for the call k at stack index idx: asked first, and again
+ * after each wait that qs_call_feed announced (the wait is over then).
+ * QS_K_SEND: k->req is to be sent (the caller marks it sent, then feeds how
+ * it ended). QS_K_DONE / QS_K_FAILED: the result or the error is pushed (a
+ * call asked again after its end pushes it again, if it was kept with
+ * qs_call_keep). */
 qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx);
 
 /* Marks the request sent: an outcome is awaited. */
 void qs_call_sent(qs_call *k);
 
 /* Feeds how the attempt ended (*k->out, and the body in k->req.resp).
- * Returns what follows, as qs_call_next: for QS_K_DONE and QS_K_FAILED the
- * value is pushed. */
+ * Returns what follows: QS_K_SEND (the next request, at once), QS_K_WAIT
+ * (k->wait seconds first, then qs_call_next), or QS_K_DONE / QS_K_FAILED
+ * with the value pushed. */
 qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx);
 
 /* Keeps the value at the top (the end just pushed) for later asks. */
