@@ -142,10 +142,14 @@ describe("logs and messages: requests", function()
   end)
 
   it("cancel_many: a count it did not ask for is a decode error, not an endless loop", function()
-    srv:script{ { status = 200, json = { cancelled = 101 } } }
-    local ok, err = pcall(c.cancel_many, c, { all = true })
-    assert.is_false(ok)
-    assert.equal("decode", err.kind)
+    for _, body in ipairs({ '{"cancelled":101}', '{"cancelled":NaN}', '{"cancelled":Infinity}',
+                            '{"cancelled":-1}', '{"cancelled":2.5}', '{"cancelled":"3"}', '{}' }) do
+      srv:reset()
+      srv:script{ { status = 200, body = body, headers = { ["Content-Type"] = "application/json" } } }
+      local ok, err = pcall(c.cancel_many, c, { all = true })
+      assert.is_false(ok, body)
+      assert.equal("decode", err.kind, body)
+    end
   end)
 
   it("log_entries cannot be prepared: its pages are logs calls", function()

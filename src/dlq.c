@@ -58,17 +58,8 @@ const qs_plan qs_plan_dlq_retry = {"dlq_retry", 0, build_retry, absorb_retry, qs
 /* client:dlq_list(params) -> { messages = {...}, cursor = "..." or nil } */
 static void build_list(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
-    int p = a->base;
     (void)uv;
-    k->req.method = "GET";
-    k->req.resend_ok = 1;
-    qs_plan_start_target(L, k, "/v2/dlq?");
-    if (!lua_isnoneornil(L, p)) {
-        if (lua_type(L, p) != LUA_TTABLE)
-            qs_argerror(a, p, "params must be a table, got %s", luaL_typename(L, p));
-        qs_filters_marshal(a, p, p, &k->req.target, QS_FSET_DLQ_LIST);
-    }
-    qs_plan_target_done(L, k);
+    qs_plan_list_target(L, k, a, "/v2/dlq?", QS_FSET_DLQ_LIST);
 }
 
 static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
@@ -205,6 +196,21 @@ void qs_bulk_target(lua_State *L, const qs_args *a, int uv, const qs_bulk *b)
     }
 }
 
+void qs_bulk_add_ids(lua_State *L, qs_call *k, int ids, const char *param)
+{
+    size_t n = qs_rawlen(L, ids), i, to = k->page + BULK_MAX;
+    if (to > n) to = n;
+    for (i = k->page + 1; i <= to; i++) {
+        size_t len;
+        const char *s;
+        lua_rawgeti(L, ids, (int)i);
+        s = lua_tolstring(L, -1, &len);
+        qs_query_add(L, &k->req.target, param, s, len);
+        lua_pop(L, 1);
+    }
+    k->page = to;
+}
+
 /* Sets the target of the next page: the next 100 ids, or the filter with
  * the cursor of the previous page. */
 static void bulk_page(lua_State *L, qs_call *k, int uv, const char *endpoint)
@@ -214,17 +220,7 @@ static void bulk_page(lua_State *L, qs_call *k, int uv, const char *endpoint)
     if (qs_buf_addc(t, '?')) qs_plan_oom(L);
     lua_getfield(L, uv, "ids");
     if (lua_type(L, -1) == LUA_TTABLE) {
-        size_t n = qs_rawlen(L, -1), i, to = k->page + BULK_MAX;
-        if (to > n) to = n;
-        for (i = k->page + 1; i <= to; i++) {
-            size_t len;
-            const char *s;
-            lua_rawgeti(L, -1, (int)i);
-            s = lua_tolstring(L, -1, &len);
-            qs_query_add(L, t, "dlqIds", s, len);
-            lua_pop(L, 1);
-        }
-        k->page = to;
+        qs_bulk_add_ids(L, k, lua_gettop(L), "dlqIds");
     } else {
         size_t len;
         const char *f;

@@ -23,4 +23,8 @@ typedef struct qs_bulk {
  * message, `{}` raises). */
 void qs_bulk_target(lua_State *L, const qs_args *a, int uv, const qs_bulk *b);
 
+/* Adds the next ids (at most 100, from k->page on) of the array at `ids`
+ * to the call's target as repeated `param` keys, and moves k->page on. */
+void qs_bulk_add_ids(lua_State *L, qs_call *k, int ids, const char *param);
+
 #endif

@@ -38,16 +38,8 @@ enum { PHASE_RETRY, PHASE_LOGS, PHASE_LOOKUP };
 /* client:logs(filter) -> { logs = { entry, ... }, cursor = "..." or nil } */
 static void build_logs(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
-    int p = a->base;
     (void)uv;
-    k->req.method = "GET";
-    k->req.resend_ok = 1;
-    qs_plan_start_target(L, k, "/v2/logs?");
-    if (!lua_isnoneornil(L, p)) {
-        if (lua_type(L, p) != LUA_TTABLE) qs_argerror(a, p, "filter must be a table, got %s", luaL_typename(L, p));
-        qs_filters_marshal(a, p, p, &k->req.target, QS_FSET_LOGS);
-    }
-    qs_plan_target_done(L, k);
+    qs_plan_list_target(L, k, a, "/v2/logs?", QS_FSET_LOGS);
 }
 
 /* Makes the page at the top { logs = array, cursor = string or nil }:
@@ -617,20 +609,29 @@ end:
 
 /* ---- follow, follow_many -------------------------------------------------- */
 
+/* The options of follow and follow_many at o: a table, or nil for the
+ * defaults. */
+static void follow_options(lua_State *L, qs_call *k, const qs_args *a, int o)
+{
+    if (lua_isnil(L, o)) {
+        lua_pushboolean(L, 1);
+        qs_follow_config(a, o, lua_gettop(L), k);
+        lua_pop(L, 1);
+    } else if (lua_type(L, o) != LUA_TTABLE) {
+        qs_argerror(a, o, "options must be a table { timeout = s, interval = s }, got %s", luaL_typename(L, o));
+    } else {
+        qs_follow_config(a, o, o, k);
+    }
+    k->follow = 1;
+}
+
 /* client:follow(message_id, opts) -> { messageId, state, done, dlqId, history } */
 static void build_follow(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
     int o = a->base + 1;
     size_t len;
     qs_api_check_id_of(a, a->base, &len, "message id");
-    if (!lua_isnil(L, o)) {
-        if (lua_type(L, o) != LUA_TTABLE)
-            qs_argerror(a, o, "options must be a table { timeout = s, interval = s }, got %s", luaL_typename(L, o));
-        qs_follow_config(a, o, o, k);
-    } else {
-        qs_follow_config(a, o, (lua_pushboolean(L, 1), lua_gettop(L)), k);
-    }
-    k->follow = 1;
+    follow_options(L, k, a, o);
     lua_pushboolean(L, 1);
     lua_setfield(L, uv, "single");
     follow_start(L, k, uv, a->base);
@@ -666,14 +667,7 @@ static void build_follow_many(lua_State *L, qs_call *k, const qs_args *a, int uv
         }
         lua_pop(L, 1);
     }
-    if (!lua_isnil(L, o)) {
-        if (lua_type(L, o) != LUA_TTABLE)
-            qs_argerror(a, o, "options must be a table { timeout = s, interval = s }, got %s", luaL_typename(L, o));
-        qs_follow_config(a, o, o, k);
-    } else {
-        qs_follow_config(a, o, (lua_pushboolean(L, 1), lua_gettop(L)), k);
-    }
-    k->follow = 1;
+    follow_options(L, k, a, o);
     follow_start(L, k, uv, ids);
     start_round(L, k, uv);
 }

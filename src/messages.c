@@ -2,6 +2,7 @@
  * /v2/messages/{id}), cancel one (DELETE /v2/messages/{id}) and cancel many
  * (DELETE /v2/messages, query form only: a JSON body ignored by a server
  * would mean "no filter", i.e. every message). */
+#include <math.h>
 #include <string.h>
 #include <lauxlib.h>
 #include "compat.h"
@@ -65,28 +66,17 @@ static const qs_bulk cancel_bulk = {"message id", "cancel", QS_FSET_CANCEL};
  * cursor here: a filter is sent again until a request cancels fewer. */
 static void cancel_page(lua_State *L, qs_call *k, int uv)
 {
-    qs_buf *t = &k->req.target;
     qs_plan_start_target(L, k, "/v2/messages?");
     lua_getfield(L, uv, "ids");
     if (lua_type(L, -1) == LUA_TTABLE) {
-        size_t n = qs_rawlen(L, -1), i, to = k->page + BULK_MAX;
-        if (to > n) to = n;
-        for (i = k->page + 1; i <= to; i++) {
-            size_t len;
-            const char *s;
-            lua_rawgeti(L, -1, (int)i);
-            s = lua_tolstring(L, -1, &len);
-            qs_query_add(L, t, "messageIds", s, len);
-            lua_pop(L, 1);
-        }
-        k->page = to;
+        qs_bulk_add_ids(L, k, lua_gettop(L), "messageIds");
     } else {
         size_t len;
         const char *f;
         lua_getfield(L, uv, "filter");
         f = lua_tolstring(L, -1, &len);
-        if (qs_buf_add(t, f, len)) qs_plan_oom(L);
-        qs_query_add(L, t, "count", "100", 3);
+        if (qs_buf_add(&k->req.target, f, len)) qs_plan_oom(L);
+        qs_query_add(L, &k->req.target, "count", "100", 3);
         lua_pop(L, 1);
         k->page++;
     }
@@ -115,7 +105,8 @@ static int absorb_cancel_many(lua_State *L, qs_call *k, int uv, long status)
     lua_getfield(L, -1, "cancelled");
     got = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
     lua_pop(L, 2);
-    if (got < 0 || got > BULK_MAX || got != (lua_Number)(long long)got) {
+    /* NaN fails both comparisons (lua-cjson reads NaN and Infinity) */
+    if (!(got >= 0 && got <= BULK_MAX) || got != floor(got)) {
         qs_result_shape_error(L, &k->req, status, "'cancelled' is not a count from 0 to 100");
         return -1;
     }

@@ -1,5 +1,6 @@
 /* What the plans share (see plan.h). */
 #include <lauxlib.h>
+#include "filters.h"
 #include "plan.h"
 #include "result.h"
 
@@ -19,6 +20,21 @@ void qs_plan_target_done(lua_State *L, qs_call *k)
     qs_buf *q = &k->req.target;
     if (q->n > 0 && q->p[q->n - 1] == '?') q->p[--q->n] = '\0';
     if (qs_req_set_target(&k->req, q->p, q->n)) qs_plan_oom(L);
+}
+
+void qs_plan_list_target(lua_State *L, qs_call *k, const qs_args *a, const char *path, int set)
+{
+    int p = a->base;
+    k->req.method = "GET";
+    k->req.resend_ok = 1;
+    qs_plan_start_target(L, k, path);
+    if (!lua_isnoneornil(L, p)) {
+        if (lua_type(L, p) != LUA_TTABLE)
+            qs_argerror(a, p, "%s must be a table, got %s", set == QS_FSET_LOGS ? "filter" : "params",
+                        luaL_typename(L, p));
+        qs_filters_marshal(a, p, p, &k->req.target, set);
+    }
+    qs_plan_target_done(L, k);
 }
 
 int qs_plan_json_object(lua_State *L, qs_call *k, long status)

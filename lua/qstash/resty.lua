@@ -224,52 +224,34 @@ local function call(fname, argn, config, a, b, c)
   return res, err
 end
 
---- res, err = qr.dlq_retry(id, opts, config)
-function M.dlq_retry(id, opts, config)
-  local res, err = call("dlq_retry", 3, config, id, opts)
-  return res, err
-end
+-- The calls that are one request loop each: name, and how many arguments
+-- come before `config` (its position, less one, for argument errors).
+--   qr.dlq_retry(id, opts, config)           -> res, err   (opts.follow: res.delivery)
+--   qr.dlq_list(params, config)              -> page, err
+--   qr.dlq_get(id, config)                   -> msg, err
+--   qr.dlq_delete(id, config)                -> true, err
+--   qr.dlq_delete_many(ids_or_filter, config) -> { deleted = n }, err
+--   qr.dlq_retry_many(ids_or_filter, opts, config) -> { responses = {...} }, err
+--   qr.publish(destination, body, opts, config), qr.publish_json(destination, value, opts, config)
+--   qr.logs(filter, config)                  -> { logs = { entry, ... }, cursor = "..." or nil }, err
+--   qr.message(id, config), qr.cancel(id, config), qr.cancel_many(ids_or_filter, config)
+--   qr.follow(message_id, opts, config)      -> { messageId, state, done, dlqId, history }, err
+--   qr.follow_many(message_ids, opts, config) -> { [messageId] = follow result }, err
+-- A follow sleeps with ngx.sleep between two looks at the logs.
+local CALLS = {
+  { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
+  { "dlq_delete_many", 1 }, { "dlq_retry_many", 2 }, { "publish", 3 }, { "publish_json", 3 },
+  { "logs", 1 }, { "message", 1 }, { "cancel", 1 }, { "cancel_many", 1 },
+  { "follow", 2 }, { "follow_many", 2 },
+}
 
---- page, err = qr.dlq_list(params, config)
-function M.dlq_list(params, config)
-  local res, err = call("dlq_list", 2, config, params)
-  return res, err
-end
-
---- msg, err = qr.dlq_get(id, config)
-function M.dlq_get(id, config)
-  local res, err = call("dlq_get", 2, config, id)
-  return res, err
-end
-
---- ok, err = qr.dlq_delete(id, config)
-function M.dlq_delete(id, config)
-  local res, err = call("dlq_delete", 2, config, id)
-  return res, err
-end
-
---- res, err = qr.dlq_delete_many(ids_or_filter, config)
-function M.dlq_delete_many(ids_or_filter, config)
-  local res, err = call("dlq_delete_many", 2, config, ids_or_filter)
-  return res, err
-end
-
---- res, err = qr.dlq_retry_many(ids_or_filter, opts, config)
-function M.dlq_retry_many(ids_or_filter, opts, config)
-  local res, err = call("dlq_retry_many", 3, config, ids_or_filter, opts)
-  return res, err
-end
-
---- res, err = qr.publish(destination, body, opts, config)
-function M.publish(destination, body, opts, config)
-  local res, err = call("publish", 4, config, destination, body, opts)
-  return res, err
-end
-
---- res, err = qr.publish_json(destination, value, opts, config)
-function M.publish_json(destination, value, opts, config)
-  local res, err = call("publish_json", 4, config, destination, value, opts)
-  return res, err
+for _, row in ipairs(CALLS) do
+  local fname, n = row[1], row[2]
+  M[fname] = function(a, b, c, d)
+    local args = { a, b, c, d }
+    local res, err = call(fname, n + 1, args[n + 1], args[1], n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
+    return res, err
+  end
 end
 
 --- out, err = qr.dlq_retry_each(ids, opts, batch, config)
@@ -284,44 +266,6 @@ function M.dlq_retry_each(ids, opts, batch, config)
   end
   local ok, res, err = pcall(client.dlq_retry_each, client, ids, opts, batch)
   if not ok then raise_direct(res, 2) end
-  return res, err
-end
-
---- page, err = qr.logs(filter, config) -> { logs = { entry, ... }, cursor = "..." or nil }
-function M.logs(filter, config)
-  local res, err = call("logs", 2, config, filter)
-  return res, err
-end
-
---- msg, err = qr.message(id, config)
-function M.message(id, config)
-  local res, err = call("message", 2, config, id)
-  return res, err
-end
-
---- ok, err = qr.cancel(id, config)
-function M.cancel(id, config)
-  local res, err = call("cancel", 2, config, id)
-  return res, err
-end
-
---- res, err = qr.cancel_many(ids_or_filter, config) -> { cancelled = n }
-function M.cancel_many(ids_or_filter, config)
-  local res, err = call("cancel_many", 2, config, ids_or_filter)
-  return res, err
-end
-
---- res, err = qr.follow(message_id, opts, config)
--- -> { messageId, state, done, dlqId, history }; opts: { timeout, interval }.
--- Between two looks at the logs the handler sleeps (ngx.sleep).
-function M.follow(message_id, opts, config)
-  local res, err = call("follow", 3, config, message_id, opts)
-  return res, err
-end
-
---- res, err = qr.follow_many(message_ids, opts, config) -> { [messageId] = follow result }
-function M.follow_many(message_ids, opts, config)
-  local res, err = call("follow_many", 3, config, message_ids, opts)
   return res, err
 end
 
