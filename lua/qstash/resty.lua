@@ -269,32 +269,24 @@ function M.dlq_retry_each(ids, opts, batch, config)
   return res, err
 end
 
---- for entry in qr.log_entries(filter, config) do ... end
--- Every log entry across logs pages, newest first; raises on failure.
-function M.log_entries(filter, config)
-  local mode = driver.mode("log_entries", 2)
-  local client = client_for(config, "log_entries", 2, 2)
-  if mode == "cosocket" then
-    local iter = driver.log_entries(client, filter, 2)
-    return iter
-  end
-  local ok, iter = pcall(client.log_entries, client, filter)
-  if not ok then raise_direct(iter, 2) end
-  return iter
-end
+-- The iterators over every item of every page (they raise on failure):
+--   for msg in qr.dlq_messages(params, config) do ... end   (dlq_list pages)
+--   for entry in qr.log_entries(filter, config) do ... end  (logs pages, newest first)
+local ITERATORS = { { "dlq_messages", driver.messages }, { "log_entries", driver.log_entries } }
 
---- for msg in qr.dlq_messages(params, config) do ... end
--- Every message across dlq_list pages; raises on failure.
-function M.dlq_messages(params, config)
-  local mode = driver.mode("dlq_messages", 2)
-  local client = client_for(config, "dlq_messages", 2, 2)
-  if mode == "cosocket" then
-    local iter = driver.messages(client, params, 2)
+for _, row in ipairs(ITERATORS) do
+  local fname, over_cosockets = row[1], row[2]
+  M[fname] = function(params, config)
+    local mode = driver.mode(fname, 2)
+    local client = client_for(config, fname, 2, 2)
+    if mode == "cosocket" then
+      local iter = over_cosockets(client, params, 2)
+      return iter
+    end
+    local ok, iter = pcall(client[fname], client, params)
+    if not ok then raise_direct(iter, 2) end
     return iter
   end
-  local ok, iter = pcall(client.dlq_messages, client, params)
-  if not ok then raise_direct(iter, 2) end
-  return iter
 end
 
 ---------------------------------------------------------------- receiving
