@@ -6,21 +6,18 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq delete --backup", function()
-  local fx = E.fixture{ time_scale = 0.001 }
-  local emu, slow, sink, tmp, h, hs
+  local cx = H.fixture{ time_scale = 0.001 }
+  local slow, sink, tmp, h, hs
 
   setup(function()
-    tmp = E.tmpdir()
-    emu, sink = fx.emu, fx.sink
+    sink, tmp, h = cx.sink, cx.tmp, cx.h
     -- 4 requests a second: a delete of 300 messages takes seconds, time to kill it
     slow = E.start{ time_scale = 0.001, burst_limit = 4 }
-    h = H.new(emu, sink, tmp)
     hs = H.new(slow, sink, tmp)
   end)
 
   teardown(function()
     if slow then slow:stop() end
-    if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
   end)
 
   before_each(function() slow:reset() end)

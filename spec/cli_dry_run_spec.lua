@@ -5,18 +5,10 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq --dry-run", function()
-  local fx = E.fixture{ time_scale = 0.001, quiet = false } -- a request log
+  local cx = H.fixture{ time_scale = 0.001, quiet = false } -- a request log
   local emu, sink, tmp, h
 
-  setup(function()
-    tmp = E.tmpdir()
-    emu, sink = fx.emu, fx.sink
-    h = H.new(emu, sink, tmp)
-  end)
-
-  teardown(function()
-    if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
-  end)
+  setup(function() emu, sink, tmp, h = cx.emu, cx.sink, cx.tmp, cx.h end)
 
   -- The API requests (method, path) the emulator logged after offset.
   local function requests_since(offset)

@@ -3,22 +3,13 @@
 -- pending), on stdout, the progress line and the --report lines; logs prints
 -- a message's history oldest first.
 
-local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq retry --follow and logs", function()
-  local fx = E.fixture{ time_scale = 0.001 }
-  local emu, sink, tmp, h
+  local cx = H.fixture{ time_scale = 0.001 }
+  local sink, tmp, h
 
-  setup(function()
-    tmp = E.tmpdir()
-    emu, sink = fx.emu, fx.sink
-    h = H.new(emu, sink, tmp)
-  end)
-
-  teardown(function()
-    if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
-  end)
+  setup(function() sink, tmp, h = cx.sink, cx.tmp, cx.h end)
 
   local n = 0
   local function fresh(name)

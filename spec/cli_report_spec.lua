@@ -7,20 +7,17 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq --report", function()
-  local fx = E.fixture{ time_scale = 0.001 }
+  local cx = H.fixture{ time_scale = 0.001 }
   local emu, slow, sink, tmp, h, hs
 
   setup(function()
-    tmp = E.tmpdir()
-    emu, sink = fx.emu, fx.sink
+    emu, sink, tmp, h = cx.emu, cx.sink, cx.tmp, cx.h
     slow = E.start{ time_scale = 0.001, burst_limit = 4 }
-    h = H.new(emu, sink, tmp)
     hs = H.new(slow, sink, tmp)
   end)
 
   teardown(function()
     if slow then slow:stop() end
-    if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
   end)
 
   before_each(function() slow:reset() end)

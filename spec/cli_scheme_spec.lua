@@ -5,18 +5,10 @@ local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq flag scheme", function()
-  local fx = E.fixture{ time_scale = 0.001 }
+  local cx = H.fixture{ time_scale = 0.001 }
   local emu, sink, tmp, h
 
-  setup(function()
-    tmp = E.tmpdir()
-    emu, sink = fx.emu, fx.sink
-    h = H.new(emu, sink, tmp)
-  end)
-
-  teardown(function()
-    if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
-  end)
+  setup(function() emu, sink, tmp, h = cx.emu, cx.sink, cx.tmp, cx.h end)
 
   local function sorted(t)
     table.sort(t)

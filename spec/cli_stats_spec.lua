@@ -1,22 +1,13 @@
 -- qstash-dlq stats: counts of the (filtered) DLQ by URL, status, label and
 -- age, from one pass over the pages.
 
-local E = require "spec.support.emulator"
 local H = require "spec.support.cli"
 
 describe("qstash-dlq stats", function()
-  local fx = E.fixture{ time_scale = 0.001 }
-  local emu, sink, tmp, h
+  local cx = H.fixture{ time_scale = 0.001 }
+  local sink, h
 
-  setup(function()
-    tmp = E.tmpdir()
-    emu, sink = fx.emu, fx.sink
-    h = H.new(emu, sink, tmp)
-  end)
-
-  teardown(function()
-    if tmp then os.execute("rm -rf " .. E.shell_quote(tmp)) end
-  end)
+  setup(function() sink, h = cx.sink, cx.h end)
 
   -- 3 x /st/a (500, labels red / red+blue / none), 1 x /st/b (500), 2 x /st/a (503, label blue)
   local function fill()

@@ -2,6 +2,8 @@
 -- local emulator (spec.support.emulator) and a sink destination.
 --
 --   local H = require "spec.support.cli"
+--   local cx = H.fixture{ time_scale = 0.001 }  -- in a describe: E.fixture, a tmpdir
+--   -- and cx.h = H.new(cx.emu, cx.sink, cx.tmp), all set once setup ran
 --   local h = H.new(emu, sink, tmpdir)
 --   h:run(args, env, tty)      --> status, stdout, stderr
 --   h:spawn(args, env)         --> pid (running in the background), stdout and stderr paths
@@ -25,6 +27,23 @@ H.__index = H
 
 function H.new(emu, sink, tmp)
   return setmetatable({ emu = emu, sink = sink, tmp = tmp, n = 0 }, H)
+end
+
+-- E.fixture(opts) in the calling describe, plus a temporary folder and a
+-- helper over the fixture's emulator and sink: cx.emu, cx.sink, cx.tmp and
+-- cx.h, set once setup ran; the folder goes in teardown.
+function H.fixture(opts)
+  local env = E.spec_env(2)
+  local fx = E.fixture(opts, env)
+  local cx = {}
+  env.setup(function()
+    cx.emu, cx.sink, cx.tmp = fx.emu, fx.sink, E.tmpdir()
+    cx.h = H.new(cx.emu, cx.sink, cx.tmp)
+  end)
+  env.teardown(function()
+    if cx.tmp then os.execute("rm -rf " .. q(cx.tmp)) end
+  end)
+  return cx
 end
 
 function H.lines(s)

@@ -285,9 +285,10 @@ end
 
 --- One emulator (started with `opts`) and one sink for the describe block
 -- this is called in: registers busted's setup, teardown and before_each
--- there. Returns the fixture; fx.emu and fx.sink are set once setup ran.
-function M.fixture(opts)
-  local env = M.spec_env(2)
+-- there (or in `env`, busted's environment a helper module passes on).
+-- Returns the fixture; fx.emu and fx.sink are set once setup ran.
+function M.fixture(opts, env)
+  env = env or M.spec_env(2)
   local fx = {}
   env.setup(function()
     fx.emu = M.start(opts)
