@@ -7,8 +7,8 @@
 
 #include <lua.h>
 #include "conf.h"
+#include "version.h"
 
-#define QS_VERSION "0.1.0"
 #define QS_CLIENT_MT "qstash.client"
 
 typedef struct qs_client qs_client;

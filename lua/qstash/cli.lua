@@ -119,6 +119,19 @@ local function make_client(ctx, qstash, parsed)
   return client
 end
 
+-- `qstash-dlq --version`: the module's _VERSION (src/version.h), the one
+-- place the version is written, and the libcurl it runs on.
+function M.version(ctx, env)
+  local found, qstash = true, env.qstash
+  if qstash == nil then found, qstash = pcall(require, "qstash") end
+  if not found then
+    ctx:err("cannot load the qstash module: ", tostring(qstash))
+    return EXIT_FAIL
+  end
+  ctx:out(("%s %s\n"):format(flags.PROG, qstash._VERSION))
+  return EXIT_OK
+end
+
 function M.main(argv, env)
   env = env or {}
   local args = {}
@@ -141,6 +154,7 @@ function M.main(argv, env)
     ctx:out(state.help, "\n")
     return EXIT_OK
   end
+  if state.version then return M.version(ctx, env) end
   if not ok then error(parsed_ok, 0) end
   if not parsed_ok then return usage(ctx, help_for, with_hint(parsed)) end
   local check = checks[parsed.command]

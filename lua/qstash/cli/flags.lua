@@ -202,6 +202,12 @@ on port QSTASH_DEV_PORT (default 8080).
 Exit status: 0 success, 1 a request failed, 2 usage error.
 Run 'qstash-dlq <command> --help' for the flags of a command.]])
   add_help(parser, state)
+  -- the version is the module's (src/version.h): read when asked, after parsing
+  parser:flag("--version", "Print the version of qstash-dlq and of the module, and exit.")
+    :action(function()
+      state.version = true
+      error("version requested", 0)
+    end)
   parser:command_target "command"
   for _, g in ipairs(M.GLOBALS) do add(parser, g) end
 
