@@ -42,7 +42,7 @@ SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
 BUSTED  ?= /usr/bin/busted
 SPECS   ?= spec
 
-.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint
+.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint dist
 
 # The packages compiling needs are checked first (installed as root, or
 # named), then a fresh make reads their pkg-config flags.
@@ -153,6 +153,11 @@ soak: deps all
 lint: deps
 	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples
 	@echo "luacheck: clean"
+
+# The release of src/version.h's version: build/dist/lua-qstash-<v>.tar.gz and
+# qstash-<v>-1.src.rock (`luarocks install` takes the rock offline).
+dist:
+	@bash tools/dist
 
 clean:
 	rm -rf build

@@ -64,3 +64,9 @@ build = {
     bin = { ["qstash-dlq"] = "bin/qstash-dlq" },
   },
 }
+-- `luarocks test`: the busted suite (the specs start their own servers); see
+-- tools/luarocks-test.lua for why it is a command and not LuaRocks's busted type
+test = {
+  type = "command",
+  script = "tools/luarocks-test.lua",
+}

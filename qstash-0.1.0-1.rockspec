@@ -1,0 +1,74 @@
+rockspec_format = "3.0"
+package = "qstash"
+version = "0.1.0-1"
+source = {
+  url = "https://github.com/lua-qstash/lua-qstash/archive/v0.1.0.tar.gz",
+  file = "lua-qstash-0.1.0.tar.gz",
+  dir = "lua-qstash-0.1.0",
+}
+description = {
+  summary = "QStash client for Lua in C over libcurl: dead-letter queue, publish, signature verification",
+  detailed = [[
+    require "qstash" is a C module over libcurl: retry QStash dead-letter-queue
+    messages with overridden settings, list/get/delete them, publish, and verify
+    Upstash-Signature on the receiving side. Failures are structured errors;
+    "qstash.safe" returns nil, err instead.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson",
+}
+external_dependencies = {
+  -- library only: Debian's multiarch curl/curl.h is not found by a header check
+  CURL = { library = "curl" },
+  CRYPTO = { library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["qstash.cli"] = "lua/qstash/cli.lua",
+    ["qstash.cli.context"] = "lua/qstash/cli/context.lua",
+    ["qstash.cli.convert"] = "lua/qstash/cli/convert.lua",
+    ["qstash.cli.delete"] = "lua/qstash/cli/delete.lua",
+    ["qstash.cli.flags"] = "lua/qstash/cli/flags.lua",
+    ["qstash.cli.json"] = "lua/qstash/cli/json.lua",
+    ["qstash.cli.jsonl"] = "lua/qstash/cli/jsonl.lua",
+    ["qstash.cli.logs"] = "lua/qstash/cli/logs.lua",
+    ["qstash.cli.plan"] = "lua/qstash/cli/plan.lua",
+    ["qstash.cli.read"] = "lua/qstash/cli/read.lua",
+    ["qstash.cli.report"] = "lua/qstash/cli/report.lua",
+    ["qstash.cli.retry"] = "lua/qstash/cli/retry.lua",
+    ["qstash.cli.scan"] = "lua/qstash/cli/scan.lua",
+    ["qstash.cli.stats"] = "lua/qstash/cli/stats.lua",
+    ["qstash.cli.tabular"] = "lua/qstash/cli/tabular.lua",
+    ["qstash.resty"] = "lua/qstash/resty.lua",
+    ["qstash.resty.http"] = "lua/qstash/resty/http.lua",
+    ["qstash.resty.tls"] = "lua/qstash/resty/tls.lua",
+    ["qstash.resty.driver"] = "lua/qstash/resty/driver.lua",
+    qstash = {
+      sources = {
+        "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/client.c",
+        "src/clock.c", "src/conf.c", "src/config.c", "src/decide.c", "src/dlq.c", "src/each_follow.c",
+        "src/engine.c", "src/errors.c", "src/filters.c", "src/logs.c", "src/messages.c",
+        "src/options.c", "src/pages.c", "src/plan.c", "src/publish.c", "src/qstash.c",
+        "src/request.c", "src/response.c", "src/result.c", "src/step.c", "src/sync.c", "src/url.c",
+        "src/verify.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "crypto", "m", "pthread" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+    },
+  },
+  install = {
+    bin = { ["qstash-dlq"] = "bin/qstash-dlq" },
+  },
+}
+-- `luarocks test`: the busted suite (the specs start their own servers); see
+-- tools/luarocks-test.lua for why it is a command and not LuaRocks's busted type
+test = {
+  type = "command",
+  script = "tools/luarocks-test.lua",
+}
