@@ -90,6 +90,20 @@ describe("follow faults against the emulator", function()
     assert.equal(1, seen[ids[2]])
   end)
 
+  it("dlq_retry_each with follow: an on_result that spoils a history does not break the batch", function()
+    local ids = dlq_entries(2, "sp")
+    local trap = setmetatable({}, { __index = function() error("an entry's __index ran") end })
+    local out = c:dlq_retry_each(ids, { follow = FAST }, {
+      concurrency = 1,
+      on_result = function(_, res)
+        res.delivery.history[1] = trap
+        res.delivery.history[2] = false
+      end,
+    })
+    assert.equal(2, out.ok)
+    assert.equal("DELIVERED", out.results[ids[2]].delivery.state)
+  end)
+
   it("follow_many with the same id twice follows it once", function()
     local id = c:publish(sink.url .. "/twice", "x").messageId
     local res = c:follow_many({ id, id }, FAST)

@@ -182,11 +182,15 @@ static void follow_start(lua_State *L, qs_call *k, int uv, int ids)
 
 /* An entry's time as a number (QStash's docs show it as a string of
  * digits), or -1 for none, a negative one, or one past 2^53 (no
- * millisecond time is; it would not convert to an integer). */
+ * millisecond time is; it would not convert to an integer). Read raw: a
+ * history handed to a callback may come back to be sorted again with
+ * anything in it, and sorting must neither raise nor run its code. */
 static double entry_time(lua_State *L, int e)
 {
     double t = -1;
-    lua_getfield(L, e, "time");
+    if (lua_type(L, e) != LUA_TTABLE) return -1;
+    lua_pushliteral(L, "time");
+    lua_rawget(L, e);
     if (lua_type(L, -1) == LUA_TNUMBER || (lua_type(L, -1) == LUA_TSTRING && lua_tonumber(L, -1) != 0))
         t = lua_tonumber(L, -1);
     lua_pop(L, 1);
