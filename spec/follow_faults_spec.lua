@@ -198,6 +198,27 @@ describe("follow faults against a scripted server", function()
     assert.equal("/v2/dlq?messageId=msg_1", reqs[2].target)
   end)
 
+  it("follow_many: one DLQ lookup per FAILED message without a dlqId, in order, each its own", function()
+    local logs, script = {}, {}
+    for i = 1, 3 do logs[i] = { time = 2, state = "FAILED", messageId = "msg_" .. i } end
+    script[1] = { status = 200, json = { logs = logs } }
+    for i = 1, 3 do
+      -- in the order the ids were given
+      script[#script + 1] = { status = 200, json = { messages = {
+        { dlqId = "9-" .. i, messageId = "msg_" .. i }, { dlqId = "9-x", messageId = "msg_x" } } } }
+    end
+    srv:script(script)
+    local c = client()
+    local res = c:follow_many({ "msg_1", "msg_2", "msg_3" }, FAST)
+    c:close()
+    local reqs = srv:requests()
+    assert.equal(4, #reqs)
+    for i = 1, 3 do
+      assert.equal("9-" .. i, res["msg_" .. i].dlqId)
+      assert.equal("/v2/dlq?messageId=msg_" .. i, reqs[i + 1].target)
+    end
+  end)
+
   it("follow_many with timeout 0: a chunk whose pages go on still lets the next chunk be asked", function()
     local ids = {}
     for i = 1, 150 do ids[i] = "msg_" .. i end

@@ -12,8 +12,8 @@
  * The call's state table (uv) holds: tracks = { [messageId] = track },
  * order = the ids in the order given, pending = the ids of this round,
  * finished = the ids in the order they ended, lookups = FAILED ids whose
- * dlqId is still to be read from the DLQ, cursor/seen = paging inside one
- * logs request, acc = dlq_retry's answer. A track is { messageId, hist =
+ * dlqId is still to be read from the DLQ (the next at lookup_at),
+ * cursor/seen = paging inside one logs request, acc = dlq_retry's answer. A track is { messageId, hist =
  * entries, keys = { [time|state] = true }, newest = the newest time seen,
  * state, entry = the entry that gave it, at = its time, dlqId, done }. */
 #include <stdio.h>
@@ -382,7 +382,19 @@ static void logs_request(lua_State *L, qs_call *k, int uv)
     qs_plan_target_done(L, k);
 }
 
-/* The DLQ lookup of the first FAILED id in uv.lookups: its entry's dlqId. */
+/* Where the queue of lookups stands: uv.lookups[uv.lookup_at] is the next
+ * (an index, not a shift of the array per lookup: a round with thousands of
+ * FAILED messages stays linear). */
+static size_t lookup_at(lua_State *L, int uv)
+{
+    size_t at;
+    lua_getfield(L, uv, "lookup_at");
+    at = lua_isnil(L, -1) ? 1 : (size_t)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return at;
+}
+
+/* The DLQ lookup of the next FAILED id in uv.lookups: its entry's dlqId. */
 static void lookup_request(lua_State *L, qs_call *k, int uv)
 {
     size_t len;
@@ -391,7 +403,7 @@ static void lookup_request(lua_State *L, qs_call *k, int uv)
     k->req.resend_ok = 1;
     qs_plan_start_target(L, k, "/v2/dlq?");
     lua_getfield(L, uv, "lookups");
-    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -1, (int)lookup_at(L, uv));
     s = lua_tolstring(L, -1, &len);
     qs_query_add(L, &k->req.target, "messageId", s, len);
     lua_pop(L, 2);
@@ -625,9 +637,11 @@ static void lookup_dlq_id(lua_State *L, int track, int msgs)
 static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
 {
     if (k->phase == PHASE_LOOKUP) {
+        size_t at, n;
         if (!qs_plan_json_object(L, k, status)) return -1;
+        at = lookup_at(L, uv);
         lua_getfield(L, uv, "lookups");
-        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -1, (int)at);
         get_track(L, uv, lua_gettop(L));
         lua_getfield(L, -4, "messages");
         if (lua_type(L, -1) == LUA_TTABLE) lookup_dlq_id(L, lua_gettop(L) - 1, lua_gettop(L));
@@ -637,20 +651,19 @@ static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
         lua_insert(L, -2);
         lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
         lua_pop(L, 1);
-        {
-            size_t n = qs_rawlen(L, -1), i;
-            for (i = 1; i < n; i++) {
-                lua_rawgeti(L, -1, (int)i + 1);
-                lua_rawseti(L, -2, (int)i);
-            }
-            lua_pushnil(L);
-            lua_rawseti(L, -2, (int)n);
-            lua_pop(L, 2);
-            if (n > 1) {
-                lookup_request(L, k, uv);
-                return 1;
-            }
+        n = qs_rawlen(L, -1);
+        lua_pop(L, 2);
+        if (at < n) {
+            lua_pushnumber(L, (lua_Number)(at + 1));
+            lua_setfield(L, uv, "lookup_at");
+            lookup_request(L, k, uv);
+            return 1;
         }
+        /* the queue is drained: empty for the next round */
+        lua_newtable(L);
+        lua_setfield(L, uv, "lookups");
+        lua_pushnil(L);
+        lua_setfield(L, uv, "lookup_at");
     } else {
         size_t n;
         if (!logs_page(L, k, status)) return -1;
