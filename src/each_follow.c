@@ -14,26 +14,35 @@ typedef struct run {
     qs_each_batch *b;
 } run;
 
-/* The id whose new message is at the top gets `delivery` = the value
- * below it (both popped); counted, and its callbacks run (under pcall: the
- * first error is kept, and stops what follows). */
+/* Every id whose retry gave the new message at the top (a deduplicated
+ * retry shares the message of another: each of them, in the batch's order)
+ * gets `delivery` = the value below it (both popped); each is counted once,
+ * and its callbacks run (under pcall: the first error is kept, and stops
+ * what follows). */
 static void deliver(lua_State *L, run *r)
 {
     qs_each_batch *b = r->b;
-    int mid = lua_gettop(L), del = mid - 1, res;
+    int mid = lua_gettop(L), del = mid - 1, ids;
+    size_t n, i;
     lua_pushvalue(L, mid);
     lua_pushboolean(L, 1);
     lua_rawset(L, r->fired_set);
     lua_pushvalue(L, mid);
-    lua_rawget(L, r->by_msg); /* the DLQ id */
-    lua_pushvalue(L, -1);
-    lua_rawget(L, b->results);
-    res = lua_gettop(L);
-    lua_pushvalue(L, del);
-    lua_setfield(L, res, "delivery");
-    ++*b->ok;
-    ++*b->done;
-    if (*b->err_ref == LUA_NOREF && !r->c->closed) {
+    lua_rawget(L, r->by_msg); /* the DLQ ids */
+    ids = lua_gettop(L);
+    n = qs_rawlen(L, ids);
+    for (i = 1; i <= n; i++) {
+        int res;
+        lua_settop(L, ids);
+        lua_rawgeti(L, ids, (int)i);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, b->results);
+        res = lua_gettop(L);
+        lua_pushvalue(L, del);
+        lua_setfield(L, res, "delivery");
+        ++*b->ok;
+        ++*b->done;
+        if (*b->err_ref != LUA_NOREF || r->c->closed) continue;
         if (!lua_isnil(L, b->on_result)) {
             lua_pushvalue(L, b->on_result);
             lua_pushvalue(L, res - 1);
@@ -85,11 +94,23 @@ void qs_each_follow(lua_State *L, qs_client *c, const qs_call *tmpl, qs_each_bat
         lua_pushvalue(L, -1);
         lua_rawget(L, b->results);
         if (lua_type(L, -1) == LUA_TTABLE && !qs_is_error(L, -1)) {
+            /* by_msg[messageId] = the DLQ ids that got it; mids = each
+             * new message once, in the order of its first id */
             lua_getfield(L, -1, "messageId");
             lua_pushvalue(L, -1);
-            lua_rawseti(L, mids, (int)++m);
-            lua_pushvalue(L, -3);
-            lua_rawset(L, r.by_msg);
+            lua_rawget(L, r.by_msg);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_newtable(L);
+                lua_pushvalue(L, -2);
+                lua_pushvalue(L, -2);
+                lua_rawset(L, r.by_msg);
+                lua_pushvalue(L, -2);
+                lua_rawseti(L, mids, (int)++m);
+            }
+            lua_pushvalue(L, -4);
+            lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
+            lua_pop(L, 2);
         }
         lua_pop(L, 2);
     }
@@ -143,12 +164,17 @@ rest:
     /* not followed to the end: retried all the same */
     for (i = 1; i <= m; i++) {
         lua_rawgeti(L, mids, (int)i);
+        lua_pushvalue(L, -1);
         lua_rawget(L, r.fired_set);
         if (!lua_toboolean(L, -1)) {
-            ++*b->ok;
-            ++*b->done;
+            size_t ids;
+            lua_pop(L, 1);
+            lua_rawget(L, r.by_msg);
+            ids = qs_rawlen(L, -1);
+            *b->ok += ids;
+            *b->done += ids;
         }
-        lua_pop(L, 1);
+        lua_settop(L, mids + 3);
     }
 out:
     lua_settop(L, top);

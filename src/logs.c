@@ -12,10 +12,10 @@
  * The call's state table (uv) holds: tracks = { [messageId] = track },
  * order = the ids in the order given, pending = the ids of this round,
  * finished = the ids in the order they ended, lookups = FAILED ids whose
- * dlqId is still to be read from the DLQ, cursor/seen = paging inside one
- * logs request, acc = dlq_retry's answer. A track is { messageId, hist =
- * entries, keys = { [time|state] = true }, newest = time, state, entry =
- * the newest entry, dlqId, done }. */
+ * dlqId is still to be read from the DLQ (the next at lookup_at),
+ * cursor/seen = paging inside one logs request, acc = dlq_retry's answer. A track is { messageId, hist =
+ * entries, keys = { [time|state] = true }, newest = the newest time seen,
+ * state, entry = the entry that gave it, at = its time, dlqId, done }. */
 #include <stdio.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -182,21 +182,52 @@ static void follow_start(lua_State *L, qs_call *k, int uv, int ids)
 
 /* An entry's time as a number (QStash's docs show it as a string of
  * digits), or -1 for none, a negative one, or one past 2^53 (no
- * millisecond time is; it would not convert to an integer). */
+ * millisecond time is; it would not convert to an integer). Read raw: a
+ * history handed to a callback may come back to be sorted again with
+ * anything in it, and sorting must neither raise nor run its code. */
 static double entry_time(lua_State *L, int e)
 {
     double t = -1;
-    lua_getfield(L, e, "time");
+    if (lua_type(L, e) != LUA_TTABLE) return -1;
+    lua_pushliteral(L, "time");
+    lua_rawget(L, e);
     if (lua_type(L, -1) == LUA_TNUMBER || (lua_type(L, -1) == LUA_TSTRING && lua_tonumber(L, -1) != 0))
         t = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return t >= 0 && t <= 9007199254740992.0 ? t : -1;
 }
 
+/* Whether an entry of the track at `track` at time t in `state` gives the
+ * track's state (then it becomes its `entry`). A message that reached an
+ * end (DELIVERED, FAILED, CANCELLED) has ended: once an end is among its
+ * entries, only another end with a time as new or newer replaces it,
+ * whatever later-stamped entries say (QStash's nodes stamp with their own
+ * clocks: CREATED@T, DELIVERED@T+1, ACTIVE@T+2 is a delivered message).
+ * Before an end, the newest entry gives the state; at one time, the one
+ * merged last (a page is merged oldest first). The track keeps the time of
+ * its state in `at`. */
+static int better_state(lua_State *L, int track, double t, const char *state)
+{
+    int final = qs_log_state_final(state), had_final, better;
+    double at;
+    lua_getfield(L, track, "state");
+    had_final = lua_type(L, -1) == LUA_TSTRING && qs_log_state_final(lua_tostring(L, -1));
+    lua_getfield(L, track, "at");
+    at = lua_isnil(L, -1) ? -1 : lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    better = had_final ? final && t >= at : t >= at || final;
+    if (better) {
+        lua_pushnumber(L, t);
+        lua_setfield(L, track, "at");
+    }
+    return better;
+}
+
 /* Adds the entries of the page's `logs` (page at the top) to the tracks of
- * their messages (the newest entry gives the state; of two at one time, the
- * later, or an end); entries of messages not followed are ignored, and one
- * seen in an earlier poll (the same time and state) is not added again. */
+ * their messages (better_state says which gives the state); entries of
+ * messages not followed are ignored, and one seen in an earlier poll (the
+ * same time and state) is not added again. `newest` is the newest time
+ * seen, whatever its state (the next poll's fromDate). */
 static void merge_entries(lua_State *L, int uv)
 {
     int page = lua_gettop(L), logs, e;
@@ -249,19 +280,18 @@ static void merge_entries(lua_State *L, int uv)
         lua_getfield(L, track, "hist");
         lua_pushvalue(L, e);
         lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
-        /* the newest entry gives the state; at one time, an end wins */
         lua_getfield(L, e, "state");
         state = lua_tostring(L, -1);
-        lua_getfield(L, track, "newest");
-        lua_getfield(L, track, "state");
-        if (t > lua_tonumber(L, -2) ||
-            (t == lua_tonumber(L, -2) && (qs_log_state_final(state) || !qs_log_state_final(lua_tostring(L, -1))))) {
-            lua_pushnumber(L, t);
-            lua_setfield(L, track, "newest");
+        if (better_state(L, track, t, state)) {
             lua_pushstring(L, state);
             lua_setfield(L, track, "state");
             lua_pushvalue(L, e);
             lua_setfield(L, track, "entry");
+        }
+        lua_getfield(L, track, "newest");
+        if (t > lua_tonumber(L, -1)) {
+            lua_pushnumber(L, t);
+            lua_setfield(L, track, "newest");
         }
     }
     lua_settop(L, page);
@@ -352,7 +382,19 @@ static void logs_request(lua_State *L, qs_call *k, int uv)
     qs_plan_target_done(L, k);
 }
 
-/* The DLQ lookup of the first FAILED id in uv.lookups: its entry's dlqId. */
+/* Where the queue of lookups stands: uv.lookups[uv.lookup_at] is the next
+ * (an index, not a shift of the array per lookup: a round with thousands of
+ * FAILED messages stays linear). */
+static size_t lookup_at(lua_State *L, int uv)
+{
+    size_t at;
+    lua_getfield(L, uv, "lookup_at");
+    at = lua_isnil(L, -1) ? 1 : (size_t)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return at;
+}
+
+/* The DLQ lookup of the next FAILED id in uv.lookups: its entry's dlqId. */
 static void lookup_request(lua_State *L, qs_call *k, int uv)
 {
     size_t len;
@@ -361,7 +403,7 @@ static void lookup_request(lua_State *L, qs_call *k, int uv)
     k->req.resend_ok = 1;
     qs_plan_start_target(L, k, "/v2/dlq?");
     lua_getfield(L, uv, "lookups");
-    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -1, (int)lookup_at(L, uv));
     s = lua_tolstring(L, -1, &len);
     qs_query_add(L, &k->req.target, "messageId", s, len);
     lua_pop(L, 2);
@@ -383,25 +425,62 @@ static void start_round(lua_State *L, qs_call *k, int uv)
 
 /* ---- follow: results -------------------------------------------------------- */
 
-/* Sorts the array at the top by each entry's time (stable; small arrays). */
+/* One history entry while sorting: its time and its place before. */
+typedef struct timed {
+    double t;
+    size_t at;
+} timed;
+
+/* Merges the sorted runs a[lo..mid) and a[mid..hi) into b[lo..hi); of two
+ * at one time, the left one first (stable). */
+static void merge_runs(const timed *a, timed *b, size_t lo, size_t mid, size_t hi)
+{
+    size_t i = lo, j = mid, o = lo;
+    while (i < mid && j < hi) b[o++] = a[j].t < a[i].t ? a[j++] : a[i++];
+    while (i < mid) b[o++] = a[i++];
+    while (j < hi) b[o++] = a[j++];
+}
+
+/* Sorts the array at the top by each entry's time, stable, in O(n log n)
+ * (one logs page may hold tens of thousands of entries in any order): a
+ * bottom-up merge sort of (time, place) pairs in a userdata, which the
+ * collector frees whatever happens, then the entries put back in order. */
 static void sort_by_time(lua_State *L)
 {
-    int h = lua_gettop(L);
-    size_t n = qs_rawlen(L, h), i, j;
-    for (i = 2; i <= n; i++) {
-        double t;
-        lua_rawgeti(L, h, (int)i);
-        t = entry_time(L, lua_gettop(L));
-        for (j = i; j > 1; j--) {
-            lua_rawgeti(L, h, (int)j - 1);
-            if (entry_time(L, lua_gettop(L)) <= t) {
-                lua_pop(L, 1);
-                break;
-            }
-            lua_rawseti(L, h, (int)j);
-        }
-        lua_rawseti(L, h, (int)j);
+    int h = lua_gettop(L), tmp;
+    size_t n = qs_rawlen(L, h), i, w;
+    timed *a, *b;
+    if (n < 2) return;
+    a = (timed *)qs_newudata(L, 2 * n * sizeof(timed));
+    b = a + n;
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, h, (int)i + 1);
+        a[i].t = entry_time(L, lua_gettop(L));
+        a[i].at = i + 1;
+        lua_pop(L, 1);
     }
+    for (w = 1; w < n; w *= 2) {
+        timed *swap;
+        for (i = 0; i < n; i += 2 * w) {
+            size_t mid = i + w < n ? i + w : n, hi = i + 2 * w < n ? i + 2 * w : n;
+            merge_runs(a, b, i, mid, hi);
+        }
+        swap = a;
+        a = b;
+        b = swap;
+    }
+    /* the entries in their new order, then back into the array */
+    lua_createtable(L, (int)n, 0);
+    tmp = lua_gettop(L);
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, h, (int)a[i].at);
+        lua_rawseti(L, tmp, (int)i + 1);
+    }
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, tmp, (int)i);
+        lua_rawseti(L, h, (int)i);
+    }
+    lua_settop(L, h);
 }
 
 /* Pushes the result of the track at idx: { messageId, state, done, dlqId,
@@ -419,10 +498,16 @@ static void push_result(lua_State *L, int track)
     lua_pop(L, 1);
     lua_getfield(L, track, "dlqId");
     if (lua_isnil(L, -1)) {
-        /* time ran out before its DLQ lookup: the log entry's, if any */
+        /* time ran out before its DLQ lookup: the log entry's, if any (the
+         * entry giving the state is one of this message's own; only a
+         * FAILED one puts the message in the DLQ) */
+        int failed;
+        lua_pop(L, 1);
+        lua_getfield(L, track, "state");
+        failed = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "FAILED") == 0;
         lua_pop(L, 1);
         lua_getfield(L, track, "entry");
-        if (lua_type(L, -1) == LUA_TTABLE) lua_getfield(L, -1, "dlqId");
+        if (failed && lua_type(L, -1) == LUA_TTABLE) lua_getfield(L, -1, "dlqId");
         else lua_pushnil(L);
         lua_remove(L, -2);
         if (lua_type(L, -1) != LUA_TSTRING) {
@@ -518,46 +603,67 @@ static void push_end(lua_State *L, qs_call *k, int uv)
     }
 }
 
+/* The dlqId of the track at `track` from the DLQ lookup's `messages` at
+ * `msgs`: only from an entry of that very message (any in the page), since
+ * a server or proxy that ignores the filter would otherwise hand the caller
+ * another message's entry to retry or delete. None: dlqId stays nil. */
+static void lookup_dlq_id(lua_State *L, int track, int msgs)
+{
+    size_t n = qs_rawlen(L, msgs), i;
+    lua_getfield(L, track, "messageId");
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, msgs, (int)i);
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_getfield(L, -1, "messageId");
+            if (lua_type(L, -1) == LUA_TSTRING && lua_rawequal(L, -1, -3)) {
+                lua_getfield(L, -2, "dlqId");
+                if (lua_type(L, -1) == LUA_TSTRING) {
+                    lua_setfield(L, track, "dlqId");
+                    lua_pop(L, 2);
+                    break;
+                }
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 /* What follows a successful answer while following: the next page, the
  * next chunk, a DLQ lookup, the wait before the next round (2), or the
  * end (0, pushed). */
 static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
 {
     if (k->phase == PHASE_LOOKUP) {
+        size_t at, n;
         if (!qs_plan_json_object(L, k, status)) return -1;
+        at = lookup_at(L, uv);
         lua_getfield(L, uv, "lookups");
-        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -1, (int)at);
         get_track(L, uv, lua_gettop(L));
         lua_getfield(L, -4, "messages");
-        if (lua_type(L, -1) == LUA_TTABLE) {
-            lua_rawgeti(L, -1, 1);
-            if (lua_type(L, -1) == LUA_TTABLE) {
-                lua_getfield(L, -1, "dlqId");
-                if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, -4, "dlqId");
-                else lua_pop(L, 1);
-            }
-            lua_pop(L, 1);
-        }
+        if (lua_type(L, -1) == LUA_TTABLE) lookup_dlq_id(L, lua_gettop(L) - 1, lua_gettop(L));
         lua_pop(L, 2);
         /* done with this one: off the queue, onto the finished */
         lua_getfield(L, uv, "finished");
         lua_insert(L, -2);
         lua_rawseti(L, -2, (int)qs_rawlen(L, -2) + 1);
         lua_pop(L, 1);
-        {
-            size_t n = qs_rawlen(L, -1), i;
-            for (i = 1; i < n; i++) {
-                lua_rawgeti(L, -1, (int)i + 1);
-                lua_rawseti(L, -2, (int)i);
-            }
-            lua_pushnil(L);
-            lua_rawseti(L, -2, (int)n);
-            lua_pop(L, 2);
-            if (n > 1) {
-                lookup_request(L, k, uv);
-                return 1;
-            }
+        n = qs_rawlen(L, -1);
+        lua_pop(L, 2);
+        if (at < n) {
+            lua_pushnumber(L, (lua_Number)(at + 1));
+            lua_setfield(L, uv, "lookup_at");
+            lookup_request(L, k, uv);
+            return 1;
         }
+        /* the queue is drained: empty for the next round */
+        lua_newtable(L);
+        lua_setfield(L, uv, "lookups");
+        lua_pushnil(L);
+        lua_setfield(L, uv, "lookup_at");
     } else {
         size_t n;
         if (!logs_page(L, k, status)) return -1;
@@ -568,11 +674,14 @@ static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
                 qs_pages_cursor_repeated(L, &k->req, lua_tostring(L, -1));
                 return -1;
             }
-            lua_setfield(L, uv, "cursor");
-            lua_pop(L, 1);
-            if (qs_now() >= k->follow_cap) goto end; /* pages without end: time bounds them too */
-            logs_request(L, k, uv);
-            return 1;
+            /* pages without end: time bounds them too, but only this
+             * chunk's; the round still asks about the next chunks */
+            if (qs_now() < k->follow_cap) {
+                lua_setfield(L, uv, "cursor");
+                lua_pop(L, 1);
+                logs_request(L, k, uv);
+                return 1;
+            }
         }
         lua_pop(L, 2);
         lua_pushnil(L);
@@ -583,8 +692,9 @@ static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
         n = qs_rawlen(L, -1);
         lua_pop(L, 1);
         k->page += CHUNK;
+        /* a round once started asks about every pending id: the time cap
+         * is checked between rounds, never between chunks */
         if (k->page < n) {
-            if (qs_now() >= k->follow_cap) goto end;
             logs_request(L, k, uv);
             return 1;
         }

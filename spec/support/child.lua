@@ -32,9 +32,14 @@ local KEPT = { "PATH", "TMPDIR", "PYTHON", "QSTASH_SPEC_LUA", "LD_PRELOAD", "ASA
 --- Runs `code` (a Lua chunk) and returns its stdout+stderr and whether it exited 0.
 -- opts.clean: start from an empty environment (`env -i`) instead of clearing
 -- the variables the module reads; the child gets this process's module paths.
+-- opts.timeout: seconds the child may run (coreutils' timeout); past them it
+-- is killed and counts as failed (for work that must not take for ever).
 function M.run(code, env, opts)
   env = env or {}
   local parts = { "env" }
+  if opts and opts.timeout then
+    table.insert(parts, 1, "timeout -k 2 " .. tostring(opts.timeout))
+  end
   if opts and opts.clean then
     parts[#parts + 1] = "-i"
     for _, name in ipairs(KEPT) do
