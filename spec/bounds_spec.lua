@@ -70,13 +70,18 @@ describe("whole-call bounds", function()
       assert.equal("limit", err.kind, tostring(err))
       assert.equal("deadline", err.limit)
       assert.is_true(took < 2.5, "took " .. took .. " s")
-      local sent = #srv:requests()
+      local sent = err.requests
       assert.is_true(sent >= 1)
-      assert.equal(sent, err.requests)
-      assert.equal(100 * sent, err.cancelled)
+      -- the last one may have been cut at the deadline before the server read all of it
+      assert.is_true(#srv:requests() == sent or #srv:requests() == sent - 1)
+      -- and its answer lost: its count unknown, and said so
+      if err.cancelled ~= 100 * sent then
+        assert.equal(100 * (sent - 1), err.cancelled)
+        assert.is_true(err.ambiguous)
+      end
       local s = tostring(err)
       assert.truthy(s:find("deadline", 1, true), s)
-      assert.truthy(s:find("cancelled " .. 100 * sent .. " so far", 1, true), s)
+      assert.truthy(s:find("cancelled " .. err.cancelled .. " so far", 1, true), s)
     end)
   end)
 

@@ -165,7 +165,6 @@ qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
 void qs_call_sent(qs_call *k)
 {
     k->state = QS_K_SENT;
-    k->requests++;
 }
 
 qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx)
@@ -177,8 +176,9 @@ qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx)
     d = qs_decide(&k->req, k->out, now, qs_wall(), qs_req_random(&k->req));
     k->req.attempts = d.attempts;
     k->req.ambiguous = d.ambiguous;
-    /* the transport's own resends are requests too (the first was counted when sent) */
-    if (k->out->sends > 1) k->requests += k->out->sends - 1;
+    /* the requests that went out (0: the attempt failed before sending), the
+     * transport's own resends included */
+    k->requests += k->out->sends;
     /* the request's deadline was the call's: its end is the call's bound, not
      * the attempt's failure (a wait past it is not slept) */
     if (d.verb == QS_FAIL && k->req.deadline >= k->deadline &&
