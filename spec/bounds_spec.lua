@@ -4,7 +4,9 @@
 -- ends a call with a `limit` error carrying what was done, or, for a follow,
 -- with its result(s) `done = false` and `limit` set. Hostile servers here
 -- would otherwise keep a call going for as long as they answer.
+local E = require "spec.support.emulator"
 local server = require "spec.support.server"
+local step_http = require "spec.support.step_http"
 local socket = require "socket"
 local qstash = require "qstash"
 local qsafe = require "qstash.safe"
@@ -347,6 +349,30 @@ describe("whole-call bounds", function()
       assert.equal("deadline", err.limit)
       assert.equal(1, sends)
       assert.equal(0, waited)
+    end)
+  end)
+
+  describe("against the emulator", function()
+    local fx = E.fixture{}
+
+    it("cancel_many(filter) leaves a message published while it runs #issue24", function()
+      local c = qstash.new{ token = fx.emu.token, base_url = fx.emu.url }
+      local url = fx.sink.url .. "/later"
+      local before = c:publish(url, "x", { delay = 3600, label = "bounds-cut" }).messageId
+      socket.sleep(0.01)
+      -- the call is made (and its start read) now; a message arrives before it runs
+      local call = c:prepare("cancel_many", { label = "bounds-cut" })
+      socket.sleep(0.01)
+      local after = c:publish(url, "x", { delay = 3600, label = "bounds-cut" }).messageId
+      local res, err = step_http.run(call)
+      assert.is_nil(err)
+      assert.same({ cancelled = 1 }, res)
+      assert.equal(after, c:message(after).messageId)
+      local ok, gone = pcall(c.message, c, before)
+      assert.is_false(ok)
+      assert.equal("not_found", gone.kind)
+      c:cancel(after)
+      c:close()
     end)
   end)
 end)
