@@ -29,6 +29,7 @@ qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_a
     memset(k, 0, sizeof *k);
     k->end_ref = LUA_NOREF;
     k->has_state = stateful;
+    k->max_requests = c->conf->max_requests;
     luaL_getmetatable(L, QS_CALL_MT);
     lua_setmetatable(L, idx);
     if (stateful) {
@@ -72,8 +73,54 @@ static void add_partial(lua_State *L, const qs_call *k, int idx)
     lua_pop(L, 1);
 }
 
+/* Starts the clock of the request about to go: its own budget (attempts,
+ * waits), never past the call's deadline, so that the engine and the
+ * caller-driven transport clamp each attempt to what is left of the call. */
+static void start_clock(qs_call *k, double now)
+{
+    qs_req_start_clock(&k->req, now);
+    if (k->deadline > 0 && k->req.deadline > k->deadline) k->req.deadline = k->deadline;
+}
+
+void qs_call_bound(qs_call *k, double deadline, qs_at_limit at_limit)
+{
+    k->deadline = deadline;
+    k->at_limit = at_limit;
+}
+
+/* The whole-call bound that stops the call before one more request of
+ * `wait` seconds from now, or NULL. */
+static const char *bound_reached(const qs_call *k, double now, double wait)
+{
+    if (k->requests >= k->max_requests) return "requests";
+    if (now + wait >= k->deadline) return "deadline";
+    return NULL;
+}
+
+/* The one place a bound ends a call: the plan's at_limit pushes a result
+ * (a follow's "still pending"), else the `limit` error goes with what was
+ * done so far. */
+static qs_call_state end_at_limit(lua_State *L, qs_call *k, int idx, const char *which, int ambiguous)
+{
+    int top = lua_gettop(L);
+    if (k->at_limit && k->has_state) {
+        qs_getuv(L, idx);
+        if (k->at_limit(L, k, top + 1, which)) {
+            lua_replace(L, top + 1);
+            lua_settop(L, top + 1);
+            return k->state = QS_K_DONE;
+        }
+        lua_settop(L, top);
+    }
+    qs_result_limit(L, &k->req, which, k->requests, ambiguous);
+    add_partial(L, k, idx);
+    return k->state = QS_K_FAILED;
+}
+
 qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
 {
+    double now;
+    const char *which;
     switch (k->state) {
     case QS_K_WAIT:
         /* feed announced the wait, and the caller has waited: on to the
@@ -81,20 +128,24 @@ qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
         k->state = QS_K_SEND;
         /* fall through */
     case QS_K_SEND:
+        now = qs_now();
         if (!k->started) {
             k->started = 1;
             if (!k->req.conf->token) {
                 qs_result_no_token(L, &k->req);
                 return k->state = QS_K_FAILED;
             }
-            qs_req_start_clock(&k->req, qs_now());
+            /* the call's deadline, unless it has one of its own (a follow) */
+            if (k->deadline == 0) k->deadline = now + k->req.conf->call_timeout;
+            start_clock(k, now);
         } else if (k->restart) {
             /* a poll after its wait: a request of its own, with its own time */
             k->restart = 0;
-            qs_req_start_clock(&k->req, qs_now());
+            start_clock(k, now);
         }
-        if (qs_req_attempt_ms(&k->req, k->req.conf->timeout_ms, qs_now()) == 0) {
-            /* the call's time ran out: this attempt ends before it starts */
+        if ((which = bound_reached(k, now, 0)) != NULL) return end_at_limit(L, k, idx, which, k->req.ambiguous);
+        if (qs_req_attempt_ms(&k->req, k->req.conf->timeout_ms, now) == 0) {
+            /* the request's time ran out: this attempt ends before it starts */
             memset(k->out, 0, sizeof *k->out);
             k->out->failure = QS_FAIL_TIMEOUT;
             strcpy(k->out->message, "the call's time ran out before this attempt");
@@ -120,10 +171,21 @@ qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx)
 {
     qs_decision d;
     int uv = 0, top = lua_gettop(L);
+    double now = qs_now();
     if (k->state != QS_K_SENT) luaL_error(L, "qstash: the call has no request in flight");
-    d = qs_decide(&k->req, k->out, qs_now(), qs_wall(), qs_req_random(&k->req));
+    d = qs_decide(&k->req, k->out, now, qs_wall(), qs_req_random(&k->req));
     k->req.attempts = d.attempts;
     k->req.ambiguous = d.ambiguous;
+    /* the requests that went out (0: the attempt failed before sending), the
+     * transport's own resends included */
+    k->requests += k->out->sends;
+    /* the request's deadline was the call's: its end is the call's bound, not
+     * the attempt's failure (a wait past it is not slept) */
+    if (d.verb == QS_FAIL && k->req.deadline >= k->deadline &&
+        (d.out_of_time || (k->out->failure == QS_FAIL_TIMEOUT && now >= k->deadline)))
+        return end_at_limit(L, k, idx, "deadline", d.ambiguous);
+    if (d.verb == QS_RETRY && k->requests >= k->max_requests)
+        return end_at_limit(L, k, idx, "requests", d.ambiguous);
     if (d.verb == QS_RETRY) {
         k->wait = d.wait;
         k->rate_limited = d.rate_limited;
@@ -148,14 +210,24 @@ qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx)
         k->rate_limited = 0;
         k->polling = 1;
         k->restart = 1;
+        {
+            /* a poll that could not start in time is not waited for */
+            const char *which = bound_reached(k, qs_now(), k->wait);
+            if (which) return end_at_limit(L, k, idx, which, 0);
+        }
         return k->state = QS_K_WAIT;
-    case 1:
-        /* the next page: a request of its own, with its own attempts */
+    case 1: {
+        /* the next page: a request of its own, with its own attempts, if
+         * the bounds leave room for it (the transports send at once) */
+        const char *which;
         lua_settop(L, top);
         k->req.attempts = 0;
         k->req.ambiguous = 0;
-        qs_req_start_clock(&k->req, qs_now());
+        now = qs_now();
+        start_clock(k, now);
+        if ((which = bound_reached(k, now, 0)) != NULL) return end_at_limit(L, k, idx, which, 0);
         return k->state = QS_K_SEND;
+    }
     case 0:
         k->state = QS_K_DONE;
         break;

@@ -18,6 +18,12 @@
 
 typedef struct qs_call qs_call;
 
+/* What a call does when a whole-call bound ends it (see qs_call_bound):
+ * pushes its result and returns 1 (a follow: "still pending" is an answer),
+ * or returns 0 and pushes nothing (the call raises the `limit` error). `uv`
+ * is the call's state table, `which` "deadline" or "requests". */
+typedef int (*qs_at_limit)(lua_State *L, qs_call *k, int uv, const char *which);
+
 /* The most arguments a plan reads (publish: destination, body, options). */
 #define QS_PLAN_ARGS 3
 
@@ -69,6 +75,13 @@ struct qs_call {
                                 business of the collector's) */
     size_t page;             /* the plan's own counter (ids sent so far, pages) */
     int end_ref;             /* the result or error, kept for step() asked again */
+    /* Whole-call bounds, over every request the call sends (attempts and
+     * pages): a monotonic deadline (0 until the call starts, when it becomes
+     * now + call_timeout unless something set it before) and a count. */
+    double deadline;
+    long requests;           /* requests sent so far (the transport's resends included) */
+    long max_requests;
+    qs_at_limit at_limit;    /* NULL: a bound ends the call with a `limit` error */
 };
 
 /* Pushes a new call of `plan` for client c (a reference to its
@@ -96,6 +109,11 @@ qs_call_state qs_call_feed(lua_State *L, qs_call *k, int idx);
 
 /* Keeps the value at the top (the end just pushed) for later asks. */
 void qs_call_keep(lua_State *L, qs_call *k);
+
+/* Gives the call a deadline of its own (a follow: its timeout plus one
+ * attempt's, whatever call_timeout says) and what it does when a bound ends
+ * it. Takes effect for the next request. */
+void qs_call_bound(qs_call *k, double deadline, qs_at_limit at_limit);
 
 /* The call at idx (raising for any other value). */
 qs_call *qs_call_at(lua_State *L, int idx);

@@ -34,6 +34,8 @@ typedef struct qs_conf {
     double max_delay;          /* seconds */
     long long max_response_bytes;
     qs_http_version http_version;
+    double call_timeout;       /* seconds: the whole-call deadline (a follow has its own) */
+    long max_requests;         /* HTTP requests one call may send, attempts and pages included */
 } qs_conf;
 
 /* A zeroed configuration with one reference, or NULL when out of memory. */

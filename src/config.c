@@ -13,7 +13,8 @@
 
 static const char *const config_keys[] = {
     "token", "base_url", "dev", "timeout", "connect_timeout", "retry", "token_in_query",
-    "user_agent", "ca_file", "proxy", "max_response_bytes", "http_version", NULL};
+    "user_agent", "ca_file", "proxy", "max_response_bytes", "http_version", "call_timeout",
+    "max_requests", NULL};
 static const char *const retry_keys[] = {"attempts", "base_delay", "max_delay", NULL};
 
 static char *dupstr(const char *s)
@@ -221,6 +222,8 @@ int qs_config_load(lua_State *L, qs_conf *c, int idx, const qs_args *a)
     c->base_delay = 0.2;
     c->max_delay = 5;
     c->max_response_bytes = 8LL * 1024 * 1024;
+    c->call_timeout = 300;
+    c->max_requests = 10000;
 
     if (idx) {
         qs_check_keys(a, idx, idx, "config key", config_keys);
@@ -234,6 +237,15 @@ int qs_config_load(lua_State *L, qs_conf *c, int idx, const qs_args *a)
         lua_pop(L, 1);
         opt_seconds(a, idx, idx, "timeout", &timeout, 0);
         opt_seconds(a, idx, idx, "connect_timeout", &connect_timeout, 0);
+        opt_seconds(a, idx, idx, "call_timeout", &c->call_timeout, 0);
+        lua_getfield(L, idx, "max_requests");
+        if (!lua_isnil(L, -1)) {
+            double v = lua_tonumber(L, -1);
+            if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 1 && v <= 1e9) || v != floor(v))
+                qs_argerror(a, idx, "'max_requests' must be an integer from 1 to 1000000000");
+            c->max_requests = (long)v;
+        }
+        lua_pop(L, 1);
         lua_getfield(L, idx, "retry");
         if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
             c->attempts = 1;

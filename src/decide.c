@@ -89,6 +89,7 @@ qs_decision qs_decide(const qs_req *r, const qs_outcome *o, double now, double w
     d.kind = "http";
     d.wait = -1;
     d.rate_limited = 0;
+    d.out_of_time = 0;
     /* every send is an attempt, the transport's own resends included */
     d.attempts = r->attempts + (o->sends > 1 ? o->sends : 1);
     /* a send repeated by the transport: the earlier one died unanswered */
@@ -124,7 +125,10 @@ qs_decision qs_decide(const qs_req *r, const qs_outcome *o, double now, double w
     if (unknown && !r->resend_ok) return d; /* repeating could do it twice */
     if (d.rate_limited && d.wait > c->max_delay) return d; /* too long: tell the caller when */
     if (!d.rate_limited || d.wait < 0) d.wait = backoff(c, d.attempts, rnd);
-    if (now + d.wait >= r->deadline) return d; /* no time left for another attempt */
+    if (now + d.wait >= r->deadline) {
+        d.out_of_time = 1; /* no time left for another attempt */
+        return d;
+    }
     d.verb = QS_RETRY;
     return d;
 }

@@ -17,6 +17,8 @@ typedef struct qs_decision {
     int rate_limited;   /* the attempt answered 429 (a batch pauses all its starts) */
     int attempts;       /* the request's attempts after this one */
     int ambiguous;      /* the request's ambiguity after this one */
+    int out_of_time;    /* QS_FAIL: another attempt was due, but its wait ends past the
+                           request's deadline (the caller says whose deadline that was) */
 } qs_decision;
 
 /* Decides what follows an attempt of r that ended as o. `now` is the

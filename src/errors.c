@@ -20,6 +20,36 @@ static void add_field(lua_State *L, luaL_Buffer *b, const char *field,
     }
 }
 
+/* A `limit` error (a whole-call bound ended the call) says what was done
+ * before it: the partial fields a multi-request call copies into its
+ * errors, as "; cancelled 300 so far". */
+static void add_done(lua_State *L, luaL_Buffer *b)
+{
+    static const char *const done[] = {"cancelled", "deleted", "responses", "messageId", NULL};
+    int i;
+    lua_getfield(L, 1, "kind");
+    i = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "limit") == 0;
+    lua_pop(L, 1);
+    for (i = i ? 0 : -1; i >= 0 && done[i]; i++) {
+        char num[48] = "";
+        lua_getfield(L, 1, done[i]);
+        if (lua_type(L, -1) == LUA_TNUMBER)
+            snprintf(num, sizeof num, "%.0f", (double)lua_tonumber(L, -1));
+        else if (lua_type(L, -1) == LUA_TTABLE)
+            snprintf(num, sizeof num, "%lu", (unsigned long)qs_rawlen(L, -1));
+        lua_pop(L, 1);
+        if (num[0]) {
+            luaL_addstring(b, "; ");
+            luaL_addstring(b, done[i]);
+            luaL_addstring(b, " ");
+            luaL_addstring(b, num);
+            luaL_addstring(b, " so far");
+        } else {
+            add_field(L, b, done[i], "; retried as ", "");
+        }
+    }
+}
+
 /* __tostring: "qstash: not_found (404) POST /v2/dlq/retry/abc: message not found" */
 static int error_tostring(lua_State *L)
 {
@@ -38,6 +68,7 @@ static int error_tostring(lua_State *L)
     add_field(L, &b, "path", " ", "");
     add_field(L, &b, "reason", " [", "]");
     add_field(L, &b, "message", ": ", "");
+    add_done(L, &b);
     luaL_pushresult(&b);
     return 1;
 }

@@ -152,6 +152,8 @@ static void new_track(lua_State *L, int uv, int id)
     lua_pop(L, 1);
 }
 
+static int follow_at_limit(lua_State *L, qs_call *k, int uv, const char *which);
+
 /* Starts following: the state table holds the ids of the array at ids (or
  * the one string id there), in order, each once. */
 static void follow_start(lua_State *L, qs_call *k, int uv, int ids)
@@ -178,6 +180,8 @@ static void follow_start(lua_State *L, qs_call *k, int uv, int ids)
     k->phase = PHASE_LOGS;
     k->page = 0;
     k->follow_cap = qs_now() + k->follow_timeout;
+    /* no follow outlives its timeout plus one attempt's, whatever call_timeout says */
+    qs_call_bound(k, k->follow_cap + k->req.conf->timeout_ms / 1000.0, follow_at_limit);
 }
 
 /* An entry's time as a number (QStash's docs show it as a string of
@@ -715,6 +719,44 @@ static int follow_absorb(lua_State *L, qs_call *k, int uv, long status)
 end:
     push_end(L, k, uv);
     return 0;
+}
+
+/* Marks the result at idx with the bound that ended its follow, unless it is done. */
+static void mark_limit(lua_State *L, int idx, const char *which)
+{
+    lua_getfield(L, idx, "done");
+    if (!lua_toboolean(L, -1)) {
+        lua_pushstring(L, which);
+        lua_setfield(L, idx, "limit");
+    }
+    lua_pop(L, 1);
+}
+
+/* A bound (call.h) ended the follow: what has not ended is still pending, an
+ * answer with `done = false` and `limit` = which bound; the retry's new
+ * messageId stays in dlq_retry's answer. */
+static int follow_at_limit(lua_State *L, qs_call *k, int uv, const char *which)
+{
+    int res, single;
+    lua_getfield(L, uv, "single");
+    single = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    push_end(L, k, uv);
+    res = lua_gettop(L);
+    if (k->plan == &qs_plan_dlq_retry) {
+        lua_getfield(L, res, "delivery");
+        mark_limit(L, lua_gettop(L), which);
+        lua_pop(L, 1);
+    } else if (single) {
+        mark_limit(L, res, which);
+    } else {
+        lua_pushnil(L);
+        while (lua_next(L, res)) {
+            mark_limit(L, lua_gettop(L), which);
+            lua_pop(L, 1);
+        }
+    }
+    return 1;
 }
 
 /* ---- follow, follow_many -------------------------------------------------- */

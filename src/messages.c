@@ -3,8 +3,12 @@
  * (DELETE /v2/messages, query form only: a JSON body ignored by a server
  * would mean "no filter", i.e. every message). */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include "api.h"
+#include "clock.h"
 #include "compat.h"
 #include "dlq.h"
 #include "filters.h"
@@ -84,12 +88,48 @@ static void cancel_page(lua_State *L, qs_call *k, int uv)
     qs_plan_target_done(L, k);
 }
 
+/* A filter cancel never reaches messages created after the call began
+ * (a producer still publishing to the URL would keep it going, and lose
+ * those messages): uv.filter gets `toDate` = the call's start in unix ms
+ * (the wall clock, read once here), or the caller's `to_date` when that is
+ * earlier. The caller's, marshalled as "toDate=<digits>", is taken out of
+ * the query first, so that exactly one goes. */
+static void cap_to_date(lua_State *L, int uv)
+{
+    char num[32];
+    size_t n, i = 0;
+    const char *f;
+    double to = floor(qs_wall() * 1000.0);
+    qs_buf *q = qs_api_scratch(L);
+    lua_getfield(L, uv, "filter");
+    f = lua_tolstring(L, -1, &n);
+    while (i < n) {
+        size_t end = i;
+        while (end < n && f[end] != '&') end++;
+        if (end - i > 7 && memcmp(f + i, "toDate=", 7) == 0) {
+            double v = strtod(f + i + 7, NULL);
+            if (v < to) to = v;
+        } else if ((q->n > 0 && qs_buf_addc(q, '&')) || qs_buf_add(q, f + i, end - i)) {
+            qs_plan_oom(L);
+        }
+        i = end + 1;
+    }
+    snprintf(num, sizeof num, "%.0f", to);
+    qs_query_add(L, q, "toDate", num, strlen(num));
+    lua_pushlstring(L, q->p, q->n);
+    lua_setfield(L, uv, "filter");
+    lua_pop(L, 2); /* the filter, the scratch buffer */
+}
+
 /* client:cancel_many(ids_or_filter) -> { cancelled = n } */
 static void build_cancel_many(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
     k->req.method = "DELETE";
     k->req.resend_ok = 1;
     qs_bulk_target(L, a, uv, &cancel_bulk);
+    lua_getfield(L, uv, "filter");
+    if (lua_type(L, -1) == LUA_TSTRING) cap_to_date(L, uv);
+    lua_pop(L, 1);
     lua_createtable(L, 0, 1);
     qs_pushint(L, 0);
     lua_setfield(L, -2, "cancelled");

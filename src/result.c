@@ -161,3 +161,18 @@ void qs_result_cancelled(lua_State *L, const qs_req *r, const char *why, int amb
     lua_pushstring(L, why);
     lua_setfield(L, -2, "message");
 }
+
+void qs_result_limit(lua_State *L, const qs_req *r, const char *which, long requests, int ambiguous)
+{
+    char msg[160];
+    push_base(L, r, "limit", r->attempts, ambiguous);
+    lua_pushstring(L, which);
+    lua_setfield(L, -2, "limit");
+    qs_error_setint(L, "requests", requests);
+    if (strcmp(which, "deadline") == 0)
+        snprintf(msg, sizeof msg, "the call's deadline (call_timeout) passed after %ld requests", requests);
+    else
+        snprintf(msg, sizeof msg, "the call sent %ld requests (max_requests)", requests);
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+}

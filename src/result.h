@@ -28,4 +28,9 @@ void qs_result_no_token(lua_State *L, const qs_req *r);
  * `ambiguous` when it may have been sent. */
 void qs_result_cancelled(lua_State *L, const qs_req *r, const char *why, int ambiguous);
 
+/* Pushes the `limit` error of a call ended by a whole-call bound: `which`
+ * is "deadline" or "requests", `requests` how many it sent; r is the
+ * request that would have gone next (or failed at the bound). */
+void qs_result_limit(lua_State *L, const qs_req *r, const char *which, long requests, int ambiguous);
+
 #endif

@@ -79,7 +79,7 @@ end
 -- config is made without sorting (this runs on every call).
 local CONFIG_KEYS = {
   "token", "base_url", "dev", "timeout", "connect_timeout", "retry", "token_in_query",
-  "user_agent", "ca_file", "proxy", "max_response_bytes",
+  "user_agent", "ca_file", "proxy", "max_response_bytes", "call_timeout", "max_requests",
 }
 local RETRY_KEYS = { "attempts", "base_delay", "max_delay" }
 
@@ -151,6 +151,7 @@ local function remember(config, client)
     token_in_query = rawget(config, "token_in_query"), user_agent = rawget(config, "user_agent"),
     ca_file = rawget(config, "ca_file"), proxy = rawget(config, "proxy"),
     max_response_bytes = rawget(config, "max_response_bytes"),
+    call_timeout = rawget(config, "call_timeout"), max_requests = rawget(config, "max_requests"),
     rn = type(r) == "table" and nkeys(r) or nil,
     attempts = type(r) == "table" and rawget(r, "attempts") or nil,
     base_delay = type(r) == "table" and rawget(r, "base_delay") or nil,
@@ -165,7 +166,8 @@ local function unchanged(config, was)
      or rawget(config, "connect_timeout") ~= was.connect_timeout
      or rawget(config, "token_in_query") ~= was.token_in_query
      or rawget(config, "user_agent") ~= was.user_agent or rawget(config, "ca_file") ~= was.ca_file
-     or rawget(config, "proxy") ~= was.proxy or rawget(config, "max_response_bytes") ~= was.max_response_bytes then
+     or rawget(config, "proxy") ~= was.proxy or rawget(config, "max_response_bytes") ~= was.max_response_bytes
+     or rawget(config, "call_timeout") ~= was.call_timeout or rawget(config, "max_requests") ~= was.max_requests then
     return false
   end
   local r = rawget(config, "retry")
