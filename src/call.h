@@ -69,6 +69,8 @@ struct qs_call {
                                 business of the collector's) */
     size_t page;             /* the plan's own counter (ids sent so far, pages) */
     int end_ref;             /* the result or error, kept for step() asked again */
+    int busy;                /* a step is running on it (Lua may run inside: step.c) */
+    int collected;           /* its __gc ran (called by hand): nothing of it is left to use */
 };
 
 /* Pushes a new call of `plan` for client c (a reference to its
