@@ -40,7 +40,10 @@ and an answer may be mangled, each with its own probability (`mess`):
                with a time as a string of digits
     gone       (lookups) no entry: retried or deleted meanwhile
 
-What was served is logged per message: the spec checks the client against it.
+With probability `shared` two DLQ ids (numbers 2k and 2k+1) are retried into
+one message (the second answer says deduplicated), as QStash does with a
+deduplication id. What was served is logged per message, and the messageId
+of each DLQ id in the chaos log: the spec checks the client against them.
 """
 
 import random
@@ -75,9 +78,12 @@ def _weights(given, names, what):
 
 def normalize(c):
     """The "follow" part of a chaos configuration: {"outcomes": {name: w},
-    "fates": {name: w}, "mess": {name: probability}, "page": n}."""
-    if not isinstance(c, dict) or set(c) - {"outcomes", "fates", "mess", "page"}:
-        raise Invalid('chaos follow takes {"outcomes", "fates", "mess", "page"}')
+    "fates": {name: w}, "mess": {name: probability}, "page": n, "shared": p}."""
+    if not isinstance(c, dict) or set(c) - {"outcomes", "fates", "mess", "page", "shared"}:
+        raise Invalid('chaos follow takes {"outcomes", "fates", "mess", "page", "shared"}')
+    shared = c.get("shared", 0)
+    if isinstance(shared, bool) or not isinstance(shared, (int, float)) or not 0 <= shared <= 1:
+        raise Invalid("chaos follow shared must be a probability")
     mess = c.get("mess") or {}
     if not isinstance(mess, dict) or set(mess) - set(MESS):
         raise Invalid("chaos follow mess is among: %s" % ", ".join(MESS))
@@ -92,6 +98,7 @@ def normalize(c):
         "fates": _weights(c.get("fates") or {"delivered": 1}, FATES, "fates"),
         "mess": dict(mess),
         "page": page,
+        "shared": shared,
     }
 
 
@@ -121,6 +128,17 @@ class FollowChaos:
         self.cursors = {}    # cursor -> the entries of the pages left
         self.next_cursor = 0
         self.first = None    # time.time() of the first follow request
+
+    def publish(self, dlq_id):
+        """The answer to the retry of dlq_id: its own new message, or (with
+        probability `shared`) one it shares with the id next to it (ids end
+        in a number: 2k and 2k+1 pair), as QStash answers two retries it
+        deduplicated into one message."""
+        prefix, _, num = dlq_id.rpartition("-")
+        if num.isdigit() and self.rng("shared", prefix, int(num) // 2).random() < self.cfg["shared"]:
+            return {"messageId": "msg_chaos_shared_%s-%d" % (prefix, int(num) // 2),
+                    "deduplicated": int(num) % 2 == 1}
+        return {"messageId": "msg_chaos_" + dlq_id, "deduplicated": False}
 
     def rng(self, *parts):
         return random.Random(":".join([self.seed] + [str(p) for p in parts]))

@@ -738,7 +738,10 @@ def chaos_response(state, req):
             outcome = chaos_draw(chaos, dlq_id, entry["received"])
             entry["executed"] = outcome != "fail"
         entry["outcomes"].append(outcome)
-    publish = {"messageId": "msg_chaos_%s" % dlq_id, "deduplicated": False}
+        publish = {"messageId": "msg_chaos_%s" % dlq_id, "deduplicated": False}
+        if follow is not None:
+            publish = follow.publish(dlq_id)
+        entry["messageId"] = publish["messageId"]
     if outcome == "gone":
         r = {"status": 404, "json": {"error": "message not found"}}
     elif outcome == "fail":
