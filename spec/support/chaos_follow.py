@@ -14,8 +14,8 @@ Every message has a fate, drawn from the seed and its id:
     skewed         DELIVERED logged before an ACTIVE of a later time (the
                    clocks of two nodes): it has ended all the same
 
-Its end is logged once the message was asked about `needed` times (1 to 3,
-drawn). Each request draws, from the seed, what it asked and how often it was
+Its end is logged once the message was asked about `needed` times: 1, or
+with probability `late` (default 0.15) 2 or 3. Each request draws, from the seed, what it asked and how often it was
 asked, one of the request outcomes:
 
     ok        the answer
@@ -78,9 +78,13 @@ def _weights(given, names, what):
 
 def normalize(c):
     """The "follow" part of a chaos configuration: {"outcomes": {name: w},
-    "fates": {name: w}, "mess": {name: probability}, "page": n, "shared": p}."""
-    if not isinstance(c, dict) or set(c) - {"outcomes", "fates", "mess", "page", "shared"}:
-        raise Invalid('chaos follow takes {"outcomes", "fates", "mess", "page", "shared"}')
+    "fates": {name: w}, "mess": {name: probability}, "page": n, "shared": p,
+    "late": p}."""
+    if not isinstance(c, dict) or set(c) - {"outcomes", "fates", "mess", "page", "shared", "late"}:
+        raise Invalid('chaos follow takes {"outcomes", "fates", "mess", "page", "shared", "late"}')
+    late = c.get("late", 0.15)
+    if isinstance(late, bool) or not isinstance(late, (int, float)) or not 0 <= late <= 1:
+        raise Invalid("chaos follow late must be a probability")
     shared = c.get("shared", 0)
     if isinstance(shared, bool) or not isinstance(shared, (int, float)) or not 0 <= shared <= 1:
         raise Invalid("chaos follow shared must be a probability")
@@ -99,6 +103,7 @@ def normalize(c):
         "mess": dict(mess),
         "page": page,
         "shared": shared,
+        "late": late,
     }
 
 
@@ -147,7 +152,8 @@ class FollowChaos:
         m = self.messages.get(mid)
         if m is None:
             rng = self.rng("fate", mid)
-            m = {"fate": _pick(rng, self.cfg["fates"]), "needed": 1 if rng.random() < 0.85 else rng.choice((2, 2, 3)),
+            late = rng.random() < self.cfg["late"]
+            m = {"fate": _pick(rng, self.cfg["fates"]), "needed": rng.choice((2, 2, 3)) if late else 1,
                  "time": BASE_TIME + rng.randrange(10 ** 6) * 100, "polls": 0, "lookups": 0,
                  "served_final": False, "served_dlq": False}
             self.messages[mid] = m
