@@ -369,7 +369,9 @@ function Server:chaos(cfg)
 end
 
 --- What chaos mode did, per id: { [id] = { received = n, executed = bool,
--- outcomes = { "ok" | "fail" | "drop" | "short" | "reset" | "stall" | "gone", ... } } }.
+-- outcomes = { "ok" | "fail" | "drop" | "short" | "reset" | "stall" | "gone", ... },
+-- messageId = the new message its retry answers } }; with `follow`, also per
+-- path of the follows' requests ("/v2/logs", "/v2/dlq") their outcomes.
 function Server:chaos_log()
   local ids = ctl(self, "GET", "/__ctl/chaos").ids
   for _, e in pairs(ids) do e.received = toint(e.received) end
