@@ -50,7 +50,8 @@ C = {"seed": s, "weights": {outcome: w, ...}, "hold": seconds}:
     stall     execute, send the headers, then nothing for `hold` seconds
               (default 5), then close
 
-The log of an id is {"received": n, "executed": bool, "outcomes": [...]}.
+The log of an id is {"received": n, "executed": bool, "outcomes": [...],
+"messageId": the new message its retry answers}.
 
 With C.follow (see chaos_follow.py) the logs and DLQ-lookup requests of
 follows are answered by a hostile QStash whose messages reach their ends; GET
