@@ -76,34 +76,31 @@ def _weights(given, names, what):
     return table
 
 
+def _probability(v, what):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise Invalid("chaos follow %s must be a probability" % what)
+    return float(v)
+
+
 def normalize(c):
     """The "follow" part of a chaos configuration: {"outcomes": {name: w},
     "fates": {name: w}, "mess": {name: probability}, "page": n, "shared": p,
     "late": p}."""
     if not isinstance(c, dict) or set(c) - {"outcomes", "fates", "mess", "page", "shared", "late"}:
         raise Invalid('chaos follow takes {"outcomes", "fates", "mess", "page", "shared", "late"}')
-    late = c.get("late", 0.15)
-    if isinstance(late, bool) or not isinstance(late, (int, float)) or not 0 <= late <= 1:
-        raise Invalid("chaos follow late must be a probability")
-    shared = c.get("shared", 0)
-    if isinstance(shared, bool) or not isinstance(shared, (int, float)) or not 0 <= shared <= 1:
-        raise Invalid("chaos follow shared must be a probability")
     mess = c.get("mess") or {}
     if not isinstance(mess, dict) or set(mess) - set(MESS):
         raise Invalid("chaos follow mess is among: %s" % ", ".join(MESS))
-    for name, p in mess.items():
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise Invalid("chaos follow mess %s must be a probability" % name)
     page = c.get("page", 2)
     if isinstance(page, bool) or not isinstance(page, int) or page < 1:
         raise Invalid("chaos follow page must be an integer >= 1")
     return {
         "outcomes": _weights(c.get("outcomes") or {"ok": 1}, OUTCOMES, "outcomes"),
         "fates": _weights(c.get("fates") or {"delivered": 1}, FATES, "fates"),
-        "mess": dict(mess),
+        "mess": {name: _probability(p, "mess " + name) for name, p in mess.items()},
         "page": page,
-        "shared": shared,
-        "late": late,
+        "shared": _probability(c.get("shared", 0), "shared"),
+        "late": _probability(c.get("late", 0.15), "late"),
     }
 
 
