@@ -611,4 +611,56 @@ describe("qstash-dev", function()
       end
     end)
   end)
+
+  -- RFC 9112 chunk sizes: 1*HEXDIG, nothing else. The answer must come at
+  -- once with the connection still open: a request that reads until the
+  -- client closes would make receive() time out (a short socket timeout,
+  -- not a wall-clock bound).
+  describe("chunked request bodies #issue24", function()
+    local socket = require("socket")
+
+    -- Sends the head and `chunks` on a raw connection held open; returns
+    -- the status of the answer, or nil and why none came.
+    local function post_chunked(chunks)
+      local c = socket.tcp()
+      c:settimeout(2)
+      assert(c:connect("127.0.0.1", emu.port))
+      assert(c:send("POST /v2/publish/" .. sink.url .. "/chunked HTTP/1.1\r\n" ..
+                    "Host: 127.0.0.1\r\nAuthorization: Bearer " .. emu.token .. "\r\n" ..
+                    "Transfer-Encoding: chunked\r\n\r\n" .. chunks))
+      local line, err = c:receive("*l")
+      c:close()
+      if not line then return nil, err end
+      return tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), line
+    end
+
+    for _, case in ipairs{
+      { "-1", "-1\r\nabc\r\n" },
+      { "-0", "-0\r\n\r\n" },
+      { "a sign", "+5\r\nhello\r\n0\r\n\r\n" },
+      { "a 0x prefix", "0x5\r\nhello\r\n0\r\n\r\n" },
+      { "an underscore", "1_0\r\n" .. string.rep("x", 16) .. "\r\n0\r\n\r\n" },
+      { "a space before it", " 5\r\nhello\r\n0\r\n\r\n" },
+      { "two numbers", "5 5\r\nhello\r\n0\r\n\r\n" },
+      { "no digits", ";ext\r\nhello\r\n0\r\n\r\n" },
+      { "chunk data without its CRLF", "5\r\nhelloXY" },
+    } do
+      it("answers 400 at once to a chunk size line with " .. case[1], function()
+        local status, why = post_chunked(case[2])
+        assert.are.equal(400, status, "no 400: " .. tostring(why))
+      end)
+    end
+
+    it("answers 413 at once to a chunk size over the body limit, however many digits", function()
+      for _, size in ipairs{ "A00001", string.rep("f", 40) } do
+        local status, why = post_chunked(size .. "\r\nabc")
+        assert.are.equal(413, status, size .. ": " .. tostring(why))
+      end
+    end)
+
+    it("still takes a well-formed chunked body, with extensions and upper-case hex", function()
+      local status = post_chunked("5;name=v\r\nhello\r\nA \r\n0123456789\r\n0\r\n\r\n")
+      assert.are.equal(200, status)
+    end)
+  end)
 end)

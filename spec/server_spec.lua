@@ -566,7 +566,8 @@ describe("spec.support.server: proxies' echoes, bounded stalls, chaos mode, TLS"
       assert.equal(201, r1.status)
       assert.equal('{"messageId":"msg_chaos_abc","deduplicated":false}', r1.body)
       assert.equal(404, r2.status)
-      assert.same({ abc = { received = 2, executed = true, outcomes = { "ok", "gone" } } }, srv:chaos_log())
+      assert.same({ abc = { received = 2, executed = true, outcomes = { "ok", "gone" },
+                            messageId = "msg_chaos_abc" } }, srv:chaos_log())
       assert.same({}, srv:requests())
     end)
 
@@ -591,6 +592,64 @@ describe("spec.support.server: proxies' echoes, bounded stalls, chaos mode, TLS"
       assert.equal(1, #srv:requests())
       assert.has_error(function() srv:chaos{ weights = { explode = 1 } } end)
       assert.has_error(function() srv:chaos{ weights = {} } end)
+    end)
+
+    describe("for follows (chaos_follow.py)", function()
+      local cjson = require "cjson"
+
+      local function get(target)
+        local r = request(srv, "GET", target)
+        return r.status, r.status == 200 and cjson.decode(r.body) or nil
+      end
+
+      local function states(doc)
+        local out = {}
+        for _, e in ipairs(doc.logs or doc.events) do out[#out + 1] = e.state end
+        return table.concat(out, ",")
+      end
+
+      it("logs a message's end once it was asked about often enough, newest first", function()
+        srv:chaos{ seed = 1, weights = { ok = 1 },
+                   follow = { fates = { delivered = 1 }, late = 1 } }
+        local seen = {}
+        for i = 1, 3 do seen[i] = states(select(2, get("/v2/logs?messageId=m1"))) end
+        local needed = srv:chaos_follow_log().messages.m1.needed
+        assert.is_true(needed == 2 or needed == 3)
+        assert.equal("ACTIVE,CREATED", seen[1])
+        assert.equal("DELIVERED,ERROR,RETRY,ACTIVE,CREATED", seen[needed])
+        assert.is_true(srv:chaos_follow_log().messages.m1.served_final)
+        -- fromDate: only what is new
+        local t = srv:chaos_follow_log().messages.m1.time
+        assert.equal("DELIVERED", states(select(2, get(("/v2/logs?messageId=m1&fromDate=%.0f"):format(t + 10)))))
+      end)
+
+      it("answers a DLQ lookup with the message's own entry; retries shared by two ids", function()
+        srv:chaos{ seed = 1, weights = { ok = 1 },
+                   follow = { fates = { failed_lookup = 1 }, late = 0, shared = 1 } }
+        assert.equal("FAILED,ACTIVE,CREATED", states(select(2, get("/v2/logs?messageId=m2"))))
+        local _, doc = get("/v2/dlq?messageId=m2")
+        assert.same({ { dlqId = "dlq_m2", messageId = "m2", url = "https://example.com/x" } }, doc.messages)
+        local a = cjson.decode(request(srv, "POST", "/v2/dlq/retry/x-2").body)
+        local b = cjson.decode(request(srv, "POST", "/v2/dlq/retry/x-3").body)
+        assert.equal("msg_chaos_shared_x-1", a.messageId)
+        assert.same({ messageId = "msg_chaos_shared_x-1", deduplicated = true }, b)
+      end)
+
+      it("pages an answer by cursor, and a repeated cursor gets the same page", function()
+        srv:chaos{ seed = 1, weights = { ok = 1 },
+                   follow = { fates = { cancelled = 1 }, late = 0, mess = { paged = 1 }, page = 2 } }
+        local _, p1 = get("/v2/logs?messageId=m3")
+        assert.equal("CANCELLED,CANCEL_REQUESTED", states(p1))
+        local _, p2 = get("/v2/logs?messageId=m3&cursor=" .. p1.cursor)
+        assert.same(p2, select(2, get("/v2/logs?messageId=m3&cursor=" .. p1.cursor)))
+        assert.equal("ACTIVE,CREATED", states(p2))
+        assert.is_nil(p2.cursor)
+      end)
+
+      it("refuses an unknown part", function()
+        assert.has_error(function() srv:chaos{ weights = { ok = 1 }, follow = { nope = 1 } } end)
+        assert.has_error(function() srv:chaos{ weights = { ok = 1 }, follow = { mess = { odd = 2 } } } end)
+      end)
     end)
   end)
 

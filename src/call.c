@@ -260,6 +260,11 @@ void qs_call_release(qs_call *k)
 static int call_gc(lua_State *L)
 {
     qs_call *k = qs_call_at(L, 1);
+    /* the collector never runs it while a step holds the call on the stack;
+     * called by hand from a metamethod inside that step, it would free what
+     * the step is using */
+    if (k->busy) return luaL_error(L, "qstash: the call is in use by step(): it cannot be freed now");
+    k->collected = 1;
     qs_req_free(&k->req);
     free(k->out);
     k->out = NULL;

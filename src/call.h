@@ -82,6 +82,8 @@ struct qs_call {
     long requests;           /* requests sent so far (the transport's resends included) */
     long max_requests;
     qs_at_limit at_limit;    /* NULL: a bound ends the call with a `limit` error */
+    int busy;                /* a step is running on it (Lua may run inside: step.c) */
+    int collected;           /* its __gc ran (called by hand): nothing of it is left to use */
 };
 
 /* Pushes a new call of `plan` for client c (a reference to its

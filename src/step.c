@@ -121,14 +121,12 @@ static void read_headers(lua_State *L, const qs_args *a, int t, qs_outcome *o)
     lua_settop(L, top);
 }
 
-/* Reads the table at t into k->out and k->req.resp; every Lua read is done
- * before the call moves on. */
-static void read_outcome(lua_State *L, const qs_args *a, int t, qs_call *k)
+/* Reads the table at t into *o (a local of the caller) and leaves the body
+ * (a string, or nil) at the top: every Lua read, metamethods included, is
+ * finished before the call is touched (commit_outcome). */
+static void read_outcome(lua_State *L, const qs_args *a, int t, const qs_call *k, qs_outcome *o)
 {
-    qs_outcome *o = k->out;
-    qs_buf *resp = &k->req.resp;
     memset(o, 0, sizeof *o);
-    qs_buf_clear(resp);
     if (lua_type(L, t) != LUA_TTABLE)
         qs_argerror(a, a->base, "how the request ended expected: { status, headers, body } or { failure, sent, message }");
     lua_getfield(L, t, "failure");
@@ -162,6 +160,7 @@ static void read_outcome(lua_State *L, const qs_args *a, int t, qs_call *k)
         }
         if (o->failure == QS_FAIL_TOO_LARGE) o->sends = 1;
         lua_settop(L, t);
+        lua_pushnil(L); /* no body */
         return;
     }
     lua_getfield(L, t, "status");
@@ -175,23 +174,31 @@ static void read_outcome(lua_State *L, const qs_args *a, int t, qs_call *k)
     lua_getfield(L, t, "headers");
     read_headers(L, a, lua_gettop(L), o);
     lua_getfield(L, t, "body");
-    if (!lua_isnil(L, -1)) {
-        size_t n;
-        const char *s;
-        if (lua_type(L, -1) != LUA_TSTRING) qs_argerror(a, a->base, "'body' must be a string");
-        s = lua_tolstring(L, -1, &n);
-        if ((long long)n > k->req.conf->max_response_bytes) {
-            o->failure = QS_FAIL_TOO_LARGE; /* the caller did not stop reading: we do */
-        } else if (qs_buf_add(resp, s, n)) {
-            luaL_error(L, "not enough memory");
-        }
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) qs_argerror(a, a->base, "'body' must be a string");
+    if (!lua_isnil(L, -1) && (long long)qs_rawlen(L, -1) > k->req.conf->max_response_bytes) {
+        o->failure = QS_FAIL_TOO_LARGE; /* the caller did not stop reading: we do */
+        lua_pushnil(L);
+    } else {
+        lua_pushvalue(L, -1);
     }
-    lua_settop(L, t);
+    lua_replace(L, t + 1);
+    lua_settop(L, t + 1);
 }
 
-/* call:step([how it ended]) -> "send", request | "wait", seconds, why |
- * "done", result | "fail", err */
-static int call_step(lua_State *L)
+/* Moves what read_outcome read into the call: *o, and the body at the top. */
+static void commit_outcome(lua_State *L, qs_call *k, const qs_outcome *o)
+{
+    *k->out = *o;
+    qs_buf_clear(&k->req.resp);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        if (qs_buf_add(&k->req.resp, s, n)) luaL_error(L, "not enough memory");
+    }
+}
+
+/* The body of call:step, run by call_step while the call is marked busy. */
+static int step_body(lua_State *L)
 {
     qs_call *k = qs_call_at(L, 1);
     qs_call_state st;
@@ -201,7 +208,10 @@ static int call_step(lua_State *L)
     a.base = 2;
     a.fname = "step";
     if (k->state == QS_K_SENT) {
-        read_outcome(L, &a, 2, k);
+        qs_outcome o;
+        lua_settop(L, 2);
+        read_outcome(L, &a, 2, k, &o);
+        commit_outcome(L, k, &o);
         lua_settop(L, 1);
         st = qs_call_feed(L, k, 1);
     } else if (!lua_isnoneornil(L, 2)) {
@@ -237,6 +247,30 @@ static int call_step(lua_State *L)
         lua_insert(L, -2);
         return 2;
     }
+}
+
+/* call:step([how it ended]) -> "send", request | "wait", seconds, why |
+ * "done", result | "fail", err
+ * Lua runs inside a step: the answer's metamethods, and any finalizer the
+ * collector runs at an allocation. A step entered again from there on the
+ * same call would free or rewrite what the outer one is still using, so the
+ * call is marked busy for the whole step (in a protected call, so that an
+ * error cannot leave the mark behind) and a second step raises. */
+static int call_step(lua_State *L)
+{
+    qs_call *k = qs_call_at(L, 1);
+    int n = lua_gettop(L), i, rc;
+    if (k->collected) return luaL_error(L, "qstash: the call was collected (its __gc ran)");
+    if (k->busy)
+        return luaL_error(L, "qstash: step() re-entered: this call's step is still running "
+                             "(in a metamethod or a finalizer it ran)");
+    k->busy = 1;
+    lua_pushcfunction(L, step_body);
+    for (i = 1; i <= n; i++) lua_pushvalue(L, i); /* the call stays at 1 meanwhile */
+    rc = lua_pcall(L, n, LUA_MULTRET, 0);
+    k->busy = 0;
+    if (rc != 0) return lua_error(L);
+    return lua_gettop(L) - n;
 }
 
 void qs_step_register(lua_State *L)

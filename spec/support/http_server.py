@@ -50,7 +50,13 @@ C = {"seed": s, "weights": {outcome: w, ...}, "hold": seconds}:
     stall     execute, send the headers, then nothing for `hold` seconds
               (default 5), then close
 
-The log of an id is {"received": n, "executed": bool, "outcomes": [...]}.
+The log of an id is {"received": n, "executed": bool, "outcomes": [...],
+"messageId": the new message its retry answers}.
+
+With C.follow (see chaos_follow.py) the logs and DLQ-lookup requests of
+follows are answered by a hostile QStash whose messages reach their ends; GET
+/__ctl/chaos then also holds {"follow": {"messages": {messageId: log},
+"first": time.time() of the first of them}}.
 
 A record is:
 
@@ -124,6 +130,8 @@ import sys
 import threading
 import time
 import traceback
+
+import chaos_follow  # beside this file: the follow part of chaos mode
 
 CTL_PREFIX = "/__ctl/"
 MAX_LINE = 64 * 1024
@@ -671,8 +679,8 @@ def echo_target(target, mode):
 # Chaos mode
 
 def normalize_chaos(c):
-    if not isinstance(c, dict) or set(c) - {"seed", "weights", "hold"}:
-        raise InvalidResponse('chaos takes {"seed", "weights", "hold"}')
+    if not isinstance(c, dict) or set(c) - {"seed", "weights", "hold", "follow"}:
+        raise InvalidResponse('chaos takes {"seed", "weights", "hold", "follow"}')
     weights = c.get("weights") or {}
     if not isinstance(weights, dict) or set(weights) - set(CHAOS_OUTCOMES):
         raise InvalidResponse("chaos weights are among: %s" % ", ".join(CHAOS_OUTCOMES))
@@ -688,7 +696,14 @@ def normalize_chaos(c):
     hold = c.get("hold", 5)
     if not _is_number(hold) or hold < 0:
         raise InvalidResponse("chaos hold must be a number >= 0")
-    return {"seed": str(c.get("seed", 0)), "table": table, "hold": float(hold)}
+    out = {"seed": str(c.get("seed", 0)), "table": table, "hold": float(hold)}
+    if c.get("follow") is not None:
+        try:
+            out["follow"] = chaos_follow.FollowChaos(out["seed"], chaos_follow.normalize(c["follow"]),
+                                                     out["hold"])
+        except chaos_follow.Invalid as e:
+            raise InvalidResponse(str(e))
+    return out
 
 
 def chaos_draw(chaos, dlq_id, n):
@@ -708,6 +723,14 @@ def chaos_response(state, req):
     dlq_id = req["path"].rstrip("/").rsplit("/", 1)[-1]
     with state.lock:
         chaos = state.chaos
+        follow = chaos.get("follow")
+        picked = follow.respond(req) if follow is not None else None
+        if picked is not None:
+            r, outcome = picked
+            entry = state.chaos_log.setdefault(req["path"], {"received": 0, "executed": False, "outcomes": []})
+            entry["received"] += 1
+            entry["outcomes"].append(outcome)
+            return normalize_response(r)
         entry = state.chaos_log.setdefault(dlq_id, {"received": 0, "executed": False, "outcomes": []})
         entry["received"] += 1
         if entry["executed"]:
@@ -716,7 +739,10 @@ def chaos_response(state, req):
             outcome = chaos_draw(chaos, dlq_id, entry["received"])
             entry["executed"] = outcome != "fail"
         entry["outcomes"].append(outcome)
-    publish = {"messageId": "msg_chaos_%s" % dlq_id, "deduplicated": False}
+        publish = {"messageId": "msg_chaos_%s" % dlq_id, "deduplicated": False}
+        if follow is not None:
+            publish = follow.publish(dlq_id)
+        entry["messageId"] = publish["messageId"]
     if outcome == "gone":
         r = {"status": 404, "json": {"error": "message not found"}}
     elif outcome == "fail":
@@ -804,6 +830,8 @@ def handle_control(conn, req):
             with state.lock:
                 result = {"ids": {k: dict(v, outcomes=list(v["outcomes"]))
                                   for k, v in state.chaos_log.items()}}
+                if state.chaos is not None and state.chaos.get("follow") is not None:
+                    result["follow"] = state.chaos["follow"].report()
         elif name == "connections" and method == "GET":
             with state.lock:
                 result = {"accepted": state.accepted}

@@ -360,18 +360,34 @@ end
 --- Chaos mode (see http_server.py): every request that is not a control
 -- request is answered by an outcome drawn from `weights` ({ ok = w, fail = w,
 -- drop = w, short = w, reset = w, stall = w }) for a DLQ id that executes
--- once. cfg = { seed = s, weights = {...}, hold = seconds a stall lasts }.
+-- once. cfg = { seed = s, weights = {...}, hold = seconds a stall lasts,
+-- follow = { outcomes = {...}, fates = {...}, mess = {...}, page = n } (optional:
+-- the logs and DLQ lookups of follows, see chaos_follow.py) }.
 function Server:chaos(cfg)
   ctl(self, "POST", "/__ctl/chaos", cfg)
   return self
 end
 
 --- What chaos mode did, per id: { [id] = { received = n, executed = bool,
--- outcomes = { "ok" | "fail" | "drop" | "short" | "reset" | "stall" | "gone", ... } } }.
+-- outcomes = { "ok" | "fail" | "drop" | "short" | "reset" | "stall" | "gone", ... },
+-- messageId = the new message its retry answers } }; with `follow`, also per
+-- path of the follows' requests ("/v2/logs", "/v2/dlq") their outcomes.
 function Server:chaos_log()
   local ids = ctl(self, "GET", "/__ctl/chaos").ids
   for _, e in pairs(ids) do e.received = toint(e.received) end
   return ids
+end
+
+--- With chaos{ follow = {...} } (see chaos_follow.py): what the follows'
+-- requests were served, { messages = { [messageId] = { fate, needed, polls,
+-- lookups, served_final, served_dlq, time } }, first = wall-clock time of the
+-- first logs or DLQ-lookup request (nil before any) }.
+function Server:chaos_follow_log()
+  local f = ctl(self, "GET", "/__ctl/chaos").follow or {}
+  for _, m in pairs(f.messages or {}) do
+    m.polls, m.lookups, m.needed = toint(m.polls), toint(m.lookups), toint(m.needed)
+  end
+  return { messages = f.messages or {}, first = f.first ~= json.null and f.first or nil }
 end
 
 --- Number of scripted responses not consumed yet.
