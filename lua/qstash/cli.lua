@@ -146,8 +146,9 @@ function M.main(argv, env)
   local check = checks[parsed.command]
   local why = check and check(parsed, ctx.now_ms)
   if not check then
+    local _
     parsed.ids = parsed.ids or {}
-    parsed.filter = flags.filter(parsed)
+    parsed.filter, _, why = flags.filter(parsed)
   end
   if why then return usage(ctx, help_for, why) end
 

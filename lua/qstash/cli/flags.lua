@@ -13,6 +13,7 @@
 
 local argparse = require "argparse"
 local C = require "qstash.cli.convert"
+local match = require "qstash.cli.match"
 
 local M = {}
 
@@ -304,16 +305,38 @@ local function one_or_many(list)
   return list
 end
 
--- The dlq_list/dlq_delete_many filter of parsed arguments, and whether any
--- filter flag was given.
+-- Why the value of filter flag f cannot be sent, or nil: a value made only of
+-- ',' and spaces would read as no filter (every message), and a ',' in a
+-- one-value filter would name several messages.
+local function refuse(f, v)
+  if match.names_nothing(v) then
+    return ("%s '%s' selects nothing: a value made only of ',' and spaces would match every message")
+      :format(f.flag, v)
+  end
+  if f.single and type(v) == "string" and v:find(",", 1, true) then
+    return ("%s takes one value, without ','"):format(f.flag)
+  end
+end
+
+-- The dlq_list/dlq_delete_many filter of parsed arguments, whether any
+-- filter flag was given, and a usage message for a value that selects nothing.
 function M.filter(a)
-  local filter, any = {}, false
+  local filter, any, why = {}, false, nil
   for _, f in ipairs(M.FILTERS) do
     local v = a["filter_" .. f.key]
+    for _, one in ipairs(type(v) == "table" and v or { v }) do why = why or refuse(f, one) end
     if not f.single then v = one_or_many(v) end
     if v ~= nil then filter[f.key], any = v, true end
   end
-  return filter, any
+  return filter, any, why
+end
+
+-- The flag of a filter key ("label" -> "--label").
+function M.filter_flag(key)
+  for _, f in ipairs(M.FILTERS) do
+    if f.key == key then return f.flag end
+  end
+  return key
 end
 
 local function header_map(list)
