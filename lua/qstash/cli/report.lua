@@ -6,6 +6,9 @@
 --   when it had not ended, UNKNOWN when it could not be followed) and, when
 --   it failed again, "newDlqId":"..."
 --   {"type":"deleted","dlqId":"..."}
+--   {"type":"ambiguous","dlqId":"...","error":{"kind":"interrupted",...,"ambiguous":true}}: the
+--   command was interrupted (Ctrl-C) while this id's request was in flight;
+--   it may have taken effect
 --   {"type":"failed","dlqId":"...","error":{"kind":"...","status":404,"message":"...","ambiguous":false}}
 --   {"type":"summary","command":"retry","selected":3,"retried":2,"failed":1,"not_attempted":0,...}
 -- The file is appended to, never truncated: a second run after an
@@ -30,6 +33,12 @@ function M.open(path, command, now_ms)
     r.file = w
   end
   return r
+end
+
+-- The summary's words for n ids of unknown outcome ("" when none).
+function R.unknown_text(n)
+  if n == 0 then return "" end
+  return ("%d interrupted in flight (may have taken effect: see the DLQ), "):format(n)
 end
 
 function R:count(what)
@@ -76,6 +85,31 @@ end
 
 function R:deleted(id)
   add(self, { type = "deleted", dlqId = id })
+end
+
+-- An id whose request was cut short (Ctrl-C) after it was sent: it may or
+-- may not have been acted on. Never counted as failed.
+function R:ambiguous(id, err)
+  local e = context.describe(err)
+  e.ambiguous = true
+  add(self, { type = "ambiguous", dlqId = id, error = e })
+end
+
+-- Records each id of ids without a line yet as the outcome of stop, the error
+-- that ended the command: ambiguous when stop is, none (not attempted) when
+-- it was an interrupt before anything was sent, else failed.
+function R:stopped(ids, stop)
+  if type(stop) ~= "table" then return end
+  for _, id in ipairs(ids) do
+    if not self:has(id) then
+      if stop.ambiguous == true and context.is_failure(stop) then
+        self:ambiguous(id, stop)
+      elseif stop.kind ~= "interrupted" then
+        self:failed(id, stop)
+      end
+    end
+  end
+  self:flush()
 end
 
 -- ambiguous: also when an earlier request for this id may have acted.

@@ -194,29 +194,26 @@ function M.run(ctx, a)
   local stop
   if #a.ids > 0 then
     stop = each(ctx, a, report, ids, 0, total, false)
+    -- cut short (Ctrl-C) while retrying: the ids without a result were in flight
+    if context.is_failure(stop) and stop.ambiguous then report:stopped(ids, stop) end
   else
     for _, b in ipairs(scan.batches(ids)) do
       stop = batch(ctx, a, report, b, report:count("retried") + report:count("failed"), total)
       if stop then
-        if type(stop) ~= "string" then
-          for _, id in ipairs(b) do
-            if not report:has(id) then report:failed(id, stop) end
-          end
-          report:flush()
-        end
+        report:stopped(b, stop)
         break
       end
       progress(ctx, a, report, report:count("retried") + report:count("failed"), total)
     end
   end
-  local retried, failed = report:count("retried"), report:count("failed")
-  local not_attempted = total - retried - failed
+  local retried, failed, unknown = report:count("retried"), report:count("failed"), report:count("ambiguous")
+  local not_attempted = total - retried - failed - unknown
   local status = EXIT_OK
   if stop then status = ctx:fail(stop) elseif failed > 0 or not_attempted > 0 then status = EXIT_FAIL end
   local delivered = report:count("delivered")
   if a.follow_opts and status == EXIT_OK and delivered < retried then status = EXIT_FAIL end
-  local fields = { selected = total, retried = retried, failed = failed, not_attempted = not_attempted,
-    rate_limit_pauses = ctx.pauses, exit_status = status }
+  local fields = { selected = total, retried = retried, failed = failed, ambiguous = unknown,
+    not_attempted = not_attempted, rate_limit_pauses = ctx.pauses, exit_status = status }
   if a.follow_opts then
     for _, k in ipairs(report_mod.OUTCOMES) do fields[k] = report:count(k) end
   end
@@ -225,8 +222,8 @@ function M.run(ctx, a)
   if failed == 0 and not_attempted == 0 and not stop then
     text = ("retried %d message%s"):format(retried, retried == 1 and "" or "s")
   else
-    text = ("retried %d of %d message%s: %d failed, %d not attempted")
-      :format(retried, total, total == 1 and "" or "s", failed, not_attempted)
+    text = ("retried %d of %d message%s: %d failed, %s%d not attempted")
+      :format(retried, total, total == 1 and "" or "s", failed, report.unknown_text(unknown), not_attempted)
   end
   if a.follow_opts then
     text = text .. ("; %d delivered, %d failed again, %d cancelled, %d still pending"):format(delivered,
