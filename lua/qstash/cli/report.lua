@@ -38,7 +38,7 @@ end
 -- The summary's words for n ids of unknown outcome ("" when none).
 function R.unknown_text(n)
   if n == 0 then return "" end
-  return ("%d interrupted in flight (may have taken effect: see the DLQ), "):format(n)
+  return ("%d of unknown outcome (may have taken effect: see the DLQ), "):format(n)
 end
 
 function R:count(what)
@@ -87,8 +87,9 @@ function R:deleted(id)
   add(self, { type = "deleted", dlqId = id })
 end
 
--- An id whose request was cut short (Ctrl-C) after it was sent: it may or
--- may not have been acted on. Never counted as failed.
+-- An id whose request was cut short (Ctrl-C) after it was sent, or that
+-- left the DLQ without a result: it may or may not have been acted on.
+-- Never counted as failed.
 function R:ambiguous(id, err)
   local e = context.describe(err)
   e.ambiguous = true
