@@ -276,6 +276,7 @@ delivery, and when the next delivery is due. A message id, not a DLQ id: the
 ids retry prints after the arrow.]]
   add_help(logs, state)
   logs:argument("message-id", "The message id (msg_...).") :target "message_id"
+    :convert(C.message_id("the message id"))
   logs:flag("--json", "Print one JSON object per log entry and line.")
 
   local delete = parser:command("delete rm", "Remove messages from the DLQ without delivering them.")
