@@ -93,9 +93,11 @@ function M.run(ctx, a)
   local not_attempted = total - done - failed - unknown
   local status = EXIT_OK
   if stop then status = ctx:fail(stop) elseif failed > 0 then status = EXIT_FAIL end
-  report:summary { selected = total, deleted = done, failed = failed, ambiguous = unknown,
+  local lost
+  status, lost = report:summary { selected = total, deleted = done, failed = failed, ambiguous = unknown,
     not_attempted = not_attempted, backup = a.backup, rate_limit_pauses = ctx.pauses, exit_status = status }
-  if status == EXIT_OK then
+  if lost then ctx:err("the --report file is incomplete: ", lost) end
+  if not stop and failed + unknown == 0 then
     ctx:summary(("deleted %d message%s"):format(done, done == 1 and "" or "s"))
   else
     ctx:summary(("deleted %d of %d message%s: %d failed, %s%d not attempted")

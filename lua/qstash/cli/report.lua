@@ -120,23 +120,33 @@ function R:failed(id, err, ambiguous)
   add(self, { type = "failed", dlqId = id, error = e })
 end
 
--- Writes the lines so far; a report that cannot be written stops the command.
+-- Writes the lines so far. A file that could be opened but not written (a
+-- full disk) does not stop the command half-way: the work goes on, the
+-- first error is kept (self.lost) and the command's exit status is not 0
+-- (summary).
 function R:flush()
   if not self.file or #self.pending == 0 then return end
   local ok, err = self.file:write(self.pending)
   self.pending = {}
-  if not ok then error(context.failure("io", err, { fatal = true }), 0) end
+  if not ok then self.lost = self.lost or err end
 end
 
+-- Writes the summary line and closes the file. Returns the exit status:
+-- fields.exit_status, made 1 when it was 0 and a line of the report was
+-- lost; and the error that lost it, or nil.
 function R:summary(fields)
   self:flush()
-  if not self.file then return end
+  if not self.file then return fields.exit_status end
   local line = { type = "summary", command = self.command, started = C.iso_utc(self.started),
     finished = C.iso_utc(self.now_ms()) }
   for k, v in pairs(fields) do line[k] = v end
+  if self.lost and line.exit_status == context.EXIT_OK then line.exit_status = context.EXIT_FAIL end
   local ok, err = self.file:write({ line })
   self.file:close()
-  if not ok then error(context.failure("io", err, { fatal = true }), 0) end
+  if not ok then self.lost = self.lost or err end
+  local status = fields.exit_status
+  if self.lost and status == context.EXIT_OK then status = context.EXIT_FAIL end
+  return status, self.lost
 end
 
 return M

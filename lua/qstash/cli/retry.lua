@@ -247,7 +247,9 @@ function M.run(ctx, a)
   if a.follow_opts then
     for _, k in ipairs(report_mod.OUTCOMES) do fields[k] = report:count(k) end
   end
-  report:summary(fields)
+  local lost
+  status, lost = report:summary(fields)
+  if lost then ctx:err("the --report file is incomplete: ", lost) end
   local text
   if failed + unknown + not_attempted == 0 and not stop then
     text = ("retried %d message%s"):format(retried, retried == 1 and "" or "s")
