@@ -4,7 +4,8 @@
 --   os.exit(cli.main(arg), true)
 --
 -- main(argv, env) parses argv (an array of strings), runs one command and
--- returns the exit status: 0 success, 1 a request failed, 2 usage error.
+-- returns the exit status: 0 success, 1 a request failed, 2 usage error,
+-- 130 interrupted (Ctrl-C).
 -- env (optional) replaces the process' surroundings, for tests and embedding:
 --   env.stdout, env.stderr   objects with :write() (default io.stdout/io.stderr)
 --   env.is_tty               boolean: is stderr a terminal (default: `test -t 2`)

@@ -200,7 +200,8 @@ Configuration comes from QSTASH_TOKEN and QSTASH_URL (or QSTASH_REGION with
 <REGION>_QSTASH_URL/_TOKEN); QSTASH_DEV=1 or --dev targets the local emulator
 on port QSTASH_DEV_PORT (default 8080).
 
-Exit status: 0 success, 1 a request failed, 2 usage error.
+Exit status: 0 success, 1 a request failed (or an outcome is unknown), 2 usage
+error, 130 interrupted (Ctrl-C; the ids in flight are reported as ambiguous).
 Run 'qstash-dlq <command> --help' for the flags of a command.]])
   add_help(parser, state)
   parser:command_target "command"
