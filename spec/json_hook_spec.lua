@@ -71,6 +71,17 @@ describe("an error raised by a hook inside the JSON coder", function()
     assert.are.equal(0, #srv:requests())
   end)
 
+  it("passes it out of dlq_retry_each with requests in flight, and the client still works", function()
+    srv:script{ { status = 201, json = { messageId = "msg_a" } }, { status = 201, json = { messageId = "msg_b" } } }
+    local ok, err = hooked("interrupted!", client, "dlq_retry_each", { "1-0", "2-0" }, {}, {
+      concurrency = 2, on_result = function() end })
+    assert.is_false(ok)
+    assert.are.equal("interrupted!", err)
+    srv:reset()
+    srv:script{ { status = 200, json = { deleted = 1 } } }
+    assert.are.same({ deleted = 1 }, client:dlq_delete_many{ "3-0" })
+  end)
+
   it("still reports the coder's own errors as decode and as argument errors", function()
     srv:script{ { status = 200, body = "{not json", headers = { ["Content-Type"] = "application/json" } } }
     local ok, err = pcall(client.dlq_delete_many, client, { "1-0" })
