@@ -38,10 +38,11 @@ describe("qstash-dlq filters", function()
           assert.matches(c[1] .. " '" .. c[2] .. "' selects nothing", err, 1, true)
           assert.are.equal("", out)
         end
-        -- also as one of several values of a repeated flag
-        local status, _, err = h:run{ "delete", c[1], "a", c[1], c[2] }
-        assert.are.equal(2, status, err)
       end
+      -- also as one of several values of a repeated flag
+      local status, _, err = h:run{ "delete", "--label", "a", "--label", " , " }
+      assert.are.equal(2, status, err)
+      assert.matches("--label ' , ' selects nothing", err, 1, true)
       local left = h:dlq_ids()
       for _, m in ipairs(e) do assert.is_true(left[m.dlqId], m.dlqId .. " left the DLQ") end
       assert.is_nil(E.read_file(report))
@@ -111,7 +112,10 @@ describe("qstash-dlq filters", function()
 
     for _, verb in ipairs{ "delete", "retry" } do
       it(verb .. " acts on nothing when the listing holds an entry outside the filter", function()
-        for _, f in ipairs(filters) do
+        -- every filter for delete; two for retry, which takes the same snapshot
+        local chosen = filters
+        if verb == "retry" then chosen = { filters[1], filters[#filters - 1] } end
+        for _, f in ipairs(chosen) do
           sink:clear()
           answer{ good, bad }
           local report = tmp .. "/" .. verb .. ".jsonl"

@@ -74,6 +74,15 @@ describe("qstash-dlq retry and an id without a result", function()
     assert.are.equal(0, lines[3].not_attempted)
   end)
 
+  it("exits 130 for an interrupt that lands between two calls (here: while writing stdout)", function()
+    local out = { write = function() error("interrupted!", 0) end }
+    local err = buffer()
+    local status = cli.main({ "list" }, { stdout = out, stderr = err, is_tty = false,
+      qstash = module({ ["1-0"] = true }), sleep = function() end })
+    assert.are.equal(130, status)
+    assert.matches("interrupted", err:text(), 1, true)
+  end)
+
   it("leaves an id still in the DLQ not attempted", function()
     local status, _, err, lines = run{ ["2-0"] = true }
     assert.are.equal(1, status)

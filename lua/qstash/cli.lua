@@ -178,6 +178,8 @@ function M.main(argv, env)
       status = res
     elseif context.is_failure(res) and res.fatal then
       status = ctx:fail(res)   -- a report, backup or export file could not be written
+    elseif context.is_failure(context.classify(res)) then
+      status = ctx:fail(context.classify(res)) -- Ctrl-C between two calls: exit 130
     else
       error(res, 0)
     end
