@@ -143,6 +143,15 @@ describe("qstash-dlq filters", function()
       end)
     end
 
+    it("export writes no page holding an entry outside the filter, and exits 1", function()
+      answer{ good, bad }
+      local path = tmp .. "/export.jsonl"
+      local status, _, err = h:run{ "export", "--label", "lab", "-o", path }
+      assert.are.equal(1, status, err)
+      assert.matches("does not match --label: it ignored the filter", err, 1, true)
+      assert.are.equal("", E.read_file(path))
+    end)
+
     it("acts when every entry listed matches (labels as an array too)", function()
       local other = { dlqId = "3-0", messageId = "msg_3", url = "https://c.example/", labels = { "zz", "lab" },
         createdAt = 1 }
