@@ -55,7 +55,8 @@ function M.stray(filter, messages)
     local key = match.mismatch(filter, m)
     if key then
       return context.failure("filter_ignored", ("the server listed DLQ entry %s, which does not match %s: " ..
-        "it ignored the filter, and nothing of its listing is used"):format(tabular.cell(m.dlqId), flags.filter_flag(key)))
+        "it ignored the filter, and nothing of its listing is used")
+        :format(tabular.cell(m.dlqId), flags.filter_flag(key)))
     end
   end
 end
