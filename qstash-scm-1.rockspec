@@ -34,6 +34,7 @@ build = {
     ["qstash.cli.json"] = "lua/qstash/cli/json.lua",
     ["qstash.cli.jsonl"] = "lua/qstash/cli/jsonl.lua",
     ["qstash.cli.logs"] = "lua/qstash/cli/logs.lua",
+    ["qstash.cli.match"] = "lua/qstash/cli/match.lua",
     ["qstash.cli.plan"] = "lua/qstash/cli/plan.lua",
     ["qstash.cli.read"] = "lua/qstash/cli/read.lua",
     ["qstash.cli.report"] = "lua/qstash/cli/report.lua",

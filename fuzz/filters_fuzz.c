@@ -52,7 +52,7 @@ static const char *const str_dict_filters[] = {
     "msg_123", "https://example.com/a?x=1&y=2", "my-group", "scd_1", "queue-1",
     "1725323658779-0", "10.0.0.1", "::1", "label-a", "a b", "a&b=c", "100%", "~._-",
     "\xc3\xa9", "\xff", "", "a\tb", "a\x7f", "cursor-1", "500", "GET", "DELIVERED", "IN_PROGRESS",
-    "delivered", "CANCEL_REQUESTED",
+    "delivered", "CANCEL_REQUESTED", ",", " , ", ",,", "\xc2\xa0", ", \xe3\x80\x80",
 };
 
 #define KEY_DICT key_dict_filters
@@ -122,6 +122,39 @@ static void check_query(const char *q, size_t n)
     }
 }
 
+static int unhex(char c)
+{
+    return c <= '9' ? c - '0' : c - 'A' + 10;
+}
+
+/* Every filter value sent names something: after percent-decoding, a value of only
+ * ',' and ' ' would read as no filter at all (QStash splits at commas and
+ * trims), i.e. every message. */
+static void check_values(const char *q, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        int something = 0;
+        size_t key = i;
+        while (i < n && q[i] != '=') i++;
+        /* a cursor is opaque, never split */
+        if (i - key == 6 && memcmp(q + key, "cursor", 6) == 0) something = 1;
+        i++;
+        while (i < n && q[i] != '&') {
+            char c = q[i];
+            if (c == '%') {
+                c = (char)(unhex(q[i + 1]) * 16 + unhex(q[i + 2]));
+                i += 3;
+            } else {
+                i++;
+            }
+            if (c != ',' && c != ' ') something = 1;
+        }
+        if (!something) FAIL("a value of only separators was sent in '%.*s'", (int)n, q);
+        i++;
+    }
+}
+
 static int contains_param(const char *q, size_t n, const char *param)
 {
     size_t pl = strlen(param), i;
@@ -155,6 +188,7 @@ static void check_success(lua_State *L, int filters, int fset, const char *prefi
         q++, n--;
     }
     check_query(q, n);
+    check_values(q, n);
     if (memchr(q, '\0', n)) FAIL("NUL in the query");
     lua_pushnil(L);
     while (lua_next(L, filters)) {

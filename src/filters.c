@@ -1,5 +1,7 @@
 /* DLQ filters -> query strings. Multi-value filters go out as repeated keys;
- * an empty array raises, since a missing filter means "every message". */
+ * an empty array raises, since a missing filter means "every message", and
+ * so does a value (or an array item) made only of ',' and spaces, which
+ * QStash's comma-separated reading turns into no filter at all. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +74,45 @@ void qs_query_add(lua_State *L, qs_buf *out, const char *key, const char *value,
         luaL_error(L, "not enough memory");
 }
 
+/* The UTF-8 forms of the Unicode spaces (White_Space beyond ASCII) that a
+ * server may trim from a value as it trims ' ' (Go's strings.TrimSpace and
+ * Python's str.strip both do). */
+static const char *const unicode_spaces[] = {
+    "\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81", "\xe2\x80\x82",
+    "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87", "\xe2\x80\x88",
+    "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f",
+    "\xe3\x80\x80", NULL,
+};
+
+/* The length of the Unicode space at s (n bytes left), or 0. */
+static size_t unicode_space(const char *s, size_t n)
+{
+    const char *const *u;
+    for (u = unicode_spaces; *u; u++) {
+        size_t k = strlen(*u);
+        if (n >= k && memcmp(s, *u, k) == 0) return k;
+    }
+    return 0;
+}
+
+/* Whether a value names something: QStash reads a filter value as a
+ * comma-separated list and trims each item, so a value made only of ',' and
+ * spaces reads as no filter at all (every message). */
+static int names_something(const char *s, size_t n)
+{
+    size_t i = 0, sp;
+    while (i < n) {
+        if (s[i] == ',' || s[i] == ' ') {
+            i++;
+        } else if ((sp = unicode_space(s + i, n - i)) > 0) {
+            i += sp;
+        } else {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void add_string(const qs_args *a, int argidx, qs_buf *out, const filter *f, int vidx)
 {
     size_t n, i;
@@ -84,6 +125,12 @@ static void add_string(const qs_args *a, int argidx, qs_buf *out, const filter *
     for (i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             qs_argerror(a, argidx, "filter '%s' must not contain control bytes", f->key);
+    if (!names_something(s, n))
+        qs_argerror(a, argidx, "filter '%s' holds only separators and spaces (that would match every message)",
+                    f->key);
+    /* a single-valued filter names one thing: a ',' would make it a list */
+    if (f->type == F_STRING && memchr(s, ',', n))
+        qs_argerror(a, argidx, "filter '%s' must be one value, without ','", f->key);
     qs_query_add(a->L, out, f->param, s, n);
 }
 

@@ -1,5 +1,6 @@
 /* JSON through lua-cjson and result shaping (see response.h). */
 #include <math.h>
+#include <string.h>
 #include <lauxlib.h>
 #include "compat.h"
 #include "response.h"
@@ -87,15 +88,39 @@ static void normalise(lua_State *L, int idx, int depth)
     }
 }
 
+/* How lua-cjson 2.1's own errors begin: its decode and encode messages and
+ * the argument checks of its functions. A protected call can also end with
+ * an error that is not the coder's: a memory error, or whatever a hook
+ * raised meanwhile (the interpreter's "interrupted!" on Ctrl-C, a debug
+ * hook); those are the caller's, and pass through unchanged. */
+static const char *const coder_errors[] = {
+    "Expected ",                     /* "Expected value but found invalid token at character 1" */
+    "Found too many nested",         /* decode_max_depth */
+    "JSON parser does not support",  /* UTF-16 or UTF-32 input */
+    "Cannot serialise",              /* encode: NaN, sparse arrays, nesting, key types */
+    "bad argument",                  /* luaL_arg* checks of decode and encode */
+    NULL,
+};
+
+/* After a failed lua_pcall of the coder: returns when the error is the
+ * coder's (a decode or encode failure), re-raises it as itself otherwise. */
+static void keep_coder_error(lua_State *L, int status)
+{
+    const char *const *p;
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (status == LUA_ERRRUN && msg)
+        for (p = coder_errors; *p; p++)
+            if (strncmp(msg, *p, strlen(*p)) == 0) return;
+    lua_error(L); /* nothing C-owned is held here: callers keep their memory in userdata */
+}
+
 int qs_json_decode(lua_State *L, const char *s, size_t n)
 {
+    int status;
     lua_getfield(L, LUA_REGISTRYINDEX, JSON_DECODE_KEY);
     lua_pushlstring(L, s, n);
-    if (lua_pcall(L, 1, 1, 0) != 0) {
-        if (!lua_isstring(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushliteral(L, "invalid JSON");
-        }
+    if ((status = lua_pcall(L, 1, 1, 0)) != 0) {
+        keep_coder_error(L, status);
         return -1;
     }
     if (is_json_null(L, -1)) {
@@ -118,14 +143,12 @@ int qs_json_decode(lua_State *L, const char *s, size_t n)
 
 int qs_json_encode(lua_State *L, int idx)
 {
+    int status;
     idx = qs_absindex(L, idx);
     lua_getfield(L, LUA_REGISTRYINDEX, JSON_ENCODE_KEY);
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 1, 0) != 0) {
-        if (!lua_isstring(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushliteral(L, "cannot encode the value as JSON");
-        }
+    if ((status = lua_pcall(L, 1, 1, 0)) != 0) {
+        keep_coder_error(L, status);
         return -1;
     }
     return 0;

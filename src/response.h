@@ -11,11 +11,14 @@ void qs_json_init(lua_State *L);
 
 /* Decodes JSON text. Success: pushes the value (JSON null becomes nil, even
  * inside tables; integral numbers become integers where Lua has them) and
- * returns 0. Failure: pushes the decoder's message and returns -1. */
+ * returns 0. Failure: pushes the decoder's message and returns -1. Any
+ * other error raised meanwhile (memory, or a hook such as the interpreter's
+ * Ctrl-C "interrupted!") is raised again as itself, never made a decode error. */
 int qs_json_decode(lua_State *L, const char *s, size_t n);
 
 /* Encodes the value at idx. Success: pushes the JSON text, returns 0.
- * Failure: pushes the encoder's message and returns -1. */
+ * Failure: pushes the encoder's message and returns -1; other errors as
+ * qs_json_decode. */
 int qs_json_encode(lua_State *L, int idx);
 
 /* Checks that the table at the top is a PublishResponse: `messageId` a

@@ -4,7 +4,8 @@
 --   os.exit(cli.main(arg), true)
 --
 -- main(argv, env) parses argv (an array of strings), runs one command and
--- returns the exit status: 0 success, 1 a request failed, 2 usage error.
+-- returns the exit status: 0 success, 1 a request failed, 2 usage error,
+-- 130 interrupted (Ctrl-C).
 -- env (optional) replaces the process' surroundings, for tests and embedding:
 --   env.stdout, env.stderr   objects with :write() (default io.stdout/io.stderr)
 --   env.is_tty               boolean: is stderr a terminal (default: `test -t 2`)
@@ -160,8 +161,9 @@ function M.main(argv, env)
   local check = checks[parsed.command]
   local why = check and check(parsed, ctx.now_ms)
   if not check then
+    local _
     parsed.ids = parsed.ids or {}
-    parsed.filter = flags.filter(parsed)
+    parsed.filter, _, why = flags.filter(parsed)
   end
   if why then return usage(ctx, help_for, why) end
 
@@ -190,6 +192,8 @@ function M.main(argv, env)
       status = res
     elseif context.is_failure(res) and res.fatal then
       status = ctx:fail(res)   -- a report, backup or export file could not be written
+    elseif context.is_failure(context.classify(res)) then
+      status = ctx:fail(context.classify(res)) -- Ctrl-C between two calls: exit 130
     else
       error(res, 0)
     end

@@ -7,10 +7,20 @@
 --     an unwritable report...): exit 1;
 --   * a plain string raised by the module: an argument error, i.e. something on
 --     the command line it refused before sending anything: exit 2.
+-- One exception: the interpreter reports Ctrl-C (SIGINT) only as the error
+-- "interrupted!" (lua.c), raised wherever Lua runs next, e.g. while a
+-- response is decoded; that message is the only sign of it. A call that may
+-- have changed state (ACTS) and ends with an error that is neither the
+-- module's nor ours was cut short from outside (an interrupt, no memory):
+-- its outcome is unknown, and its ids are ambiguous, never failed.
 
 local M = {}
 
 M.EXIT_OK, M.EXIT_FAIL, M.EXIT_USAGE = 0, 1, 2
+M.EXIT_INTERRUPTED = 130 -- 128 + SIGINT, as a shell reports a process Ctrl-C ended
+
+-- The calls that change state: everything they were given may have been acted on.
+M.ACTS = { dlq_delete_many = true, dlq_retry_many = true, dlq_retry_each = true }
 M.PROG = "qstash-dlq"
 
 -- A 429 whose wait is longer than this is not waited out: the command stops
@@ -129,8 +139,32 @@ function M.is_failure(v)
   return getmetatable(v) == Failure
 end
 
+local function is_interrupt(err)
+  return type(err) == "string" and err:find("interrupted!$") ~= nil
+end
+
+-- err, raised by a call of `method` (nil: not a call), as the failure it is:
+-- a Failure of kind "interrupted" (Ctrl-C) or "unknown" (anything else from
+-- outside the module during a call that acts), ambiguous when the call
+-- acts; any other err unchanged.
+function M.classify(err, method)
+  if M.is_failure(err) or (type(err) == "table" and err.kind ~= nil) then return err end
+  local acts = method ~= nil and M.ACTS[method] == true
+  if is_interrupt(err) then
+    return M.failure("interrupted", "interrupted (Ctrl-C)" .. (acts and
+      ": the requests in flight may have taken effect" or ""), { ambiguous = acts, exit = M.EXIT_INTERRUPTED })
+  end
+  if acts then
+    return M.failure("unknown", tostring(err) .. ": the requests in flight may have taken effect",
+      { ambiguous = true })
+  end
+  return err
+end
+
 -- The exit status for something a call raised.
 function Ctx:exit_for(err)
+  if M.is_failure(err) and err.exit then return err.exit end
+  if is_interrupt(err) then return M.EXIT_INTERRUPTED end
   if type(err) == "string" then return M.EXIT_USAGE end
   return M.EXIT_FAIL
 end
@@ -184,21 +218,26 @@ end
 
 -- fn made safe to call from the module's callbacks: an error it raises comes
 -- through the module unchanged (a table), ending the command with exit 1.
+-- An interrupt inside fn stops the call it runs in as one (ambiguous: the
+-- callback runs while requests are in flight).
 function M.guard(fn)
   return function(...)
     local ok, err = pcall(fn, ...)
     if ok then return end
     if M.is_failure(err) then error(err, 0) end
+    if is_interrupt(err) then error(M.classify(err, "dlq_retry_each"), 0) end
     error(M.failure("internal", tostring(err), { fatal = true }), 0)
   end
 end
 
--- client[method](client, ...) under pcall, waiting out 429s: ok, result or err.
+-- client[method](client, ...) under pcall, waiting out 429s: ok, result or
+-- err (classified: an interrupt comes back as a Failure, see classify).
 function Ctx:call(method, ...)
   local client, streak = self.client, 0
   while true do
     local ok, res = pcall(client[method], client, ...)
     if not ok and M.is_failure(res) and res.fatal then error(res, 0) end -- from a callback of ours
+    if not ok then res = M.classify(res, method) end
     if ok or not self:pause(res, streak) then return ok, res end
     streak = streak + 1
   end

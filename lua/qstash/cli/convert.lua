@@ -66,6 +66,19 @@ function M.header(flag)
   end
 end
 
+-- A message id for `logs`: it goes out as one query value (percent-encoded),
+-- which QStash reads as a comma-separated list of trimmed ids; refused when
+-- it could name no message, several, or another one than given.
+function M.message_id(what)
+  return function(s)
+    if #s == 0 or #s > 512 then return nil, ("%s must be 1 to 512 bytes, got %d"):format(what, #s) end
+    if s:find("[%z\1-\31\127]") then return nil, what .. " must not contain control bytes" end
+    if s:find(",", 1, true) then return nil, what .. " must be one id, without ','" end
+    if s:find("^%s") or s:find("%s$") then return nil, what .. " must not start or end with spaces" end
+    return s
+  end
+end
+
 -- A path for a file the command writes; "-" (stdout) only where allowed.
 function M.path(flag, stdout_ok)
   return function(s)

@@ -83,28 +83,25 @@ function M.run(ctx, a)
   for _, b in ipairs(scan.batches(ids)) do
     stop = batch(ctx, a, report, b)
     if stop then
-      if type(stop) ~= "string" then
-        for _, id in ipairs(b) do
-          if not report:has(id) then report:failed(id, stop) end
-        end
-        report:flush()
-      end
+      report:stopped(b, stop)
       break
     end
     ctx:progress("deleting", report:count("deleted") + report:count("failed"), total)
   end
   if a.backup_writer then a.backup_writer:close() end
-  local done, failed = report:count("deleted"), report:count("failed")
-  local not_attempted = total - done - failed
+  local done, failed, unknown = report:count("deleted"), report:count("failed"), report:count("ambiguous")
+  local not_attempted = total - done - failed - unknown
   local status = EXIT_OK
   if stop then status = ctx:fail(stop) elseif failed > 0 then status = EXIT_FAIL end
-  report:summary { selected = total, deleted = done, failed = failed, not_attempted = not_attempted,
-    backup = a.backup, rate_limit_pauses = ctx.pauses, exit_status = status }
-  if status == EXIT_OK then
+  local lost
+  status, lost = report:summary { selected = total, deleted = done, failed = failed, ambiguous = unknown,
+    not_attempted = not_attempted, backup = a.backup, rate_limit_pauses = ctx.pauses, exit_status = status }
+  if lost then ctx:err("the --report file is incomplete: ", lost) end
+  if not stop and failed + unknown == 0 then
     ctx:summary(("deleted %d message%s"):format(done, done == 1 and "" or "s"))
   else
-    ctx:summary(("deleted %d of %d message%s: %d failed, %d not attempted")
-      :format(done, total, total == 1 and "" or "s", failed, not_attempted))
+    ctx:summary(("deleted %d of %d message%s: %d failed, %s%d not attempted")
+      :format(done, total, total == 1 and "" or "s", failed, report.unknown_text(unknown), not_attempted))
   end
   return status
 end

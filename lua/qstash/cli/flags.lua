@@ -13,6 +13,7 @@
 
 local argparse = require "argparse"
 local C = require "qstash.cli.convert"
+local match = require "qstash.cli.match"
 
 local M = {}
 
@@ -199,7 +200,8 @@ Configuration comes from QSTASH_TOKEN and QSTASH_URL (or QSTASH_REGION with
 <REGION>_QSTASH_URL/_TOKEN); QSTASH_DEV=1 or --dev targets the local emulator
 on port QSTASH_DEV_PORT (default 8080).
 
-Exit status: 0 success, 1 a request failed, 2 usage error.
+Exit status: 0 success, 1 a request failed (or an outcome is unknown), 2 usage
+error, 130 interrupted (Ctrl-C; the ids in flight are reported as ambiguous).
 Run 'qstash-dlq <command> --help' for the flags of a command.]])
   add_help(parser, state)
   -- the version is the module's (src/version.h): read when asked, after parsing
@@ -281,6 +283,7 @@ delivery, and when the next delivery is due. A message id, not a DLQ id: the
 ids retry prints after the arrow.]]
   add_help(logs, state)
   logs:argument("message-id", "The message id (msg_...).") :target "message_id"
+    :convert(C.message_id("the message id"))
   logs:flag("--json", "Print one JSON object per log entry and line.")
 
   local delete = parser:command("delete rm", "Remove messages from the DLQ without delivering them.")
@@ -310,16 +313,38 @@ local function one_or_many(list)
   return list
 end
 
--- The dlq_list/dlq_delete_many filter of parsed arguments, and whether any
--- filter flag was given.
+-- Why the value of filter flag f cannot be sent, or nil: a value made only of
+-- ',' and spaces would read as no filter (every message), and a ',' in a
+-- one-value filter would name several messages.
+local function refuse(f, v)
+  if match.names_nothing(v) then
+    return ("%s '%s' selects nothing: a value made only of ',' and spaces would match every message")
+      :format(f.flag, v)
+  end
+  if f.single and type(v) == "string" and v:find(",", 1, true) then
+    return ("%s takes one value, without ','"):format(f.flag)
+  end
+end
+
+-- The dlq_list/dlq_delete_many filter of parsed arguments, whether any
+-- filter flag was given, and a usage message for a value that selects nothing.
 function M.filter(a)
-  local filter, any = {}, false
+  local filter, any, why = {}, false, nil
   for _, f in ipairs(M.FILTERS) do
     local v = a["filter_" .. f.key]
+    for _, one in ipairs(type(v) == "table" and v or { v }) do why = why or refuse(f, one) end
     if not f.single then v = one_or_many(v) end
     if v ~= nil then filter[f.key], any = v, true end
   end
-  return filter, any
+  return filter, any, why
+end
+
+-- The flag of a filter key ("label" -> "--label").
+function M.filter_flag(key)
+  for _, f in ipairs(M.FILTERS) do
+    if f.key == key then return f.flag end
+  end
+  return key
 end
 
 local function header_map(list)

@@ -40,7 +40,8 @@ function M.check(a, verb, needs_selection)
     for _, id in ipairs(from_file) do add(id) end
   end
   a.ids = ids
-  local filter, any = flags.filter(a)
+  local filter, any, why = flags.filter(a)
+  if why then return why end
   a.filter, a.filtered = filter, any
   if #ids > 0 and (any or a.all) then
     return ("give either DLQ ids or --all/filters to %s, not both"):format(verb)

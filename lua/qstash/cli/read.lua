@@ -108,7 +108,17 @@ function M.export(ctx, a, out)
       end
     end
   else
-    local ok, err = scan.pages(ctx, a.filter, put)
+    -- a page holding an entry outside the filter (a server that ignored it)
+    -- is not written, and ends the export
+    local ok, err = scan.pages(ctx, a.filter, function(messages)
+      local stray = scan.stray(a.filter, messages)
+      if stray then
+        ctx:fail(stray)
+        status = EXIT_FAIL
+        return false
+      end
+      put(messages)
+    end)
     if not ok then
       ctx:fail(err)
       status = EXIT_FAIL

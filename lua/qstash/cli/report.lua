@@ -6,6 +6,9 @@
 --   when it had not ended, UNKNOWN when it could not be followed) and, when
 --   it failed again, "newDlqId":"..."
 --   {"type":"deleted","dlqId":"..."}
+--   {"type":"ambiguous","dlqId":"...","error":{"kind":"interrupted",...,"ambiguous":true}}: the
+--   command was interrupted (Ctrl-C) while this id's request was in flight;
+--   it may have taken effect
 --   {"type":"failed","dlqId":"...","error":{"kind":"...","status":404,"message":"...","ambiguous":false}}
 --   {"type":"summary","command":"retry","selected":3,"retried":2,"failed":1,"not_attempted":0,...}
 -- The file is appended to, never truncated: a second run after an
@@ -30,6 +33,12 @@ function M.open(path, command, now_ms)
     r.file = w
   end
   return r
+end
+
+-- The summary's words for n ids of unknown outcome ("" when none).
+function R.unknown_text(n)
+  if n == 0 then return "" end
+  return ("%d of unknown outcome (may have taken effect: see the DLQ), "):format(n)
 end
 
 function R:count(what)
@@ -78,6 +87,32 @@ function R:deleted(id)
   add(self, { type = "deleted", dlqId = id })
 end
 
+-- An id whose request was cut short (Ctrl-C) after it was sent, or that
+-- left the DLQ without a result: it may or may not have been acted on.
+-- Never counted as failed.
+function R:ambiguous(id, err)
+  local e = context.describe(err)
+  e.ambiguous = true
+  add(self, { type = "ambiguous", dlqId = id, error = e })
+end
+
+-- Records each id of ids without a line yet as the outcome of stop, the error
+-- that ended the command: ambiguous when stop is, none (not attempted) when
+-- it was an interrupt before anything was sent, else failed.
+function R:stopped(ids, stop)
+  if type(stop) ~= "table" then return end
+  for _, id in ipairs(ids) do
+    if not self:has(id) then
+      if stop.ambiguous == true and context.is_failure(stop) then
+        self:ambiguous(id, stop)
+      elseif stop.kind ~= "interrupted" then
+        self:failed(id, stop)
+      end
+    end
+  end
+  self:flush()
+end
+
 -- ambiguous: also when an earlier request for this id may have acted.
 function R:failed(id, err, ambiguous)
   local e = context.describe(err)
@@ -85,23 +120,33 @@ function R:failed(id, err, ambiguous)
   add(self, { type = "failed", dlqId = id, error = e })
 end
 
--- Writes the lines so far; a report that cannot be written stops the command.
+-- Writes the lines so far. A file that could be opened but not written (a
+-- full disk) does not stop the command half-way: the work goes on, the
+-- first error is kept (self.lost) and the command's exit status is not 0
+-- (summary).
 function R:flush()
   if not self.file or #self.pending == 0 then return end
   local ok, err = self.file:write(self.pending)
   self.pending = {}
-  if not ok then error(context.failure("io", err, { fatal = true }), 0) end
+  if not ok then self.lost = self.lost or err end
 end
 
+-- Writes the summary line and closes the file. Returns the exit status:
+-- fields.exit_status, made 1 when it was 0 and a line of the report was
+-- lost; and the error that lost it, or nil.
 function R:summary(fields)
   self:flush()
-  if not self.file then return end
+  if not self.file then return fields.exit_status end
   local line = { type = "summary", command = self.command, started = C.iso_utc(self.started),
     finished = C.iso_utc(self.now_ms()) }
   for k, v in pairs(fields) do line[k] = v end
+  if self.lost and line.exit_status == context.EXIT_OK then line.exit_status = context.EXIT_FAIL end
   local ok, err = self.file:write({ line })
   self.file:close()
-  if not ok then error(context.failure("io", err, { fatal = true }), 0) end
+  if not ok then self.lost = self.lost or err end
+  local status = fields.exit_status
+  if self.lost and status == context.EXIT_OK then status = context.EXIT_FAIL end
+  return status, self.lost
 end
 
 return M

@@ -24,6 +24,8 @@ local M = {}
 
 local EXIT_OK, EXIT_FAIL = context.EXIT_OK, context.EXIT_FAIL
 
+local unreported
+
 -- Checks the options as dlq_retry would, sending nothing: client:prepare
 -- reads and checks every argument, and a call that is never stepped sends
 -- nothing. Returns true, or nil and the module's argument error.
@@ -75,6 +77,32 @@ local function progress(ctx, a, report, done, total)
   ctx:progress("retrying", done, total, follow_detail(a, report))
 end
 
+-- After a dlq_retry_each over ids: an id it gave no result for (and not
+-- answered 429) is looked up. Still in the DLQ: it was not retried and stays
+-- not attempted. Gone: it was acted on without a word (several ids retried
+-- into one deduplicated message, say), so its outcome is unknown: reported
+-- as ambiguous, never as not attempted (a rerun would fail on it). Returns
+-- nil, or the error of the lookup.
+unreported = function(ctx, report, ids, limited)
+  local skip, missing = {}, {}
+  for _, id in ipairs(limited) do skip[id] = true end
+  for _, id in ipairs(ids) do
+    if not skip[id] and not report:has(id) then missing[#missing + 1] = id end
+  end
+  for _, batch in ipairs(scan.batches(missing)) do
+    local found, _, err = scan.by_ids(ctx, batch)
+    if not found then return err end
+    for _, id in ipairs(batch) do
+      if not found[id] then
+        report:ambiguous(id, context.failure("unreported", "no result was reported for this id, and it has " ..
+          "left the DLQ: it was retried (or deleted) all the same", { ambiguous = true }))
+        ctx:err(tabular.cell(id), ": left the DLQ, but no result was reported for it")
+      end
+    end
+  end
+  report:flush()
+end
+
 -- Retries ids concurrently; ids answered 429 wait out the pause and go again.
 -- offset, total: for the progress bar. ambiguous: an earlier bulk request
 -- for these ids may have acted. Returns nil, or the error that stopped it.
@@ -106,6 +134,8 @@ local function each(ctx, a, report, ids, offset, total, ambiguous)
       end),
     })
     if not ok then return res end
+    local lost = unreported(ctx, report, pending, limited)
+    if lost then return lost end
     pending = limited
     if #pending > 0 then
       if not ctx:pause(last, streak) then
@@ -194,39 +224,38 @@ function M.run(ctx, a)
   local stop
   if #a.ids > 0 then
     stop = each(ctx, a, report, ids, 0, total, false)
+    -- cut short (Ctrl-C) while retrying: the ids without a result were in flight
+    if context.is_failure(stop) and stop.ambiguous then report:stopped(ids, stop) end
   else
     for _, b in ipairs(scan.batches(ids)) do
       stop = batch(ctx, a, report, b, report:count("retried") + report:count("failed"), total)
       if stop then
-        if type(stop) ~= "string" then
-          for _, id in ipairs(b) do
-            if not report:has(id) then report:failed(id, stop) end
-          end
-          report:flush()
-        end
+        report:stopped(b, stop)
         break
       end
       progress(ctx, a, report, report:count("retried") + report:count("failed"), total)
     end
   end
-  local retried, failed = report:count("retried"), report:count("failed")
-  local not_attempted = total - retried - failed
+  local retried, failed, unknown = report:count("retried"), report:count("failed"), report:count("ambiguous")
+  local not_attempted = total - retried - failed - unknown
   local status = EXIT_OK
-  if stop then status = ctx:fail(stop) elseif failed > 0 or not_attempted > 0 then status = EXIT_FAIL end
+  if stop then status = ctx:fail(stop) elseif failed + unknown + not_attempted > 0 then status = EXIT_FAIL end
   local delivered = report:count("delivered")
   if a.follow_opts and status == EXIT_OK and delivered < retried then status = EXIT_FAIL end
-  local fields = { selected = total, retried = retried, failed = failed, not_attempted = not_attempted,
-    rate_limit_pauses = ctx.pauses, exit_status = status }
+  local fields = { selected = total, retried = retried, failed = failed, ambiguous = unknown,
+    not_attempted = not_attempted, rate_limit_pauses = ctx.pauses, exit_status = status }
   if a.follow_opts then
     for _, k in ipairs(report_mod.OUTCOMES) do fields[k] = report:count(k) end
   end
-  report:summary(fields)
+  local lost
+  status, lost = report:summary(fields)
+  if lost then ctx:err("the --report file is incomplete: ", lost) end
   local text
-  if failed == 0 and not_attempted == 0 and not stop then
+  if failed + unknown + not_attempted == 0 and not stop then
     text = ("retried %d message%s"):format(retried, retried == 1 and "" or "s")
   else
-    text = ("retried %d of %d message%s: %d failed, %d not attempted")
-      :format(retried, total, total == 1 and "" or "s", failed, not_attempted)
+    text = ("retried %d of %d message%s: %d failed, %s%d not attempted")
+      :format(retried, total, total == 1 and "" or "s", failed, report.unknown_text(unknown), not_attempted)
   end
   if a.follow_opts then
     text = text .. ("; %d delivered, %d failed again, %d cancelled, %d still pending"):format(delivered,

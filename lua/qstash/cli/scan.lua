@@ -2,6 +2,9 @@
 -- messages by id. Nothing here changes state.
 
 local context = require "qstash.cli.context"
+local match = require "qstash.cli.match"
+local flags = require "qstash.cli.flags"
+local tabular = require "qstash.cli.tabular"
 
 local M = {}
 
@@ -43,11 +46,27 @@ M.entry = entry
 
 -- Every entry matching filter, taken before anything changes, so that a
 -- message entering the DLQ meanwhile (a retried one failing again) is not
--- picked up, and no cursor is used across a change.
+-- picked up, and no cursor is used across a change. An entry listed that
+-- does not match the filter (a server or proxy that ignored it) fails the
+-- whole snapshot: nothing is acted on when the list cannot be trusted.
+-- The failure for the first of messages that does not match filter, or nil.
+function M.stray(filter, messages)
+  for _, m in ipairs(messages) do
+    local key = match.mismatch(filter, m)
+    if key then
+      return context.failure("filter_ignored", ("the server listed DLQ entry %s, which does not match %s: " ..
+        "it ignored the filter, and nothing of its listing is used")
+        :format(tabular.cell(m.dlqId), flags.filter_flag(key)))
+    end
+  end
+end
+
 function M.snapshot(ctx, filter, verb)
-  local entries, seen = {}, {}
+  local entries, seen, stray = {}, {}, nil
   ctx:progress(verb or "scanning", 0)
   local ok, err = M.pages(ctx, filter, function(messages)
+    stray = M.stray(filter, messages)
+    if stray then return false end
     for _, m in ipairs(messages) do
       if m.dlqId ~= nil and not seen[m.dlqId] then -- an id on two pages is handled once
         seen[m.dlqId] = true
@@ -57,6 +76,7 @@ function M.snapshot(ctx, filter, verb)
     ctx:progress(verb or "scanning", #entries)
   end)
   if not ok then return nil, err end
+  if stray then return nil, stray end
   return entries
 end
 
