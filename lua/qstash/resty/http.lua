@@ -651,8 +651,8 @@ local function tunnel(sock, o, px, deadline)
     if not head then
       return nil, "reading the proxy's CONNECT answer failed: " .. tostring(err), err
     end
-    local status = tonumber(string_match(head, "^HTTP/1%.[01] (%d%d%d)"))
-    if not status then return nil, "the proxy answered CONNECT with an invalid status line" end
+    local status, why = status_line(head)
+    if not status then return nil, "the proxy answered CONNECT with an invalid status line: " .. why end
     if status >= 200 and status < 300 then
       -- the tunnel starts right after the header block
       if r:unread() > 0 then return nil, "the proxy sent data after its CONNECT answer" end
