@@ -193,6 +193,7 @@ location = /pair {
     local http = require "qstash.resty.http"
     ngx.req.read_body()
     local p = cjson.decode(ngx.req.get_body_data())
+    http.check_pooled_by_read(p.by_read)
     local out = {}
     for i, v in ipairs{ p.first, p.second } do
       if i == 2 then
@@ -203,6 +204,7 @@ location = /pair {
       local ok, a, b, c = http.request(v)
       out[i] = ok and { ok = true, status = a, body = c } or { ok = false, failure = a }
     end
+    http.check_pooled_by_read(false)
     ngx.say(cjson.encode(out))
   }
 }
@@ -309,65 +311,69 @@ describe("qstash.resty.http against hostile servers", function()
       end)
     end
   end)
-  describe("a connection taken from the pool", function()
-    -- The first request leaves its connection in the pool; the server sends
-    -- more on it; the handler does not yield before the second request.
-    local function pair(name, spin)
-      local out = post("/pair", { first = value(name), second = value(name), spin = spin or 0.3 })
-      -- the next test starts once the server sent what it sends late
-      if SCRIPT[name]["then"] then
-        assert(E.wait_for(function()
-          local n = 0
-          for _, r in ipairs(log()) do
-            if r.event == "then" and r.name == name then n = n + 1 end
-          end
-          return n == #conns_of(name) or nil
-        end, 3))
+  -- the check through the descriptor, then the fallback's one-byte read
+  for _, by_read in ipairs{ false, true } do
+    describe("a connection taken from the pool" .. (by_read and " (checked by a read)" or ""), function()
+      -- The first request leaves its connection in the pool; the server sends
+      -- more on it; the handler does not yield before the second request.
+      local function pair(name, spin)
+        local before = #conns_of(name)
+        local out = post("/pair", { first = value(name), second = value(name), spin = spin or 0.3,
+                                    by_read = by_read })
+        -- the next test starts once the server sent what it sends late
+        if SCRIPT[name]["then"] then
+          assert(E.wait_for(function()
+            local n = 0
+            for _, r in ipairs(log()) do
+              if r.event == "then" and r.name == name then n = n + 1 end
+            end
+            return n == #conns_of(name) or nil
+          end, 3))
+        end
+        -- the connections of this pair's two requests
+        local conns = conns_of(name)
+        return out, { (table.unpack or unpack)(conns, before + 1) }
       end
-      return out
-    end
 
-    it("is not used when an answer nobody asked for waits on it", function()
-      local out = pair("stale")
-      assert.is_true(out[1].ok, cjson.encode(out))
-      assert.equal("good", out[1].body)
-      assert.is_true(out[2].ok, cjson.encode(out))
-      assert.equal("good", out[2].body)
-      local conns = conns_of("stale")
-      assert.equal(2, #conns)
-      assert.not_equal(conns[1], conns[2])
-      assert.is_true(closed(conns[1]))
-    end)
+      it("is not used when an answer nobody asked for waits on it", function()
+        local out, conns = pair("stale")
+        assert.is_true(out[1].ok, cjson.encode(out))
+        assert.equal("good", out[1].body)
+        assert.is_true(out[2].ok, cjson.encode(out))
+        assert.equal("good", out[2].body)
+        assert.equal(2, #conns)
+        assert.not_equal(conns[1], conns[2])
+        assert.is_true(closed(conns[1]))
+      end)
 
-    it("is not used when a proxy sent 408 on it and closed it", function()
-      local out = pair("stale408")
-      assert.is_true(out[1].ok, cjson.encode(out))
-      assert.equal("good", out[1].body)
-      assert.is_true(out[2].ok, cjson.encode(out))
-      assert.equal(200, out[2].status)
-      assert.equal("good", out[2].body)
-      local conns = conns_of("stale408")
-      assert.equal(2, #conns)
-      assert.not_equal(conns[1], conns[2])
-    end)
+      it("is not used when a proxy sent 408 on it and closed it", function()
+        local out, conns = pair("stale408")
+        assert.is_true(out[1].ok, cjson.encode(out))
+        assert.equal("good", out[1].body)
+        assert.is_true(out[2].ok, cjson.encode(out))
+        assert.equal(200, out[2].status)
+        assert.equal("good", out[2].body)
+        assert.equal(2, #conns)
+        assert.not_equal(conns[1], conns[2])
+      end)
 
-    it("is not used when the server closed it", function()
-      local out = pair("closed")
-      assert.is_true(out[1].ok, cjson.encode(out))
-      assert.is_true(out[2].ok, cjson.encode(out))
-      assert.equal("good", out[2].body)
-      local conns = conns_of("closed")
-      assert.equal(2, #conns)
-      assert.not_equal(conns[1], conns[2])
-    end)
+      it("is not used when the server closed it", function()
+        local out, conns = pair("closed")
+        assert.is_true(out[1].ok, cjson.encode(out))
+        assert.is_true(out[2].ok, cjson.encode(out))
+        assert.equal("good", out[2].body)
+        assert.equal(2, #conns)
+        assert.not_equal(conns[1], conns[2])
+      end)
 
-    it("is used when nothing waits on it", function()
-      local out = pair("good")
-      assert.is_true(out[2].ok, cjson.encode(out))
-      local conns = conns_of("good")
-      assert.equal(conns[#conns - 1], conns[#conns])
+      it("is used when nothing waits on it", function()
+        local out, conns = pair("good")
+        assert.is_true(out[2].ok, cjson.encode(out))
+        assert.equal(2, #conns)
+        assert.equal(conns[1], conns[2])
+      end)
     end)
-  end)
+  end
 
   describe("an answer before the request was sent whole", function()
     local BIG = 8 * 1048576
@@ -422,9 +428,13 @@ describe("qstash.resty.http against hostile servers", function()
       assert.equal(good[#good], mid[#mid])
     end)
   end)
-  it("checked pooled connections without a read that times out (nothing in the error log)", function()
+  it("checked pooled connections without a read that times out but where asked to", function()
     local log_text = ng:error_log()
-    assert.not_matches("timed out", log_text, 1, true)
+    local timeouts = select(2, log_text:gsub("lua tcp socket read timed out", ""))
+    -- one for each clean pooled connection checked by a read: the first
+    -- request of each pair but the first, and the second one of "good"
+    assert.is_true(timeouts >= 1 and timeouts <= 4, log_text)
+    assert.not_matches("timed out", log_text:gsub("[^\n]*lua tcp socket read timed out[^\n]*", ""), 1, true)
     assert.not_matches("%[alert%]", log_text)
     assert.not_matches("%[crit%]", log_text)
     assert.not_matches("lua entry thread aborted", log_text, 1, true)
