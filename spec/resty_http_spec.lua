@@ -381,7 +381,7 @@ describe("qstash.resty.http under nginx", function()
         local f = failed_run{ url = plain .. "/raw?r=" .. name }
         assert.equal("network", f.failure, name)
         assert.is_true(f.sent, name)
-        assert.matches("invalid response: invalid", f.message, 1, true)
+        assert.matches("invalid response: ", f.message, 1, true)
       end
     end)
 

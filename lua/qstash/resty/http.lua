@@ -51,6 +51,7 @@ local math_ceil = math.ceil
 local string_find = string.find
 local string_sub = string.sub
 local string_match = string.match
+local string_gmatch = string.gmatch
 local string_lower = string.lower
 local string_byte = string.byte
 local table_concat = table.concat
@@ -215,8 +216,10 @@ local Reader = {}
 Reader.__index = Reader
 
 -- `armed`: when the socket's timeouts were set for `deadline` (0: not yet).
-local function new_reader(sock, deadline, armed)
-  return setmetatable({ sock = sock, buf = "", pos = 1, deadline = deadline, armed = armed }, Reader)
+-- `max`: max_response_bytes (read by the body readers).
+local function new_reader(sock, deadline, armed, max)
+  return setmetatable({ sock = sock, buf = "", pos = 1, deadline = deadline, armed = armed, max = max },
+    Reader)
 end
 
 -- The socket's read timeout at what is left; false when nothing is left.
@@ -244,20 +247,43 @@ function Reader:unread()
   return #self.buf - self.pos + 1
 end
 
--- The text up to `sep` (consumed, not returned), at most `limit` bytes;
--- nil, err, too_long.
-local function until_sep_loop(self, sep, limit)
+-- Why the unread bytes of a CRLF-delimited part can never end well: a bare
+-- CR or LF (or, `head` set, a start that is not "HTTP/1."), so that a
+-- broken server fails the attempt at once instead of holding it to the
+-- deadline; nil when they still may.
+local HTTP_PREFIX = "HTTP/1."
+
+-- `from`: where bytes not looked at yet begin (>= pos).
+local function hopeless(buf, pos, from, head)
+  if from > pos then from = from - 1 end -- a pair across the reads
+  if string_byte(buf, pos) == 10 or string_find(buf, "[^\r]\n", from) then return "bare LF" end
+  if string_find(buf, "\r[^\n]", from) then return "bare CR" end
+  if head then
+    local start = string_sub(buf, pos, pos + 6)
+    if start ~= string_sub(HTTP_PREFIX, 1, #start) then
+      return "the version is not HTTP/1.0 or HTTP/1.1"
+    end
+  end
+  return nil
+end
+
+-- The text up to `sep` (CRLF or CRLF CRLF; consumed, not returned), at most
+-- `limit` bytes; nil, err, why: why is "too long", or "invalid" (err then
+-- says what was wrong), or nil for a read that failed (err is the socket's).
+local function until_sep_loop(self, sep, limit, head)
   local from = self.pos
   while true do
     local buf, pos = self.buf, self.pos
     local s, e = string_find(buf, sep, from, true)
     if s then
-      if s - pos > limit then return nil, "too long", true end
+      if s - pos > limit then return nil, "too long", "too long" end
       self.pos = e + 1
       return string_sub(buf, pos, s - 1)
     end
     local unread = #buf - pos + 1
-    if unread > limit then return nil, "too long", true end
+    if unread > limit then return nil, "too long", "too long" end
+    local bad = unread > 0 and hopeless(buf, pos, from, head)
+    if bad then return nil, bad, "invalid" end
     local ok, err = self:fill()
     if not ok then return nil, err end
     -- fill() moved the unread bytes to the start: a separator can only
@@ -269,7 +295,7 @@ end
 
 -- The same, straight through when one read brings the whole of it (the
 -- usual answer), so that the JIT compiles the caller.
-function Reader:until_sep(sep, limit)
+function Reader:until_sep(sep, limit, head)
   if self.pos > #self.buf then
     local ok, err = self:fill()
     if not ok then return nil, err end
@@ -280,12 +306,14 @@ function Reader:until_sep(sep, limit)
     self.pos = e + 1
     return string_sub(buf, pos, s - 1)
   end
-  return until_sep_loop(self, sep, limit)
+  return until_sep_loop(self, sep, limit, head)
 end
 
 -- Exactly n bytes. Read with receiveany, one timer per call: nginx re-arms
 -- a read's timer whenever bytes arrive, so a single receive(n) from a server
--- that drips would outlive the deadline.
+-- that drips would outlive the deadline. Whatever comes past the n bytes
+-- stays in the buffer: a connection with bytes after the end of its answer
+-- is never pooled (see stale).
 function Reader:exact(n)
   local buf, pos = self.buf, self.pos
   local have = #buf - pos + 1
@@ -298,18 +326,25 @@ function Reader:exact(n)
   self.buf, self.pos = "", 1
   while have < n do
     if not self:arm() then return nil, "timeout" end
-    local want = n - have
-    if want > READ_SIZE then want = READ_SIZE end
-    local data, err = sock:receiveany(want)
+    local data, err = sock:receiveany(READ_SIZE)
     if not data then return nil, err end
     parts[#parts + 1] = data
     have = have + #data
   end
-  return table_concat(parts)
+  local all = table_concat(parts)
+  if have > n then
+    self.buf = string_sub(all, n + 1)
+    return string_sub(all, 1, n)
+  end
+  return all
 end
 
 -- A header name: an RFC 9110 token.
 local NOT_TOKEN = "[^!#$%%&'*+%-.^_`|~%w]"
+local TOKEN_AT = "^[!#$%%&'*+%-.^_`|~%w]+"
+-- Control bytes no head may hold (all but HTAB, and CR and LF, which are
+-- checked as pairs): RFC 9110 5.5 lets a recipient refuse them.
+local CTL = "[%z\1-\8\11\12\14-\31\127]"
 
 -- Response header names seen before -> their lower case (each checked as a
 -- token once); emptied past MAX_CACHED * 4 names.
@@ -326,54 +361,89 @@ local function lower_name(name)
   return l
 end
 
--- Parses a header block (without its final CRLF CRLF): status, version
--- minor, headers; or nil, message. Plain finds and byte tests: a pattern
--- with a lazy value capture costs more than the rest of a request.
-local function parse_head(head)
-  -- "HTTP/1.x NNN[ reason]", in bytes
-  local minor, sp, d1, d2, d3 = string_byte(head, 8, 12)
-  if string_sub(head, 1, 7) ~= "HTTP/1." or (minor ~= 48 and minor ~= 49) or sp ~= 32
-     or not (d1 and d1 >= 48 and d1 <= 57 and d2 >= 48 and d2 <= 57 and d3 >= 48 and d3 <= 57) then
-    return nil, "invalid status line"
+-- The field line of `s` from i to j (without its CRLF), RFC 9112 5:
+-- name, colon (its position); or nil, what is wrong with it.
+local function field_line(s, i, j)
+  local b = string_byte(s, i)
+  if b == 32 or b == 9 then return nil, "obs-fold (a line starting with whitespace)" end
+  local colon = string_find(s, ":", i, true)
+  if not colon or colon > j then return nil, "a field line without a colon" end
+  b = string_byte(s, colon - 1)
+  if colon > i and (b == 32 or b == 9) then return nil, "whitespace before a field's colon" end
+  local name = lower_name(string_sub(s, i, colon - 1))
+  if not name then return nil, "a field name that is not a token" end
+  return name, colon
+end
+
+-- Reads "HTTP/1.x" SP 3DIGIT [SP reason] at the start of a head: status,
+-- minor; or nil, what is wrong. The status is 100-599 (RFC 9110 15); a
+-- line without the SP before an empty reason is read too, as most clients
+-- do.
+local function status_line(head)
+  local minor, sp, d1, d2, d3, after = string_byte(head, 8, 13)
+  if string_sub(head, 1, 7) ~= HTTP_PREFIX or (minor ~= 48 and minor ~= 49) then
+    return nil, "the version is not HTTP/1.0 or HTTP/1.1"
+  end
+  if sp ~= 32 or not (d1 and d1 >= 48 and d1 <= 57 and d2 and d2 >= 48 and d2 <= 57
+                      and d3 and d3 >= 48 and d3 <= 57)
+     or (after ~= nil and after ~= 32 and after ~= 13) then
+    return nil, "invalid status line (not version SP 3DIGIT SP reason)"
   end
   local status = (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48
-  local e = string_find(head, "\r", 13, true) or (#head + 1)
-  if (string_find(head, "\n", 13, true) or (#head + 2)) ~= e + 1 then return nil, "invalid status line" end
-  if string_find(head, "\0", e, true) then return nil, "invalid header line" end
-  local headers = {}
-  local i, n = e, #head
-  while i <= n do
-    -- each field starts after CRLF, and has no other CR or LF
-    if string_byte(head, i) ~= 13 or string_byte(head, i + 1) ~= 10 then
-      return nil, "invalid header line"
-    end
-    i = i + 2
-    local j = string_find(head, "\r", i, true) or (n + 1)
-    if (string_find(head, "\n", i, true) or (n + 2)) ~= j + 1 then return nil, "invalid header line" end
-    local colon = string_find(head, ":", i, true)
-    if not colon or colon >= j then return nil, "invalid header line" end
-    local name = lower_name(string_sub(head, i, colon - 1))
-    if not name then return nil, "invalid header line" end
-    -- the value without the whitespace around it (SP, HTAB)
-    local vs, ve = colon + 1, j - 1
-    local b = string_byte(head, vs)
-    while vs <= ve and (b == 32 or b == 9) do
-      vs = vs + 1
-      b = string_byte(head, vs)
-    end
-    b = string_byte(head, ve)
-    while ve >= vs and (b == 32 or b == 9) do
-      ve = ve - 1
-      b = string_byte(head, ve)
-    end
-    local value = string_sub(head, vs, ve)
-    local old = headers[name]
-    if old == nil then headers[name] = value
-    elseif type(old) == "table" then old[#old + 1] = value
-    else headers[name] = { old, value } end
-    i = j
+  if status < 100 or status > 599 then
+    return nil, "status code " .. string_sub(head, 10, 12) .. " is outside 100-599"
   end
-  return status, minor - 48, headers
+  return status, minor - 48
+end
+
+-- Parses a header block (without its final CRLF CRLF): status, version
+-- minor, headers; or nil, what is wrong. Plain finds and byte tests: a
+-- pattern with a lazy value capture costs more than the rest of a request.
+local function parse_head(head)
+  local status, minor = status_line(head)
+  if not status then return nil, minor end
+  -- no control byte but HTAB, CR and LF: a byte loop the JIT compiles
+  -- (a pattern with a class costs a few microseconds a head)
+  for k = 1, #head do
+    local c = string_byte(head, k)
+    if c < 32 and c ~= 9 and c ~= 10 and c ~= 13 or c == 127 then
+      return nil, "a control character in the head"
+    end
+  end
+  local headers = {}
+  local n = #head
+  -- each line, the status line first, ends at its first CR, which an LF
+  -- follows; no LF comes before it
+  local i = 1
+  while true do
+    local cr = string_find(head, "\r", i, true) or (n + 1)
+    local lf = string_find(head, "\n", i, true) or (n + 2)
+    if lf ~= cr + 1 then return nil, lf < cr and "bare LF" or "bare CR" end
+    if i > 1 then
+      local name, colon = field_line(head, i, cr - 1)
+      if not name then return nil, colon end
+      -- the value without the whitespace around it (SP, HTAB)
+      local vs, ve = colon + 1, cr - 1
+      local b = string_byte(head, vs)
+      while vs <= ve and (b == 32 or b == 9) do
+        vs = vs + 1
+        b = string_byte(head, vs)
+      end
+      b = string_byte(head, ve)
+      while ve >= vs and (b == 32 or b == 9) do
+        ve = ve - 1
+        b = string_byte(head, ve)
+      end
+      local value = string_sub(head, vs, ve)
+      local old = headers[name]
+      if old == nil then headers[name] = value
+      elseif type(old) == "table" then old[#old + 1] = value
+      else headers[name] = { old, value } end
+    end
+    if cr > n then break end
+    i = cr + 2
+  end
+  return status, minor, headers
 end
 
 -- A header's values as one comma-joined string (or nil).
@@ -401,40 +471,142 @@ local function content_length(headers)
   return len
 end
 
--- true when the response lets the connection be reused
+-- The usual Connection values, read without splitting them.
+local CONNECTION = { ["keep-alive"] = "keep-alive", ["Keep-Alive"] = "keep-alive", close = "close",
+                     Close = "close" }
+
+-- true when the response lets the connection be reused: no `close` among
+-- the Connection options; HTTP/1.0 only with `keep-alive` among them.
 local function keep_alive(minor, headers)
   local conn = headers["connection"]
-  conn = conn and string_lower(joined(conn)) or ""
-  if minor == 0 then return string_find(conn, "keep-alive", 1, true) ~= nil end
-  return not string_find(conn, "close", 1, true)
+  if conn == nil then return minor == 1 end
+  local usual = CONNECTION[conn]
+  if usual then return usual == "keep-alive" end
+  local keep = minor == 1
+  for option in string_gmatch(string_lower(joined(conn)), "[^,]+") do
+    option = string_match(option, "^[ \t]*(.-)[ \t]*$")
+    if option == "close" then return false end
+    if option == "keep-alive" then keep = true end
+  end
+  return keep
 end
 
--- The body of a chunked response; nil, err, too_large.
+-- How the body of a final response is delimited (RFC 9112 6.3): "none",
+-- "length" (and the length), "chunked" or "close"; or nil, what is wrong.
+-- Transfer-Encoding is read only as exactly `chunked`: any other coding
+-- would hand back bytes nobody decoded.
+local function framing(status, minor, headers, method)
+  local te, cl = headers["transfer-encoding"], headers["content-length"]
+  if te ~= nil then
+    if cl ~= nil then return nil, "both Transfer-Encoding and Content-Length" end
+    if minor == 0 then return nil, "Transfer-Encoding in an HTTP/1.0 response" end
+    te = joined(te)
+    if te ~= "chunked" and string_lower(string_match(te, "^[ \t]*(.-)[ \t]*$")) ~= "chunked" then
+      return nil, "Transfer-Encoding other than chunked"
+    end
+  end
+  local len, lerr = content_length(headers)
+  if lerr then return nil, lerr end
+  if status == 204 or status == 304 or method == "HEAD" then return "none" end
+  if te ~= nil then return "chunked" end
+  if len then return "length", len end
+  return "close"
+end
+
+-- The index after a quoted-string that starts at s[i], or nil.
+local function quoted_end(s, i)
+  local j = i + 1
+  while true do
+    local b = string_byte(s, j)
+    if b == 34 then return j + 1 end
+    if b == 92 then
+      j = j + 1
+      b = string_byte(s, j)
+    end
+    if not b or (b < 32 and b ~= 9) or b == 127 then return nil end
+    j = j + 1
+  end
+end
+
+-- Whether `s` is a list of chunk extensions (RFC 9112 7.1.1):
+-- *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ).
+local function chunk_ext(s)
+  local i, n = 1, #s
+  while i <= n do
+    local _, e = string_find(s, "^[ \t]*;[ \t]*", i)
+    if not e then return false end
+    _, e = string_find(s, TOKEN_AT, e + 1)
+    if not e then return false end
+    i = e + 1
+    _, e = string_find(s, "^[ \t]*=[ \t]*", i)
+    if e then
+      if string_byte(s, e + 1) == 34 then
+        i = quoted_end(s, e + 1)
+        if not i then return false end
+      else
+        _, e = string_find(s, TOKEN_AT, e + 1)
+        if not e then return false end
+        i = e + 1
+      end
+    end
+  end
+  return true
+end
+
+-- The size of a chunk-size line, or nil, what is wrong.
+local function chunk_size(line)
+  if string_find(line, "\n", 1, true) then return nil, "bare LF" end
+  if string_find(line, "\r", 1, true) then return nil, "bare CR" end
+  local hex, ext = string_match(line, "^0*(%x*)(.*)$")
+  if #line == #ext then return nil, "invalid chunk size line (no hex size)" end
+  -- up to 2^48 - 1: an exact number, far past any max_response_bytes
+  if #hex > 12 then return nil, "chunk size over 12 hex digits" end
+  if ext ~= "" and not chunk_ext(ext) then return nil, "invalid chunk size line (its extension)" end
+  return tonumber(hex, 16) or 0
+end
+
+-- A failed read of a CRLF-delimited part (see until_sep) in read_chunked's
+-- returns: the socket's error, or a refusal.
+local function part_fail(err, why, too_long)
+  if why == "invalid" then return nil, err, false, true end
+  if why then return nil, too_long, false, true end
+  return nil, err
+end
+
+-- The body of a chunked response; body, or nil, err, too_large, invalid
+-- (err says what is wrong with the response when `invalid`).
 local function read_chunked(r, max)
   local parts, total = {}, 0
   while true do
-    local line, err = r:until_sep("\r\n", MAX_LINE)
-    if not line then return nil, err == "too long" and "invalid chunk size line" or err end
-    local hex = string_match(line, "^(%x+)[ \t]*;?") -- chunk extensions ignored
-    if not hex or #hex > 12 then return nil, "invalid chunk size line" end
-    local size = tonumber(hex, 16)
+    local line, err, why = r:until_sep("\r\n", MAX_LINE)
+    if not line then
+      return part_fail(err, why, "chunk size line over " .. MAX_LINE .. " bytes")
+    end
+    local size, serr = chunk_size(line)
+    if not size then return nil, serr, false, true end
     if size == 0 then break end
     if total + size > max then return nil, nil, true end
     local data
     data, err = r:exact(size + 2)
     if not data then return nil, err end
-    if string_sub(data, -2) ~= "\r\n" then return nil, "missing CRLF after chunk data" end
+    if string_sub(data, -2) ~= "\r\n" then return nil, "missing CRLF after chunk data", false, true end
     parts[#parts + 1] = string_sub(data, 1, -3)
     total = total + size
   end
-  -- trailer fields, ignored, up to the empty line
+  -- the trailer section: field lines, read and dropped, up to the empty line
   local seen = 0
   while true do
-    local line, err = r:until_sep("\r\n", MAX_LINE)
-    if not line then return nil, err == "too long" and "invalid trailer" or err end
+    local line, err, why = r:until_sep("\r\n", MAX_LINE)
+    if not line then
+      return part_fail(err, why, "trailer line over " .. MAX_LINE .. " bytes")
+    end
     if line == "" then break end
     seen = seen + #line
-    if seen > MAX_HEAD then return nil, "trailers too long" end
+    if seen > MAX_HEAD then return nil, "trailer section over " .. MAX_HEAD .. " bytes", false, true end
+    if string_find(line, CTL) then return nil, "trailer: a control character", false, true end
+    if string_find(line, "[\r\n]") then return nil, "trailer: bare CR or LF", false, true end
+    local name, colon = field_line(line, 1, #line)
+    if not name then return nil, "trailer: " .. colon, false, true end
   end
   return table_concat(parts)
 end
@@ -493,8 +665,8 @@ local function tunnel(sock, o, px, deadline)
     if not head then
       return nil, "reading the proxy's CONNECT answer failed: " .. tostring(err), err
     end
-    local status = tonumber(string_match(head, "^HTTP/1%.[01] (%d%d%d)"))
-    if not status then return nil, "the proxy answered CONNECT with an invalid status line" end
+    local status, why = status_line(head)
+    if not status then return nil, "the proxy answered CONNECT with an invalid status line: " .. why end
     if status >= 200 and status < 300 then
       -- the tunnel starts right after the header block
       if r:unread() > 0 then return nil, "the proxy sent data after its CONNECT answer" end
@@ -507,8 +679,82 @@ local function tunnel(sock, o, px, deadline)
   end
 end
 
+-- Whether a connection taken from the pool is unfit to send on: bytes are
+-- waiting on it (an answer nobody asked for, a proxy's 408 before it closed
+-- an idle connection) or its peer closed it, as libcurl checks a connection
+-- before reuse. nginx closes a pooled connection that turns readable, but
+-- only once its event loop runs: a worker that did not yield since would
+-- send on it and read the waiting bytes as its answer.
+--
+-- The check is a non-blocking recv(MSG_PEEK) on the socket, through
+-- LuaJIT's FFI: it costs one system call, never yields and logs nothing.
+-- lua-nginx-module hands out the descriptor through
+-- ngx_http_lua_ffi_socket_tcp_hack_fd, which with a negative fd only
+-- returns it (v0.10.18 and later). Without it (another OS, an older
+-- module), a one-byte receiveany with a 1 ms timeout does the same through
+-- the cosocket: it comes back at once when anything waits, but a clean
+-- connection waits the 1 ms out, and nginx logs each such timeout at the
+-- error level (lua_socket_log_errors), so it is only the fallback.
+-- Nothing the response reader could still have taken in is left out of
+-- either: it reads past the end of a body into its own buffer, and a
+-- connection with anything there is never pooled.
+local peek_fd -- function(sock) -> true (stale), false (clean), nil (cannot tell)
+
+local function init_peek()
+  peek_fd = function() return nil end
+  if not rawget(_G, "jit") then return end
+  local ok, ffi = pcall(require, "ffi")
+  if not ok or ffi.os ~= "Linux" then return end
+  for _, d in ipairs{
+    "typedef struct ngx_http_lua_socket_tcp_upstream_s ngx_http_lua_socket_tcp_upstream_t;",
+    "int ngx_http_lua_ffi_socket_tcp_hack_fd(ngx_http_lua_socket_tcp_upstream_t *u, int fd,"
+      .. " unsigned char *err, size_t *errlen);",
+    "long recv(int sockfd, void *buf, size_t len, int flags);",
+  } do pcall(ffi.cdef, d) end
+  local C = ffi.C
+  local found = pcall(function() return C.ngx_http_lua_ffi_socket_tcp_hack_fd and C.recv end)
+  if not found then return end
+  local MSG_PEEK, MSG_DONTWAIT, EAGAIN, EINTR = 2, 64, 11, 4
+  local byte = ffi.new("unsigned char[1]")
+  local err = ffi.new("unsigned char[64]")
+  local errlen = ffi.new("size_t[1]")
+  peek_fd = function(sock)
+    -- the cosocket's connection: its first slot (SOCKET_CTX_INDEX)
+    local u = rawget(sock, 1)
+    if type(u) ~= "userdata" then return nil end
+    errlen[0] = 64
+    local fd = C.ngx_http_lua_ffi_socket_tcp_hack_fd(u, -1, err, errlen)
+    if fd < 0 then return nil end
+    local n
+    repeat
+      n = C.recv(fd, byte, 1, MSG_PEEK + MSG_DONTWAIT)
+    until n >= 0 or ffi.errno() ~= EINTR
+    if n < 0 then return ffi.errno() ~= EAGAIN end
+    -- 1: bytes waiting; 0: the peer closed
+    return true
+  end
+end
+
+-- true: the cosocket read only (for specs of the fallback)
+local read_only = false
+
+local function stale(sock)
+  if not peek_fd then init_peek() end
+  local bad
+  if not read_only then bad = peek_fd(sock) end
+  if bad ~= nil then return bad, false end
+  sock:settimeouts(1000, 1000, 1)
+  local data, err = sock:receiveany(1)
+  -- the probe changed the timeouts
+  return data ~= nil or err ~= "timeout", true
+end
+
+-- Pooled connections found unfit in a row before giving up (each one found
+-- is closed, so the pool runs out of them long before).
+local MAX_STALE = 256
+
 -- Opens (or takes from the pool) a connection ready for the request.
--- Returns sock, reused | nil, failure.
+-- Returns sock, reused, armed (see rearm) | nil, failure.
 local function open(o, v, deadline, px)
   local pool = pool_name(o, v.ca_file, v.proxy)
   local opts = connect_opts[pool]
@@ -517,25 +763,35 @@ local function open(o, v, deadline, px)
     connect_opts[pool] = opts
   end
 
-  local now = clock()
-  local connect_deadline = now + (tonumber(v.connect_timeout) or (deadline - now))
-  if connect_deadline > deadline then connect_deadline = deadline end
-  local left = connect_deadline - now
-  if left <= 0 then return nil, fail("timeout", false, "no time left to connect") end
+  local sock, ok, err, now, connect_deadline
+  for _ = 1, MAX_STALE do
+    now = clock()
+    connect_deadline = now + (tonumber(v.connect_timeout) or (deadline - now))
+    if connect_deadline > deadline then connect_deadline = deadline end
+    local left = connect_deadline - now
+    if left <= 0 then return nil, fail("timeout", false, "no time left to connect") end
 
-  local sock = ngx_api.socket.tcp()
-  -- connecting within its own limit; sending and reading within the
-  -- whole deadline (set again once time went by: see rearm)
-  local whole = ms(deadline - now)
-  sock:settimeouts(ms(left), whole, whole)
-  local host, port = o.host, o.port
-  if px then host, port = px.host, px.port end
-  local ok, err = sock:connect(host, port, opts)
-  if not ok then
-    return nil, io_fail(err, false, "connect to " .. (px and "proxy " or "") .. host .. ":" .. port .. " failed")
+    sock = ngx_api.socket.tcp()
+    -- connecting within its own limit; sending and reading within the
+    -- whole deadline (set again once time went by: see rearm)
+    local whole = ms(deadline - now)
+    sock:settimeouts(ms(left), whole, whole)
+    local host, port = o.host, o.port
+    if px then host, port = px.host, px.port end
+    ok, err = sock:connect(host, port, opts)
+    if not ok then
+      return nil, io_fail(err, false, "connect to " .. (px and "proxy " or "") .. host .. ":" .. port .. " failed")
+    end
+    if sock:getreusedtimes() == 0 then break end
+    local bad, probed = stale(sock)
+    -- armed = 0: the probe changed the timeouts, set them again
+    if not bad then return sock, true, probed and 0 or now end
+    sock:close()
+    sock = nil
   end
-  local reused = sock:getreusedtimes()
-  if reused > 0 then return sock, true, now end
+  if not sock then
+    return nil, fail("network", false, MAX_STALE .. " pooled connections in a row had bytes waiting or were closed")
+  end
 
   if px and o.tls then
     local why
@@ -716,11 +972,21 @@ local function split_url(url)
   return o, target
 end
 
+-- A refusal of the response (RFC 9112 parsed strictly): the attempt fails,
+-- `sent`, and the connection is closed.
+local function invalid(what)
+  return fail("network", true, "invalid response: " .. what)
+end
+
+-- At most this many informational (1xx) answers before the final one.
+local MAX_INTERIM = 16
+
 -- The next response head: status, minor, headers; or nil, failure.
 local function read_head(r, reused)
-  local head, herr, too_long = r:until_sep("\r\n\r\n", MAX_HEAD)
+  local head, herr, why = r:until_sep("\r\n\r\n", MAX_HEAD, true)
   if not head then
-    if too_long then return nil, fail("network", true, "response header over " .. MAX_HEAD .. " bytes") end
+    if why == "too long" then return nil, invalid("head over " .. MAX_HEAD .. " bytes") end
+    if why == "invalid" then return nil, invalid(herr) end
     local what = "reading the response failed"
     if herr == "closed" and r:unread() == 0 then
       what = "the server closed the connection before answering" .. (reused and " (a reused connection)" or "")
@@ -728,9 +994,47 @@ local function read_head(r, reused)
     return nil, io_fail(herr, true, what)
   end
   local status, minor, headers = parse_head(head)
-  if not status then return nil, fail("network", true, "invalid response: " .. minor) end
-  if status == 101 then return nil, fail("network", true, "unexpected 101 Switching Protocols") end
+  if not status then return nil, invalid(minor) end
+  if status == 101 then return nil, invalid("101 Switching Protocols, never asked for") end
   return status, minor, headers
+end
+
+-- Readers of a body by its framing: body, or nil, err, too_large, invalid.
+local BODY = {
+  none = function() return "" end,
+  length = function(r, _, len)
+    if len > r.max then return nil, nil, true end
+    return r:exact(len)
+  end,
+  chunked = function(r) return read_chunked(r, r.max) end,
+  close = function(r) return read_to_close(r, r.max) end,
+}
+
+-- Reads the final response: true, status, headers, body, reusable; or
+-- false, failure. Reusable only when the body was delimited and read whole,
+-- nothing came after it, and the server allowed it.
+local function read_response(r, method, reused)
+  local status, minor, headers
+  for _ = 0, MAX_INTERIM do
+    status, minor, headers = read_head(r, reused)
+    -- informational answers (1xx) first: the final one follows
+    if not status or status >= 200 then break end
+  end
+  if not status then return false, minor end
+  if status < 200 then return false, invalid("more than " .. MAX_INTERIM .. " informational (1xx) answers") end
+  local kind, len = framing(status, minor, headers, method)
+  if not kind then return false, invalid(len) end
+  local body, err, too_large, bad = BODY[kind](r, method, len)
+  if too_large then
+    return false, fail("too_large", true, "response body over max_response_bytes ("
+      .. r.max .. " bytes)", status)
+  end
+  if not body then
+    if bad then return false, invalid(err) end
+    return false, io_fail(err, true, "reading the response body failed")
+  end
+  return true, status, headers, body,
+    kind ~= "close" and r:unread() == 0 and keep_alive(minor, headers)
 end
 
 --- ok, status, headers, body = http.request(v) | false, failure
@@ -756,71 +1060,39 @@ function M.request(v)
   local err
   armed, err = send_all(sock, data, big, deadline, armed)
   if not armed then
-    sock:close()
     if err == "no time" then
+      sock:close()
       return false, fail("timeout", false, "no time left to send the request")
     end
+    -- A server may answer before it read the whole request (a 413, a 400)
+    -- and close: when that answer came whole, it is the outcome, as with
+    -- libcurl. The connection is never reused.
+    if err ~= "timeout" then
+      local r = new_reader(sock, deadline, 0, max)
+      local ok, status, headers, body = read_response(r, v.method, reused)
+      if ok then
+        sock:close()
+        return true, status, headers, body
+      end
+    end
+    sock:close()
     return false, io_fail(err, true, "sending the request failed")
   end
 
-  local r = new_reader(sock, deadline, armed)
-  local status, minor, headers = read_head(r, reused)
-  -- informational answers (1xx) first: the final one follows
-  while status and status < 200 do status, minor, headers = read_head(r, reused) end
-  if not status then
-    sock:close()
-    return false, minor
+  local r = new_reader(sock, deadline, armed, max)
+  local ok, status, headers, body, reusable = read_response(r, v.method, reused)
+  if ok and reusable and sock:setkeepalive(KEEPALIVE_MS) then
+    return true, status, headers, body
   end
-
-  local body, rerr, too_large
-  local reuse = false
-  if status == 204 or status == 304 or v.method == "HEAD" then
-    body = ""
-    reuse = keep_alive(minor, headers)
-  else
-    local te = headers["transfer-encoding"]
-    if te ~= nil then
-      te = string_lower(joined(te))
-      if string_match(te, "chunked[ \t]*$") then
-        body, rerr, too_large = read_chunked(r, max)
-        reuse = keep_alive(minor, headers)
-          and headers["content-length"] == nil -- both: a smuggling attempt
-      else
-        body, rerr, too_large = read_to_close(r, max)
-      end
-    else
-      local len, lerr = content_length(headers)
-      if lerr then
-        sock:close()
-        return false, fail("network", true, "invalid response: " .. lerr)
-      end
-      if len then
-        if len > max then too_large = true
-        else
-          body, rerr = r:exact(len)
-          reuse = keep_alive(minor, headers)
-        end
-      else
-        body, rerr, too_large = read_to_close(r, max)
-      end
-    end
-  end
-
-  if too_large then
-    sock:close()
-    return false, fail("too_large", true, "response body over max_response_bytes ("
-      .. max .. " bytes)", status)
-  end
-  if not body then
-    sock:close()
-    return false, io_fail(rerr, true, "reading the response body failed")
-  end
-  if reuse and r:unread() == 0 then
-    sock:setkeepalive(KEEPALIVE_MS)
-  else
-    sock:close()
-  end
+  sock:close()
+  if not ok then return false, status end
   return true, status, headers, body
+end
+
+-- For specs: check pooled connections with the fallback's one-byte read
+-- (on = true) or, where it can, with the descriptor (the default).
+function M.check_pooled_by_read(on)
+  read_only = on == true
 end
 
 -- For specs and the bench: the pool name of a request value.
