@@ -2,6 +2,6 @@
 
 import sys
 
-from qstash_dev.emulator import main
+from .cli import main
 
 sys.exit(main())
