@@ -103,6 +103,11 @@ install: all
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty/; done
 	if [ -e bin/qstash-dlq ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
 	  install -m 0755 bin/qstash-dlq $(DESTDIR)$(PREFIX)/bin/qstash-dlq; fi
+	# the emulator: its launcher in bin, its Python package beside the Lua
+	# modules (share/lua/<version>/qstash_dev/), where the launcher looks
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash_dev
+	install -m 0755 tools/qstash-dev $(DESTDIR)$(PREFIX)/bin/qstash-dev
+	install -m 0644 tools/qstash_dev/*.py $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash_dev/
 
 # The whole suite against an ASan+UBSan build of the module (with
 # float-cast-overflow, which -fsanitize=undefined leaves out: converting a

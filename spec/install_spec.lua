@@ -18,13 +18,15 @@ describe_54("make install", function()
   end)
   teardown(function() os.execute("rm -rf '" .. dest .. "'") end)
 
-  it("puts the module, the Lua add-ons and the CLI under DESTDIR/PREFIX", function()
+  it("puts the module, the Lua add-ons, the CLI and the emulator under DESTDIR/PREFIX", function()
     for _, f in ipairs{ "/opt/qs/lib/lua/5.4/qstash.so", "/opt/qs/share/lua/5.4/qstash/cli.lua",
                         "/opt/qs/share/lua/5.4/qstash/cli/flags.lua",
                         "/opt/qs/share/lua/5.4/qstash/resty.lua", "/opt/qs/bin/qstash-dlq",
                         "/opt/qs/share/lua/5.4/qstash/resty/http.lua",
                         "/opt/qs/share/lua/5.4/qstash/resty/tls.lua",
-                        "/opt/qs/share/lua/5.4/qstash/resty/driver.lua" } do
+                        "/opt/qs/share/lua/5.4/qstash/resty/driver.lua",
+                        "/opt/qs/bin/qstash-dev", "/opt/qs/share/lua/5.4/qstash_dev/__init__.py",
+                        "/opt/qs/share/lua/5.4/qstash_dev/cli.py" } do
       assert.is_truthy(io.open(dest .. f), dest .. f .. " missing")
     end
   end)
@@ -37,5 +39,18 @@ describe_54("make install", function()
     assert.matches("^%d+%.%d+%.%d+", out)
     out, code = sh(env .. root .. "/bin/qstash-dlq --help")
     assert.equal(0, code, out)
+  end)
+
+  it("installs every file of the emulator's package, and the emulator runs from there", function()
+    local p = assert(io.popen("cd tools/qstash_dev && ls *.py"))
+    for f in p:lines() do
+      assert.is_truthy(io.open(dest .. "/opt/qs/share/lua/5.4/qstash_dev/" .. f), f .. " not installed")
+    end
+    p:close()
+    local emu = E.start{ launcher = dest .. "/opt/qs/bin/qstash-dev" }
+    local status, raw = emu:request("GET", "/v2/topics")
+    emu:stop()
+    assert.equal(200, status, raw)
+    assert.equal("[]", raw)
   end)
 end)

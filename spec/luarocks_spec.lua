@@ -1,5 +1,6 @@
 -- LuaRocks: `luarocks make --deps-mode=none` into a temporary tree installs
--- the module, qstash.safe, qstash.resty and the CLI, which then run from there.
+-- the module, qstash.safe, qstash.resty, the CLI and the emulator (its launcher
+-- and its Python package), which then run from there.
 local E = require "spec.support.emulator"
 
 local sh = require("spec.support.proc").sh
@@ -16,7 +17,7 @@ describe_54("luarocks make", function()
     dir = E.tmpdir()
     tree = dir .. "/tree"
     -- a copy of the sources: luarocks builds in the source folder
-    local out, code = sh(("mkdir -p %s/src && cp -r src lua bin qstash-scm-1.rockspec %s/src/ && cd %s/src && " ..
+    local out, code = sh(("mkdir -p %s/src && cp -r src lua bin tools qstash-scm-1.rockspec %s/src/ && cd %s/src && " ..
       "luarocks --lua-version 5.4 --tree %s make --deps-mode=none qstash-scm-1.rockspec"):format(dir, dir, dir, tree))
     assert(code == 0, out)
     emu = E.start{ time_scale = 0.001 }
@@ -62,6 +63,20 @@ describe_54("luarocks make", function()
     assert.equal(0, code, out)
     assert.matches("Usage: qstash%-dlq", out)
   end)
+
+  it("installs the emulator, which runs from the tree", function()
+    -- the launcher finds its package under ../share/lua/5.4/ and nowhere
+    -- else: the source tree's tools/ is not on its path
+    assert.truthy(io.open(tree .. "/share/lua/5.4/qstash_dev/__init__.py"), "no package in the tree")
+    local installed = E.start{ launcher = tree .. "/bin/qstash-dev" }
+    local status, doc, raw = installed:json("GET", "/v2/dlq")
+    installed:stop()
+    assert.equal(200, status, raw)
+    assert.same({}, doc.messages)
+    -- nothing written into the tree (no __pycache__): luarocks remove leaves it empty
+    local out = sh(("find %s/share/lua/5.4/qstash_dev -name __pycache__"):format(tree))
+    assert.equal("", out)
+  end)
 end)
 
 -- Every C source and every Lua module of the tree is in the rockspec: a
@@ -93,5 +108,19 @@ describe("the rockspec", function()
       local mod = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")
       assert.truthy(spec:find('["' .. mod .. '"] = "' .. f .. '"', 1, true), f .. " is not in the rockspec's modules")
     end
+  end)
+
+  -- the emulator's package is installed file by file (build.install.lua):
+  -- a module added to tools/qstash_dev/ and forgotten there would make the
+  -- installed emulator fail at import
+  it("installs every file of the emulator's package and its launcher", function()
+    local spec = read("qstash-scm-1.rockspec")
+    local found = files("ls tools/qstash_dev/*.py")
+    assert.truthy(#found > 10, "no emulator package in tools/qstash_dev")
+    for _, f in ipairs(found) do
+      local mod = "qstash_dev." .. f:match("([^/]+)%.py$")
+      assert.truthy(spec:find('["' .. mod .. '"] = "' .. f .. '"', 1, true), f .. " is not in the rockspec's install.lua")
+    end
+    assert.truthy(spec:find('["qstash-dev"] = "tools/qstash-dev"', 1, true), "the launcher is not in install.bin")
   end)
 end)

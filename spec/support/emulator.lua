@@ -200,11 +200,13 @@ M.decode = decode
 local Emu = {}
 Emu.__index = Emu
 
+-- opts.launcher: the emulator's launcher to run (default tools/qstash-dev of
+-- this tree), e.g. an installed copy.
 function M.start(opts)
   opts = opts or {}
   local dir = M.tmpdir()
   local args = {
-    q(M.python), q(M.root .. "/tools/qstash-dev"),
+    q(M.python), q(opts.launcher or (M.root .. "/tools/qstash-dev")),
     "--port", "0", "--port-file", q(dir .. "/port"),
     "--watch-pid", tostring(self_pid()),
   }

@@ -1,0 +1,40 @@
+"""The timer: a heap of (due time, seq, message) and one thread that starts a
+delivery attempt (delivery.py) when a message falls due, woken whenever the
+heap changes.  Delays, not-before and retry backoffs are scaled by
+--time-scale here.  Schedules (cron) will push their next run here too."""
+
+import heapq
+import threading
+import time
+
+
+class SchedulerMixin:
+    """Emulator methods: start and stop the timer thread, push a message."""
+
+    def start(self):
+        t = threading.Thread(target=self._scheduler, name="scheduler", daemon=True)
+        t.start()
+
+    def stop(self):
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+
+    def _push(self, msg, wait_s):
+        self.seq += 1
+        heapq.heappush(self.heap, (time.monotonic() + max(0.0, wait_s), self.seq, msg))
+        self.cond.notify_all()
+
+    def _scheduler(self):
+        with self.cond:
+            while not self.stopping:
+                now = time.monotonic()
+                while self.heap and self.heap[0][0] <= now:
+                    _, _, msg = heapq.heappop(self.heap)
+                    if msg.cancelled or msg.gen != self.gen or self.messages.get(msg.id) is not msg:
+                        continue
+                    msg.state = "ACTIVE"
+                    self._event(msg, "ACTIVE")
+                    threading.Thread(target=self._deliver, args=(msg,), daemon=True).start()
+                wait = (self.heap[0][0] - now) if self.heap else None
+                self.cond.wait(wait)

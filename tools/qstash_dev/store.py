@@ -1,0 +1,43 @@
+"""The state: every collection the emulator holds, declared in one place
+(Store.__init__ and Store._clear, which POST /__dev/reset runs again), the
+lock and condition that guard them, and the stderr log.  Queues and
+schedules will declare their collections here."""
+
+import sys
+import threading
+
+
+class Store:
+    """The emulator's state; the mixins of the other modules act on it, always
+    under self.cond."""
+
+    def __init__(self, token, time_scale, burst_limit, quiet):
+        self.token = token
+        self.time_scale = time_scale
+        self.burst_limit = burst_limit
+        self.quiet = quiet
+        self.cond = threading.Condition(threading.RLock())
+        self.stopping = False
+        self.seq = 0            # DLQ id sequence and heap tie-breaker
+        self.gen = 0
+        self.burst = {}         # token -> [window second, count]
+        self.log_seq = 0        # log entry sequence, never reset (cursors stay unambiguous)
+        self._clear()
+
+    def _clear(self):
+        self.requests = {}      # "METHOD route" -> API requests served
+        self.messages = {}      # in flight: id -> Message
+        self.dlq = {}           # dlqId -> DlqEntry, insertion (= age) order
+        self.deliveries = []
+        self.dedup = {}         # key -> (expires at, [(messageId, url)])
+        self.topics = {}        # name -> {"createdAt", "updatedAt", "endpoints": [{url, name}]}
+        self.heap = []
+        # GET /v2/logs: [(seq, time ms, message, entry)] in append order; seqs
+        # are consecutive, so the entry of seq s is at s - events[0][0]
+        self.events = []
+        self.events_time = 0    # entry times never go back
+
+    def log(self, text):
+        if not self.quiet:
+            sys.stderr.write("qstash-dev: %s\n" % text)
+            sys.stderr.flush()
