@@ -42,7 +42,7 @@ SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
 BUSTED  ?= /usr/bin/busted
 SPECS   ?= spec
 
-.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint
+.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint man
 
 # The packages compiling needs are checked first (installed as root, or
 # named), then a fresh make reads their pkg-config flags.
@@ -149,9 +149,15 @@ SOAK_CALLS ?= 100000
 soak: deps all
 	@$(SPEC_ENV) $(LUA_BIN) bench/soak.lua $(SOAK_CALLS)
 
+# The qstash-dlq(1) man page, rendered from the parser that `qstash-dlq --help`
+# prints (lua/qstash/cli/flags.lua); spec/docs_spec.lua checks it is current.
+man:
+	@LUA_PATH="$(CURDIR)/lua/?.lua;;" lua5.4 tools/gen-man.lua docs/qstash-dlq.1
+	@echo "docs/qstash-dlq.1 written"
+
 # luacheck (.luacheckrc) over the Lua code, the CLI script, the specs and the examples.
 lint: deps
-	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples
+	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples tools/gen-man.lua
 	@echo "luacheck: clean"
 
 clean:
