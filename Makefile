@@ -134,7 +134,8 @@ valgrind: deps all
 	@$(SPEC_ENV) bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 
 # Benchmarks against raw libcurl loops, the TypeScript SDK, luasocket and wrk,
-# on a local nginx; prints one table and writes build/bench/results.md.
+# on a local nginx; prints one table and writes build/bench/results.md, and after
+# a full run its tables into docs/benchmarks.md (BENCH_DOCS: see bench/run).
 bench: deps all
 	@LUA=$(LUA) bash bench/run
 
@@ -157,7 +158,7 @@ man:
 
 # luacheck (.luacheckrc) over the Lua code, the CLI script, the specs and the examples.
 lint: deps
-	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples tools/gen-man.lua
+	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples tools/gen-man.lua bench/docs.lua
 	@echo "luacheck: clean"
 
 clean:

@@ -194,3 +194,41 @@ describe("docs: the CLI", function()
     end
   end)
 end)
+
+describe("docs: docs/benchmarks.md", function()
+  local lua = os.getenv("QSTASH_SPEC_LUA") or "lua5.4"
+
+  it("has the markers between which make bench writes its results", function()
+    local text = assert(D.read("docs/benchmarks.md"))
+    local b = text:find("\n<!%-%- make bench: results begin")
+    local e = text:find("\n<!%-%- make bench: results end")
+    assert.is_truthy(b and e and b < e, "the results markers of bench/docs.lua")
+    assert.matches("make bench", text:sub(1, 200))
+  end)
+
+  it("bench/docs.lua replaces the results and keeps the narrative", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    local function write(name, text)
+      local fh = assert(io.open(dir .. "/" .. name, "w"))
+      fh:write(text)
+      fh:close()
+    end
+    local page = "# Benchmarks\n\nHow it runs.\n\n<!-- make bench: results begin -->\n\nold table\n\n" ..
+      "<!-- make bench: results end -->\n\nWhat it shows.\n"
+    write("page.md", page)
+    write("results.md", "## Benchmark results (`make bench`)\n\nRun: today.\n\n| a |\n|--|\n| 1 |\n")
+    local ok = os.execute(("%s bench/docs.lua '%s/results.md' '%s/page.md' >/dev/null"):format(lua, dir, dir))
+    local got = D.read(dir .. "/page.md")
+    write("bad.md", "# no markers\n")
+    local refused = os.execute(("%s bench/docs.lua '%s/results.md' '%s/bad.md' 2>/dev/null"):format(lua, dir, dir))
+    local bad = D.read(dir .. "/bad.md")
+    os.execute("rm -rf '" .. dir .. "'")
+    assert.is_truthy(ok == true or ok == 0)
+    assert.equal("# Benchmarks\n\nHow it runs.\n\n<!-- make bench: results begin -->\n\nRun: today.\n\n" ..
+      "| a |\n|--|\n| 1 |\n\n<!-- make bench: results end -->\n\nWhat it shows.\n", got)
+    assert.is_falsy(refused == true or refused == 0)
+    assert.equal("# no markers\n", bad)
+  end)
+end)
