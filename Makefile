@@ -103,6 +103,8 @@ install: all
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty/; done
 	if [ -e bin/qstash-dlq ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
 	  install -m 0755 bin/qstash-dlq $(DESTDIR)$(PREFIX)/bin/qstash-dlq; fi
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 docs/qstash-dlq.1 $(DESTDIR)$(PREFIX)/share/man/man1/qstash-dlq.1
 
 # The whole suite against an ASan+UBSan build of the module (with
 # float-cast-overflow, which -fsanitize=undefined leaves out: converting a

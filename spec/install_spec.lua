@@ -24,7 +24,8 @@ describe_54("make install", function()
                         "/opt/qs/share/lua/5.4/qstash/resty.lua", "/opt/qs/bin/qstash-dlq",
                         "/opt/qs/share/lua/5.4/qstash/resty/http.lua",
                         "/opt/qs/share/lua/5.4/qstash/resty/tls.lua",
-                        "/opt/qs/share/lua/5.4/qstash/resty/driver.lua" } do
+                        "/opt/qs/share/lua/5.4/qstash/resty/driver.lua",
+                        "/opt/qs/share/man/man1/qstash-dlq.1" } do
       assert.is_truthy(io.open(dest .. f), dest .. f .. " missing")
     end
   end)
