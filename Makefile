@@ -42,7 +42,7 @@ SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
 BUSTED  ?= /usr/bin/busted
 SPECS   ?= spec
 
-.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint dist
+.PHONY: all deps test test-all demo clean install static asan valgrind bench soak fuzz lint dist man
 
 # The packages compiling needs are checked first (installed as root, or
 # named), then a fresh make reads their pkg-config flags.
@@ -108,6 +108,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash_dev
 	install -m 0755 tools/qstash-dev $(DESTDIR)$(PREFIX)/bin/qstash-dev
 	install -m 0644 tools/qstash_dev/*.py $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash_dev/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 docs/qstash-dlq.1 $(DESTDIR)$(PREFIX)/share/man/man1/qstash-dlq.1
 
 # The whole suite against an ASan+UBSan build of the module (with
 # float-cast-overflow, which -fsanitize=undefined leaves out: converting a
@@ -140,7 +142,8 @@ valgrind: deps all
 	@$(SPEC_ENV) bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 
 # Benchmarks against raw libcurl loops, the TypeScript SDK, luasocket and wrk,
-# on a local nginx; prints one table and writes build/bench/results.md.
+# on a local nginx; prints one table and writes build/bench/results.md, and after
+# a full run its tables into docs/benchmarks.md (BENCH_DOCS: see bench/run).
 bench: deps all
 	@LUA=$(LUA) bash bench/run
 
@@ -155,9 +158,15 @@ SOAK_CALLS ?= 100000
 soak: deps all
 	@$(SPEC_ENV) $(LUA_BIN) bench/soak.lua $(SOAK_CALLS)
 
+# The qstash-dlq(1) man page, rendered from the parser that `qstash-dlq --help`
+# prints (lua/qstash/cli/flags.lua); spec/docs_spec.lua checks it is current.
+man:
+	@LUA_PATH="$(CURDIR)/lua/?.lua;;" lua5.4 tools/gen-man.lua docs/qstash-dlq.1
+	@echo "docs/qstash-dlq.1 written"
+
 # luacheck (.luacheckrc) over the Lua code, the CLI script, the specs and the examples.
 lint: deps
-	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples
+	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples tools/gen-man.lua bench/docs.lua
 	@echo "luacheck: clean"
 
 # The release of src/version.h's version: build/dist/lua-qstash-<v>.tar.gz and

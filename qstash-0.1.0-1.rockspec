@@ -36,6 +36,7 @@ build = {
     ["qstash.cli.json"] = "lua/qstash/cli/json.lua",
     ["qstash.cli.jsonl"] = "lua/qstash/cli/jsonl.lua",
     ["qstash.cli.logs"] = "lua/qstash/cli/logs.lua",
+    ["qstash.cli.match"] = "lua/qstash/cli/match.lua",
     ["qstash.cli.plan"] = "lua/qstash/cli/plan.lua",
     ["qstash.cli.read"] = "lua/qstash/cli/read.lua",
     ["qstash.cli.report"] = "lua/qstash/cli/report.lua",
@@ -63,7 +64,31 @@ build = {
     },
   },
   install = {
-    bin = { ["qstash-dlq"] = "bin/qstash-dlq" },
+    bin = { ["qstash-dlq"] = "bin/qstash-dlq", ["qstash-dev"] = "tools/qstash-dev" },
+    -- the emulator's Python package goes beside the Lua modules
+    -- (share/lua/<version>/qstash_dev/), where bin/qstash-dev looks for it
+    lua = {
+      ["qstash_dev.__init__"] = "tools/qstash_dev/__init__.py",
+      ["qstash_dev.__main__"] = "tools/qstash_dev/__main__.py",
+      ["qstash_dev.auth"] = "tools/qstash_dev/auth.py",
+      ["qstash_dev.cli"] = "tools/qstash_dev/cli.py",
+      ["qstash_dev.common"] = "tools/qstash_dev/common.py",
+      ["qstash_dev.config"] = "tools/qstash_dev/config.py",
+      ["qstash_dev.delivery"] = "tools/qstash_dev/delivery.py",
+      ["qstash_dev.dev"] = "tools/qstash_dev/dev.py",
+      ["qstash_dev.dlq"] = "tools/qstash_dev/dlq.py",
+      ["qstash_dev.emulator"] = "tools/qstash_dev/emulator.py",
+      ["qstash_dev.errors"] = "tools/qstash_dev/errors.py",
+      ["qstash_dev.http_front"] = "tools/qstash_dev/http_front.py",
+      ["qstash_dev.logs"] = "tools/qstash_dev/logs.py",
+      ["qstash_dev.messages"] = "tools/qstash_dev/messages.py",
+      ["qstash_dev.params"] = "tools/qstash_dev/params.py",
+      ["qstash_dev.routes"] = "tools/qstash_dev/routes.py",
+      ["qstash_dev.scheduler"] = "tools/qstash_dev/scheduler.py",
+      ["qstash_dev.signing"] = "tools/qstash_dev/signing.py",
+      ["qstash_dev.store"] = "tools/qstash_dev/store.py",
+      ["qstash_dev.url_groups"] = "tools/qstash_dev/url_groups.py",
+    },
   },
 }
 -- `luarocks test`: the busted suite (the specs start their own servers); see

@@ -1,5 +1,6 @@
 -- The bench's table: medians of the rounds, ratios to the reference measured
--- in the same run, the targets, and the same as Markdown for the README.
+-- in the same run, the targets, and the same as Markdown (build/bench/results.md,
+-- which bench/docs.lua writes into docs/benchmarks.md).
 -- Usage: lua5.4 bench/report.lua RAW_TSV META_TXT RESULTS_MD
 -- Exits 1 when a contender broke (an ERR row), else 0 whatever the targets.
 local raw_path, meta_path, md_path = arg[1], arg[2], arg[3]
@@ -398,7 +399,7 @@ do
     local line = string.format("Other processes used %.1f%% of the machine's CPU while contenders ran; %d of %d runs were noisy (others took >= %d%% meanwhile).",
       fsum / (esum * ncpu) * 100, noisy, total, QUIET * 100)
     if noisy > 0 then
-      line = line .. " quiet = quiet rounds / rounds: figures and ratios use the quiet rounds where there are any, all rounds otherwise; a target judged on noisy rounds only says so. Rerun on a quiet machine for README figures."
+      line = line .. " quiet = quiet rounds / rounds: figures and ratios use the quiet rounds where there are any, all rounds otherwise; a target judged on noisy rounds only says so. Rerun on a quiet machine for the figures of docs/benchmarks.md."
     end
     notes[#notes + 1] = line
   end

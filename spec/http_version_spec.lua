@@ -1,4 +1,4 @@
--- http_version = "1.1" | "2" | "auto" (README, qstash.new and "Benchmarks"):
+-- http_version = "1.1" | "2" | "auto" (docs/api.md, qstash.new, and docs/benchmarks.md):
 -- over HTTPS to a real nginx that offers HTTP/2 (ALPN), what each kind of
 -- call negotiates and how many connections it uses. Every answer names the
 -- HTTP version it came over (`protocol`) and its connection (`messageId` is

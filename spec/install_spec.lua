@@ -26,7 +26,8 @@ describe_54("make install", function()
                         "/opt/qs/share/lua/5.4/qstash/resty/tls.lua",
                         "/opt/qs/share/lua/5.4/qstash/resty/driver.lua",
                         "/opt/qs/bin/qstash-dev", "/opt/qs/share/lua/5.4/qstash_dev/__init__.py",
-                        "/opt/qs/share/lua/5.4/qstash_dev/cli.py" } do
+                        "/opt/qs/share/lua/5.4/qstash_dev/cli.py",
+                        "/opt/qs/share/man/man1/qstash-dlq.1" } do
       assert.is_truthy(io.open(dest .. f), dest .. f .. " missing")
     end
   end)

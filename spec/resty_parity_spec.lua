@@ -363,7 +363,7 @@ describe("qstash.resty and the C module, side by side", function()
     end)
   end)
 
-  it("dlq_messages starts at params.cursor (the README: the same params as dlq_list)", function()
+  it("dlq_messages starts at params.cursor (docs/api.md: the same params as dlq_list)", function()
     local r = both{ fname = "dlq_messages", args = { { cursor = "c0" } },
                     script = { { json = { messages = { MSG } } } } }
     assert.equal("/v2/dlq?cursor=c0", r.ngx_reqs[1].target)

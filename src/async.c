@@ -784,7 +784,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
 }
 
 /* client:_stats() -> { stalled_waits = n }: the engine's count of waits
- * begun while results were already in (README, "Development"). For
+ * begun while results were already in (docs/development.md). For
  * specs: not part of the API. */
 static int stats(lua_State *L, qs_client *c, const qs_args *a)
 {

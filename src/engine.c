@@ -273,7 +273,7 @@ static int set_target(qs_engine *e, qs_handle *h, qs_buf *url)
 /* Whether a request asks for HTTP/2: only over TLS (never cleartext h2), and
  * in auto mode only when other requests run alongside: one request at a
  * time gains nothing from h2's streams, and its framing adds work on both
- * ends (README, "Benchmarks"). */
+ * ends (docs/benchmarks.md). */
 static int wants_h2(const qs_conf *c, int concurrent)
 {
     return c->https && (c->http_version == QS_HTTP_2 || (c->http_version == QS_HTTP_AUTO && concurrent));

@@ -18,7 +18,7 @@
 -- qr.dlq_messages and qr.log_entries return iterators that raise on failure.
 --
 -- The receiving side: qr.verify_request(opts) checks the Upstash-Signature of
--- the current request (see the README, "OpenResty").
+-- the current request (see docs/openresty.md).
 
 local driver = require "qstash.resty.driver"
 
