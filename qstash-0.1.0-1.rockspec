@@ -52,7 +52,7 @@ build = {
       sources = {
         "src/api.c", "src/args.c", "src/async.c", "src/buf.c", "src/call.c", "src/client.c",
         "src/clock.c", "src/conf.c", "src/config.c", "src/decide.c", "src/dlq.c", "src/each_follow.c",
-        "src/engine.c", "src/errors.c", "src/filters.c", "src/logs.c", "src/messages.c",
+        "src/engine.c", "src/errors.c", "src/filters.c", "src/follow.c", "src/follow_lookup.c", "src/follow_track.c", "src/logs.c", "src/messages.c",
         "src/options.c", "src/pages.c", "src/plan.c", "src/publish.c", "src/qstash.c",
         "src/request.c", "src/response.c", "src/result.c", "src/step.c", "src/sync.c", "src/url.c",
         "src/verify.c",

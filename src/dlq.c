@@ -9,7 +9,7 @@
 #include "dlq.h"
 #include "errors.h"
 #include "filters.h"
-#include "logs.h"
+#include "follow.h"
 #include "pages.h"
 #include "plan.h"
 #include "options.h"

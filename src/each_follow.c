@@ -3,7 +3,7 @@
 #include "compat.h"
 #include "each_follow.h"
 #include "errors.h"
-#include "logs.h"
+#include "follow.h"
 #include "sync.h"
 
 typedef struct run {

@@ -1,4 +1,4 @@
-/* The logs API and following messages (logs.c). */
+/* The logs API (logs.c). */
 #ifndef QS_LOGS_H
 #define QS_LOGS_H
 
@@ -6,23 +6,10 @@
 
 extern const qs_api qs_logs_apis[];
 
-/* follow_many's plan: dlq_retry_each follows its new messages with it. */
-extern const qs_plan qs_plan_follow_many;
-
-/* Reads a follow configuration (true, false, or { timeout = s, interval =
- * s }) at v into k (k->follow, k->follow_timeout, k->follow_interval);
- * argument errors name argidx. */
-void qs_follow_config(const qs_args *a, int argidx, int v, qs_call *k);
-
-/* dlq_retry's hooks when it follows: whether the arguments ask for it
- * (opts.follow), and what follows each answer (the retry's, then the
- * polls'). */
-int qs_follow_wants_state(lua_State *L, const qs_args *a);
-int qs_follow_retry_absorb(lua_State *L, qs_call *k, int uv, long status);
-
-/* While a follow_many call at idx runs: pushes the id and the result of
- * the next message that reached its end since *fired (and counts it), or
- * returns 0 with nothing pushed. */
-int qs_follow_next_finished(lua_State *L, qs_call *k, int idx, size_t *fired);
+/* Makes the decoded answer of a logs request the page { logs = array,
+ * cursor = string or nil } at the top (QStash's OpenAPI names the array
+ * `logs`, its docs and qstash-js `events`): 1, or 0 with a decode error
+ * pushed instead. */
+int qs_logs_page(lua_State *L, qs_call *k, long status);
 
 #endif

@@ -8,6 +8,7 @@
 #include "compat.h"
 #include "dlq.h"
 #include "errors.h"
+#include "follow.h"
 #include "logs.h"
 #include "messages.h"
 #include "publish.h"
@@ -59,6 +60,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_publish_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
     qs_api_register(L, qs_logs_apis, safe);
+    qs_api_register(L, qs_follow_apis, safe);
     qs_api_register(L, qs_async_apis, safe);
     qs_api_register(L, qs_step_apis, safe);
     return 1;
