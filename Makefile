@@ -27,14 +27,16 @@ CURL_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 SSL_LIBS    := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-ALL_CFLAGS = -std=c99 -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L $(WARN) \
+ALL_CFLAGS = -std=c99 -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L $(WARN) -Isrc \
              $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 # The module never links liblua: the host (lua, luajit, nginx) provides it.
 LIBS     = $(CURL_LIBS) $(SSL_LIBS) -lm -lpthread
 
-SRCS = $(wildcard src/*.c)
+# src/ has one folder per part of the architecture (docs/architecture.md);
+# includes name the folder ("core/errors.h"), from -Isrc.
+SRCS = $(wildcard src/*.c src/*/*.c)
 OBJS = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
-HDRS = $(wildcard src/*.h)
+HDRS = $(wildcard src/*.h src/*/*.h)
 
 SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
            LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
@@ -169,7 +171,7 @@ lint: deps
 	@luacheck --no-color --formatter plain lua bin/qstash-dlq spec examples tools/gen-man.lua bench/docs.lua
 	@echo "luacheck: clean"
 
-# The release of src/version.h's version: build/dist/lua-qstash-<v>.tar.gz and
+# The release of src/base/version.h's version: build/dist/lua-qstash-<v>.tar.gz and
 # qstash-<v>-1.src.rock (`luarocks install` takes the rock offline).
 dist:
 	@bash tools/dist

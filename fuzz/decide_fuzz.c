@@ -1,4 +1,4 @@
-/* libFuzzer harness for qs_decide and qs_rate_limit_wait (src/decide.c): the
+/* libFuzzer harness for qs_decide and qs_rate_limit_wait (src/core/decide.c): the
  * fuzz bytes give a request's state and configuration, an attempt's outcome
  * (failure, sends, status) and the seven rate-limit header values. Checks
  * the contract of design.md ("Errors", "Retries and time", "Architecture"):
@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../src/decide.h"
+#include "core/decide.h"
 
 #define FAIL(...) do { fprintf(stderr, "decide_fuzz: " __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

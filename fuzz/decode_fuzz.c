@@ -1,5 +1,5 @@
 /* libFuzzer harness for qs_json_decode and qs_shape_publish_response
- * (src/response.c): the fuzz bytes are a response body. Whatever lua-cjson
+ * (src/core/response.c): the fuzz bytes are a response body. Whatever lua-cjson
  * makes of it, the decoded value must hold no JSON null (cjson.null, a NULL
  * lightuserdata) at any depth, integral numbers must be integers, the stack
  * must grow by exactly one value, and a shaped PublishResponse must have a
@@ -12,7 +12,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
-#include "../src/response.h"
+#include "core/response.h"
 
 #define FAIL(...) do { fprintf(stderr, "decode_fuzz: " __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
 

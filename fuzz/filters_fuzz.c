@@ -1,4 +1,4 @@
-/* libFuzzer harness for qs_filters_marshal (src/filters.c): the fuzz bytes
+/* libFuzzer harness for qs_filters_marshal (src/core/filters.c): the fuzz bytes
  * become a filter table (DLQ bulk or paging, logs, bulk cancel), marshalled under
  * lua_pcall. Argument errors are expected; on success the query must hold
  * only key=value pairs joined by '&', with values of RFC 3986 unreserved
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <lua.h>
 #include <lauxlib.h>
-#include "../src/filters.h"
+#include "core/filters.h"
 
 static const char *const paging_keys[] = {
     "message_id", "url", "url_group", "schedule_id", "queue_name", "from_date", "to_date",

@@ -1,4 +1,4 @@
-/* libFuzzer harness for qs_opts_marshal (src/options.c): the fuzz bytes are
+/* libFuzzer harness for qs_opts_marshal (src/core/options.c): the fuzz bytes are
  * decoded into an options table, marshalled under lua_pcall, and the header
  * lines checked against the contract in design.md ("Options"). Argument
  * errors are expected outcomes; a contract violation abort()s.
@@ -14,9 +14,9 @@
 #include <strings.h>
 #include <lua.h>
 #include <lauxlib.h>
-#include "../src/options.h"
+#include "core/options.h"
 
-/* The known keys come from src/options.c itself, so the two cannot drift. */
+/* The known keys come from src/core/options.c itself, so the two cannot drift. */
 #define top_keys qs_option_keys
 #define callback_keys qs_callback_option_keys
 #define flow_keys qs_flow_control_keys

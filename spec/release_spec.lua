@@ -1,4 +1,4 @@
--- The version is written once (src/version.h); the module's _VERSION, the
+-- The version is written once (src/base/version.h); the module's _VERSION, the
 -- user agent, `qstash-dlq --version`, the release rockspec and CHANGELOG.md
 -- all agree with it, and the release rockspec is what tools/rockspec makes
 -- of qstash-scm-1.rockspec (the two are never edited apart).
@@ -12,9 +12,9 @@ local function read(path)
 end
 
 describe("the release", function()
-  local version = read("src/version.h"):match('#define QS_VERSION "([^"]+)"')
+  local version = read("src/base/version.h"):match('#define QS_VERSION "([^"]+)"')
 
-  it("has a semantic version in src/version.h, and only there", function()
+  it("has a semantic version in src/base/version.h, and only there", function()
     assert.matches("^%d+%.%d+%.%d+$", version)
     local out = sh("grep -rn 'define QS_VERSION ' src")
     local n = select(2, out:gsub("\n", "\n"))

@@ -120,7 +120,7 @@ local function make_client(ctx, qstash, parsed)
   return client
 end
 
--- `qstash-dlq --version`: the module's _VERSION (src/version.h), the one
+-- `qstash-dlq --version`: the module's _VERSION (src/base/version.h), the one
 -- place the version is written, and the libcurl it runs on.
 function M.version(ctx, env)
   local found, qstash = true, env.qstash

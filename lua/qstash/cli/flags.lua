@@ -204,7 +204,7 @@ Exit status: 0 success, 1 a request failed (or an outcome is unknown), 2 usage
 error, 130 interrupted (Ctrl-C; the ids in flight are reported as ambiguous).
 Run 'qstash-dlq <command> --help' for the flags of a command.]])
   add_help(parser, state)
-  -- the version is the module's (src/version.h): read when asked, after parsing
+  -- the version is the module's (src/base/version.h): read when asked, after parsing
   parser:flag("--version", "Print the version of qstash-dlq and of the module, and exit.")
     :action(function()
       state.version = true

@@ -1,0 +1,806 @@
+/* Async requests and batches: dlq_retry_async, poll, pending, wait,
+ * handle:cancel and dlq_retry_each (design.md, "Concurrency").
+ *
+ * One lifecycle per request: a job is C memory owned by its client's set
+ * (hooked to the client: closing the client frees the set) until it is
+ * delivered; then a holder on the Lua stack owns it while its result is
+ * built, and it is freed before its callback runs. Lua holds no pointer to a
+ * job: handles and callbacks refer to it by a number, and callbacks live in
+ * the client's own table, so a dropped client with requests in flight is
+ * collected (its __gc cancels them; their callbacks do not run). No Lua runs
+ * while a job sits in the set half-updated. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "api/api.h"
+#include "drive/async.h"
+#include "drive/each_follow.h"
+#include "call/call.h"
+#include "base/clock.h"
+#include "base/compat.h"
+#include "api/dlq.h"
+#include "engine/engine.h"
+#include "core/errors.h"
+#include "call/result.h"
+
+#define QS_HANDLE_MT "qstash.request"
+#define QS_HOLDER_MT "qstash.delivery"
+
+enum { J_WAITING, J_RUNNING, J_FINISHED, J_CANCELLED };
+
+typedef struct qs_job {
+    qs_req req;
+    qs_xfer x;
+    qs_outcome out;
+    qs_decision d;            /* J_FINISHED: how it ended */
+    struct qs_job *next, *prev;
+    double start_at;          /* J_WAITING: not before this (monotonic) */
+    lua_Integer id;           /* its callback's key; its handle's number */
+    lua_Integer batch;        /* 0, or its batch's key */
+    lua_Integer batch_idx;    /* the id's index in its batch */
+    int state;
+    int running;              /* x is in the engine */
+    int forked;               /* inherited across a fork: the parent has its outcome */
+    int cancel_ambiguous;     /* J_CANCELLED: it may have been sent */
+} qs_job;
+
+typedef struct qs_set {
+    qs_job *head;
+    int pending;              /* jobs not yet delivered */
+    double pause_until;       /* monotonic time before which none starts (429) */
+    int in_poll;              /* poll is delivering */
+    unsigned eng_gen;         /* the engine generation the jobs belong to */
+} qs_set;
+
+/* ---- jobs and the set (C only) ------------------------------------------ */
+
+static void job_free(qs_job *j)
+{
+    qs_req_free(&j->req);
+    free(j);
+}
+
+static void link_job(qs_set *s, qs_job *j)
+{
+    j->prev = NULL;
+    j->next = s->head;
+    if (s->head) s->head->prev = j;
+    s->head = j;
+    s->pending++;
+}
+
+static void unlink_job(qs_set *s, qs_job *j)
+{
+    if (j->prev) j->prev->next = j->next;
+    else s->head = j->next;
+    if (j->next) j->next->prev = j->prev;
+    j->next = j->prev = NULL;
+    s->pending--;
+}
+
+/* Stops a job's transfer, if it has one (a transfer of another process is
+ * only forgotten). */
+static void stop_transfer(qs_client *c, qs_job *j)
+{
+    if (!j->running) return;
+    qs_engine_abandon(c->eng, &j->x);
+    j->running = 0;
+}
+
+/* The client's close hook: every job is cancelled without its callback. */
+static void set_close(lua_State *L, qs_client *c, int idx)
+{
+    qs_set *s = (qs_set *)c->ext;
+    while (s->head) {
+        qs_job *j = s->head;
+        stop_transfer(c, j);
+        unlink_job(s, j);
+        job_free(j);
+    }
+    free(s);
+    c->ext = NULL;
+    /* the callbacks go with the jobs */
+    qs_getuv(L, idx);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, "cbs");
+        lua_pushnil(L);
+        lua_setfield(L, -2, "batches");
+    }
+    lua_pop(L, 1);
+}
+
+static qs_set *get_set(lua_State *L, qs_client *c)
+{
+    qs_set *s = (qs_set *)c->ext;
+    if (s) return s;
+    if (!(s = (qs_set *)calloc(1, sizeof *s))) luaL_error(L, "not enough memory");
+    s->eng_gen = c->eng->gen;
+    c->ext = s;
+    c->on_close = set_close;
+    return s;
+}
+
+/* Makes the engine this process's. After a fork, every job inherited from
+ * the parent completes at once: the parent has its transfer and will learn
+ * its outcome; this process never will. */
+static void after_fork(lua_State *L, qs_client *c, qs_set *s)
+{
+    qs_job *j;
+    if (qs_engine_ready(c->eng) != 0) luaL_error(L, "qstash: cannot create libcurl handles");
+    if (s->eng_gen == c->eng->gen) return;
+    for (j = s->head; j; j = j->next) {
+        stop_transfer(c, j);
+        j->forked = 1;
+        j->state = J_FINISHED;
+    }
+    s->eng_gen = c->eng->gen;
+}
+
+static void decide_job(qs_set *s, qs_job *j, double now)
+{
+    qs_decision d = qs_decide(&j->req, &j->out, now, qs_wall(), qs_req_random(&j->req));
+    j->req.attempts = d.attempts;
+    j->req.ambiguous = d.ambiguous;
+    if (d.verb == QS_RETRY) {
+        j->state = J_WAITING;
+        j->start_at = now + d.wait;
+        /* a 429 pauses every start of this client until its wait is over */
+        if (d.rate_limited && j->start_at > s->pause_until) s->pause_until = j->start_at;
+    } else {
+        j->state = J_FINISHED;
+        j->d = d;
+    }
+}
+
+/* Starts the waiting jobs whose time has come (and no 429 pause holds). */
+static void start_due(qs_client *c, qs_set *s, double now)
+{
+    qs_job *j;
+    if (now < s->pause_until) return;
+    for (j = s->head; j; j = j->next) {
+        if (j->state != J_WAITING || j->start_at > now) continue;
+        if (j->req.deadline == 0) qs_req_start_clock(&j->req, now);
+        j->state = J_RUNNING;
+        if (qs_engine_start(c->eng, &j->x, &j->req, 1, now) != 0) {
+            /* cannot start: an attempt that failed before sending */
+            memset(&j->out, 0, sizeof j->out);
+            j->out.failure = QS_FAIL_NETWORK;
+            strcpy(j->out.message, "not enough memory to start the request");
+            decide_job(s, j, now);
+            continue;
+        }
+        j->running = 1;
+    }
+}
+
+/* Decides after each finished attempt: retry later, or finished. */
+static void settle(qs_client *c, qs_set *s, double now)
+{
+    qs_job *j;
+    for (j = s->head; j; j = j->next) {
+        if (j->state != J_RUNNING || !j->x.done) continue;
+        qs_engine_finish(c->eng, &j->x, &j->out);
+        j->running = 0;
+        decide_job(s, j, now);
+    }
+}
+
+static qs_job *first_completed(const qs_set *s)
+{
+    qs_job *j;
+    for (j = s->head; j; j = j->next)
+        if (j->state == J_FINISHED || j->state == J_CANCELLED) return j;
+    return NULL;
+}
+
+/* Completes a pending job with `cancelled`; 0 if it was not pending. */
+static int cancel(qs_client *c, qs_job *j)
+{
+    if (j->state != J_WAITING && j->state != J_RUNNING) return 0;
+    j->cancel_ambiguous = j->req.ambiguous || (j->running && j->x.sends > 0);
+    stop_transfer(c, j);
+    j->state = J_CANCELLED;
+    return 1;
+}
+
+/* ---- delivery (Lua) ------------------------------------------------------ */
+
+/* Owns a job taken out of its set while its result is built: an error
+ * unwinding meanwhile still frees it. */
+typedef struct holder {
+    qs_job *job;
+} holder;
+
+static int holder_gc(lua_State *L)
+{
+    holder *h = (holder *)luaL_checkudata(L, 1, QS_HOLDER_MT);
+    if (h->job) job_free(h->job);
+    h->job = NULL;
+    return 0;
+}
+
+/* Pushes the client's table `name` (cbs or batches), creating it. */
+static void push_table(lua_State *L, int cidx, const char *name)
+{
+    qs_getuv(L, cidx);
+    lua_getfield(L, -1, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, name);
+    }
+    lua_remove(L, -2);
+}
+
+/* Pushes the callback of j and its arguments: callback, [index,] res, err.
+ * Returns how many arguments, or -1 (nothing pushed) when it has none. */
+static int push_delivery(lua_State *L, int cidx, qs_job *j)
+{
+    int nargs = 2;
+    push_table(L, cidx, j->batch ? "batches" : "cbs");
+    qs_pushint(L, j->batch ? j->batch : j->id);
+    lua_rawget(L, -2);
+    if (!j->batch) {
+        /* a single request's callback runs once */
+        qs_pushint(L, j->id);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+    }
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (j->batch) {
+        qs_pushint(L, j->batch_idx);
+        nargs = 3;
+    }
+    if (j->forked) {
+        lua_pushnil(L);
+        qs_result_cancelled(L, &j->req, "the process forked while this request was pending: its outcome "
+                                        "is known to the parent process only", 1);
+    } else if (j->state == J_CANCELLED) {
+        lua_pushnil(L);
+        qs_result_cancelled(L, &j->req, "the request was cancelled", j->cancel_ambiguous);
+    } else if (j->d.verb == QS_DONE) {
+        if (qs_result_publish(L, &j->req, j->out.status)) {
+            lua_pushnil(L);
+        } else {
+            lua_pushnil(L);
+            lua_insert(L, -2);
+        }
+    } else {
+        lua_pushnil(L);
+        qs_result_error(L, &j->req, &j->out, &j->d);
+    }
+    return nargs;
+}
+
+/* Runs the callbacks of every completed job of the client at cidx. Returns
+ * how many ran; the first callback error (if any) is left in *err_ref. A
+ * callback may close the client: delivery stops there. */
+static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
+{
+    int ran = 0, top = lua_gettop(L);
+    holder *h;
+    if (c->closed || !c->ext || !first_completed((qs_set *)c->ext)) return 0;
+    h = (holder *)qs_newudata(L, sizeof *h);
+    h->job = NULL;
+    luaL_getmetatable(L, QS_HOLDER_MT);
+    lua_setmetatable(L, -2);
+    for (;;) {
+        qs_job *j;
+        int nargs;
+        /* the client may have closed during the last round's Lua code */
+        if (c->closed || !(j = first_completed((qs_set *)c->ext))) break;
+        unlink_job((qs_set *)c->ext, j);
+        h->job = j;
+        nargs = push_delivery(L, cidx, j);
+        h->job = NULL;
+        job_free(j); /* C memory first: the callback may raise */
+        if (nargs < 0) continue;
+        ran++;
+        if (lua_pcall(L, nargs, 0, 0) != 0) {
+            if (*err_ref == LUA_NOREF) *err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            else lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, top);
+    return ran;
+}
+
+/* Drives every transfer until at least one job completes or `timeout`
+ * seconds pass, then runs the callbacks of all completed ones. */
+static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref)
+{
+    double deadline = qs_now() + timeout;
+    qs_set *s = get_set(L, c);
+    int ran;
+    after_fork(L, c, s);
+    for (;;) {
+        double now = qs_now(), wake = deadline;
+        qs_job *j;
+        start_due(c, s, now);
+        qs_engine_drive(c->eng, 0);
+        settle(c, s, qs_now());
+        if (first_completed(s) || s->pending == 0) break;
+        now = qs_now();
+        if (now >= deadline) break;
+        for (j = s->head; j; j = j->next) {
+            double at;
+            if (j->state != J_WAITING) continue;
+            at = j->start_at > s->pause_until ? j->start_at : s->pause_until;
+            if (at < wake) wake = at;
+        }
+        if (wake > now) qs_engine_drive(c->eng, wake - now);
+    }
+    s->in_poll++;
+    ran = deliver(L, c, cidx, err_ref);
+    if (!c->closed) ((qs_set *)c->ext)->in_poll--;
+    return ran;
+}
+
+static void raise_callback_error(lua_State *L, int err_ref)
+{
+    if (err_ref == LUA_NOREF) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, err_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        luaL_error(L, "qstash: error in a callback: %s", lua_tostring(L, -1));
+    lua_error(L);
+}
+
+static int in_poll(const qs_client *c)
+{
+    return c->ext && ((const qs_set *)c->ext)->in_poll > 0;
+}
+
+/* A new number for a job or a batch of the client at cidx. */
+static lua_Integer next_number(lua_State *L, int cidx)
+{
+    lua_Integer n;
+    qs_getuv(L, cidx);
+    lua_getfield(L, -1, "next");
+    n = (lua_Integer)lua_tonumber(L, -1) + 1;
+    lua_pop(L, 1);
+    qs_pushint(L, n);
+    lua_setfield(L, -2, "next");
+    lua_pop(L, 1);
+    return n;
+}
+
+/* Makes a job of a copy of the request r, retargeted to the DLQ id at idx
+ * (when idx > 0), and adds it to the set. C only, but for reading the id. */
+static void add_job(lua_State *L, qs_client *c, const qs_req *r, int idx, lua_Integer id,
+                    lua_Integer batch, lua_Integer batch_idx)
+{
+    qs_set *s = get_set(L, c);
+    qs_job *j = (qs_job *)calloc(1, sizeof *j);
+    if (!j || qs_req_copy(&j->req, r, !idx) != 0) goto oom;
+    if (idx) {
+        size_t n;
+        const char *key = lua_tolstring(L, idx, &n);
+        if (qs_buf_adds(&j->req.target, "/v2/dlq/retry/") || qs_buf_add_pct(&j->req.target, key, n) ||
+            qs_req_set_target(&j->req, j->req.target.p, j->req.target.n))
+            goto oom;
+    }
+    j->id = id;
+    j->batch = batch;
+    j->batch_idx = batch_idx;
+    j->state = J_WAITING;
+    j->start_at = 0; /* due at once */
+    link_job(s, j);
+    return;
+oom:
+    if (j) job_free(j);
+    luaL_error(L, "not enough memory");
+}
+
+/* ---- the API -------------------------------------------------------------- */
+
+/* client:dlq_retry_async(id, opts, callback) -> handle; callback(res, err) runs from poll */
+static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
+{
+    int cb = a->base + 2, cidx = a->base - 1, k;
+    lua_Integer id;
+    lua_settop(L, cb);
+    k = (qs_call_new(L, c, &qs_plan_dlq_retry, a), lua_gettop(L));
+    if (qs_call_at(L, k)->follow)
+        qs_argerror(a, a->base + 1, "option 'follow' applies to dlq_retry and dlq_retry_each "
+                                    "(follow the messageId of the result with client:follow)");
+    if (lua_type(L, cb) != LUA_TFUNCTION)
+        qs_argerror(a, cb, "callback must be a function, got %s", luaL_typename(L, cb));
+    if (!c->conf->token) {
+        qs_result_no_token(L, &qs_call_at(L, k)->req);
+        return qs_api_finish(L, c->safe, 0);
+    }
+    /* the Lua side first: the callback and the handle */
+    id = next_number(L, cidx);
+    push_table(L, cidx, "cbs");
+    qs_pushint(L, id);
+    lua_pushvalue(L, cb);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    *(lua_Integer *)qs_newudata_t(L, sizeof(lua_Integer)) = id;
+    /* the handle keeps its client (in a table: Lua 5.1 takes only tables) */
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, cidx);
+    lua_rawseti(L, -2, 1);
+    qs_setuv(L, -2);
+    luaL_getmetatable(L, QS_HANDLE_MT);
+    lua_setmetatable(L, -2);
+    /* then the job, in C only */
+    qs_client_check_open(L, c);
+    after_fork(L, c, get_set(L, c));
+    add_job(L, c, &qs_call_at(L, k)->req, 0, id, 0, 0);
+    return 1;
+}
+
+/* client:poll(timeout_s) -> how many callbacks ran */
+static int poll(lua_State *L, qs_client *c, const qs_args *a)
+{
+    double timeout = 0;
+    int ran, err_ref = LUA_NOREF;
+    if (!lua_isnoneornil(L, a->base)) {
+        double t = lua_tonumber(L, a->base);
+        if (lua_type(L, a->base) != LUA_TNUMBER || !(t >= 0 && t <= 1e9))
+            qs_argerror(a, a->base, "timeout must be a number of seconds >= 0");
+        timeout = t;
+    }
+    if (in_poll(c)) return luaL_error(L, "qstash: poll cannot run inside a callback");
+    ran = drive(L, c, a->base - 1, timeout, &err_ref);
+    raise_callback_error(L, err_ref);
+    qs_pushint(L, ran);
+    return 1;
+}
+
+/* client:pending() -> requests not yet completed */
+static int pending(lua_State *L, qs_client *c, const qs_args *a)
+{
+    (void)a;
+    if (c->ext) after_fork(L, c, (qs_set *)c->ext);
+    qs_pushint(L, c->ext ? ((qs_set *)c->ext)->pending : 0);
+    return 1;
+}
+
+/* client:wait() -> runs until nothing is pending; returns how many callbacks ran */
+static int wait_all(lua_State *L, qs_client *c, const qs_args *a)
+{
+    int ran = 0, err_ref = LUA_NOREF;
+    if (in_poll(c)) return luaL_error(L, "qstash: wait cannot run inside a callback");
+    while (!c->closed && c->ext && ((qs_set *)c->ext)->pending > 0)
+        ran += drive(L, c, a->base - 1, 1.0, &err_ref);
+    raise_callback_error(L, err_ref);
+    qs_pushint(L, ran);
+    return 1;
+}
+
+/* The job a handle refers to, or NULL when it is no longer pending. */
+static qs_job *handle_job(lua_State *L, qs_client **cp)
+{
+    lua_Integer id = *(lua_Integer *)luaL_checkudata(L, 1, QS_HANDLE_MT);
+    qs_client *c;
+    qs_job *j;
+    qs_getuv(L, 1);
+    lua_rawgeti(L, -1, 1);
+    c = (qs_client *)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    *cp = c;
+    if (!c || c->closed || !c->ext) return NULL;
+    for (j = ((qs_set *)c->ext)->head; j; j = j->next)
+        if (j->id == id && !j->batch) return j;
+    return NULL;
+}
+
+/* handle:cancel() -> true when it was still pending (its callback gets a
+ * `cancelled` error from the next poll), false otherwise */
+static int handle_cancel(lua_State *L)
+{
+    qs_client *c;
+    qs_job *j = handle_job(L, &c);
+    lua_pushboolean(L, j && cancel(c, j));
+    return 1;
+}
+
+static int handle_tostring(lua_State *L)
+{
+    static const char *const names[] = {"waiting", "running", "finished", "cancelled"};
+    qs_client *c;
+    qs_job *j = handle_job(L, &c);
+    lua_pushfstring(L, "qstash.request (%s): %p", j ? names[j->state] : "done", lua_touserdata(L, 1));
+    return 1;
+}
+
+void qs_async_register(lua_State *L)
+{
+    if (luaL_newmetatable(L, QS_HANDLE_MT)) {
+        lua_pushcfunction(L, handle_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_newtable(L);
+        lua_pushcfunction(L, handle_cancel);
+        lua_setfield(L, -2, "cancel");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, QS_HOLDER_MT)) {
+        lua_pushcfunction(L, holder_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- dlq_retry_each ------------------------------------------------------ */
+
+static const char *const each_keys[] = {"concurrency", "on_result", "on_progress", NULL};
+
+/* A batch's counters, kept in C: its one callback runs once per id. */
+typedef struct each_state {
+    size_t ok, failed, done, total;
+    int quiet;   /* a callback failed: the rest are recorded, no callback runs */
+    int follow;  /* opts.follow: a retried id ends when its new message does */
+    size_t waiting; /* retried, awaiting the follow (counted in done then) */
+} each_state;
+
+/* The one callback of a batch's jobs: (index of the id, res, err).
+ * Upvalues: the counters (userdata), the list of distinct ids, the results
+ * table, on_result, on_progress (either may be nil). */
+static int each_done(lua_State *L)
+{
+    each_state *s = (each_state *)lua_touserdata(L, lua_upvalueindex(1));
+    int ok = lua_isnil(L, 3);
+    lua_rawgeti(L, lua_upvalueindex(2), (int)lua_tointeger(L, 1));
+    lua_replace(L, 1); /* args: id, res, err */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, ok ? 2 : 3);
+    lua_rawset(L, lua_upvalueindex(3));
+    if (ok && s->follow) {
+        s->waiting++; /* its callbacks run when it is followed */
+        return 0;
+    }
+    if (ok) s->ok++;
+    else s->failed++;
+    s->done++;
+    if (s->quiet) return 0;
+    if (!lua_isnil(L, lua_upvalueindex(4))) {
+        lua_pushvalue(L, lua_upvalueindex(4));
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, 3);
+        lua_call(L, 3, 0);
+    }
+    if (!lua_isnil(L, lua_upvalueindex(5))) {
+        lua_pushvalue(L, lua_upvalueindex(5));
+        qs_pushint(L, (long long)s->done);
+        qs_pushint(L, (long long)s->total);
+        lua_call(L, 2, 0);
+    }
+    return 0;
+}
+
+/* Reads the batch options at cfg: concurrency, on_result, on_progress
+ * (the functions are left at the stack slots on_result and on_progress). */
+static size_t each_options(lua_State *L, const qs_args *a, int cfg, int on_result, int on_progress)
+{
+    size_t concurrency = 32;
+    if (lua_isnil(L, cfg)) return concurrency;
+    if (lua_type(L, cfg) != LUA_TTABLE) qs_argerror(a, cfg, "options of the batch must be a table");
+    qs_check_keys(a, cfg, cfg, "batch option", each_keys);
+    lua_getfield(L, cfg, "concurrency");
+    if (!lua_isnil(L, -1)) {
+        double d = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(d >= 1 && d <= 1024) || d != floor(d))
+            qs_argerror(a, cfg, "'concurrency' must be an integer from 1 to 1024");
+        concurrency = (size_t)d;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, cfg, "on_result");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION) qs_argerror(a, cfg, "'on_result' must be a function");
+    lua_replace(L, on_result);
+    lua_getfield(L, cfg, "on_progress");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION) qs_argerror(a, cfg, "'on_progress' must be a function");
+    lua_replace(L, on_progress);
+    return concurrency;
+}
+
+/* Pushes the distinct ids of the array at ids (each checked as an id), in
+ * order; returns how many. */
+static size_t distinct_ids(lua_State *L, const qs_args *a, int ids)
+{
+    size_t n = qs_rawlen(L, ids), i, count = 0, total = 0;
+    int list;
+    if (n == 0) qs_argerror(a, ids, "an empty list of ids");
+    lua_pushnil(L);
+    while (lua_next(L, ids)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (count != n) qs_argerror(a, ids, "an array of ids must not have other keys");
+    lua_createtable(L, (int)n, 0);
+    list = lua_gettop(L);
+    lua_createtable(L, 0, (int)n); /* seen */
+    for (i = 1; i <= n; i++) {
+        int top;
+        lua_rawgeti(L, ids, (int)i);
+        top = lua_gettop(L);
+        if (lua_type(L, top) != LUA_TSTRING) qs_argerror(a, ids, "DLQ id #%d is not a string", (int)i);
+        {
+            qs_args la = *a;
+            la.base = a->base + (top - ids);
+            qs_api_check_id(&la, top, &(size_t){0});
+        }
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, -4);
+            lua_rawseti(L, list, (int)++total);
+        } else {
+            lua_pop(L, 2);
+        }
+    }
+    lua_pop(L, 1);
+    return total;
+}
+
+/* client:dlq_retry_each(ids, opts, { concurrency = 32, on_result = fn, on_progress = fn })
+ *   -> { ok = n, failed = n, results = { [id] = res or err } } */
+static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
+{
+    int ids = a->base, opts = a->base + 1, cfg = a->base + 2, cidx = a->base - 1;
+    int list, results, on_result, on_progress, tmpl, err_ref = LUA_NOREF;
+    lua_Integer batch;
+    qs_call *tk; /* the template, at tmpl */
+    each_state *st;
+    size_t total, next = 1, concurrency, i;
+    lua_settop(L, cfg);
+    if (lua_type(L, ids) != LUA_TTABLE)
+        qs_argerror(a, ids, "expected an array of DLQ ids, got %s", luaL_typename(L, ids));
+    total = distinct_ids(L, a, ids);
+    list = lua_gettop(L);
+    /* the request every job copies: built from the first id and the options */
+    {
+        qs_args ta = *a;
+        lua_rawgeti(L, list, 1);
+        lua_pushvalue(L, opts);
+        ta.base = lua_gettop(L) - 1;
+        tk = qs_call_new(L, c, &qs_plan_dlq_retry, &ta);
+        tmpl = lua_gettop(L);
+    }
+    lua_pushnil(L);
+    on_result = lua_gettop(L);
+    lua_pushnil(L);
+    on_progress = lua_gettop(L);
+    concurrency = each_options(L, a, cfg, on_result, on_progress);
+    lua_createtable(L, 0, (int)total);
+    results = lua_gettop(L);
+    st = (each_state *)qs_newudata(L, sizeof *st);
+    memset(st, 0, sizeof *st);
+    st->total = total;
+    st->follow = tk->follow;
+    lua_pushvalue(L, list);
+    lua_pushvalue(L, results);
+    lua_pushvalue(L, on_result);
+    lua_pushvalue(L, on_progress);
+    lua_pushcclosure(L, each_done, 5); /* the batch's one callback */
+
+    qs_client_check_open(L, c);
+    if (!c->conf->token) {
+        qs_result_no_token(L, &qs_call_at(L, tmpl)->req);
+        return qs_api_finish(L, c->safe, 0);
+    }
+    if (in_poll(c)) return luaL_error(L, "qstash: dlq_retry_each cannot run inside a callback");
+    batch = next_number(L, cidx);
+    push_table(L, cidx, "batches");
+    qs_pushint(L, batch);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    /* the callback (and the counters it holds) stays on this stack too: a
+     * close() from a callback drops the client's reference to it */
+    lua_pop(L, 1);
+    qs_client_check_open(L, c);
+    after_fork(L, c, get_set(L, c));
+
+    for (;;) {
+        /* keep `concurrency` jobs of this batch in flight */
+        while (err_ref == LUA_NOREF && !c->closed && next <= total && next - 1 - st->done - st->waiting < concurrency) {
+            lua_rawgeti(L, list, (int)next);
+            add_job(L, c, &tk->req, lua_gettop(L), 0, batch, (lua_Integer)next);
+            lua_pop(L, 1);
+            next++;
+        }
+        if (st->done + st->waiting >= total || c->closed) break;
+        if (err_ref != LUA_NOREF) {
+            /* a callback failed: cancel the rest of the batch, record them, then report */
+            qs_job *j;
+            for (j = ((qs_set *)c->ext)->head; j; j = j->next)
+                if (j->batch == batch) cancel(c, j);
+            st->quiet = 1;
+            while (!c->closed && st->done + st->waiting < next - 1) {
+                int ignored = LUA_NOREF;
+                drive(L, c, cidx, 0.1, &ignored);
+                if (ignored != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ignored);
+            }
+            break;
+        }
+        drive(L, c, cidx, 1.0, &err_ref);
+    }
+    if (st->follow) {
+        qs_each_batch fb;
+        fb.list = list;
+        fb.results = results;
+        fb.on_result = on_result;
+        fb.on_progress = on_progress;
+        fb.ok = &st->ok;
+        fb.done = &st->done;
+        fb.total = total;
+        fb.err_ref = &err_ref;
+        qs_each_follow(L, c, tk, &fb);
+    }
+    if (!c->closed) {
+        push_table(L, cidx, "batches");
+        qs_pushint(L, batch);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+    }
+    raise_callback_error(L, err_ref);
+    /* closed half-way: the ids that did not finish were cancelled */
+    for (i = 1; i <= total; i++) {
+        qs_buf *path;
+        size_t n;
+        const char *key;
+        lua_rawgeti(L, list, (int)i);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, results);
+        if (!lua_isnil(L, -1)) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        qs_result_cancelled(L, &qs_call_at(L, tmpl)->req, "the client was closed before this request finished",
+                            i < next);
+        key = lua_tolstring(L, -2, &n);
+        path = qs_api_scratch(L);
+        if (qs_buf_adds(path, "/v2/dlq/retry/") || qs_buf_add_pct(path, key, n)) return luaL_error(L, "not enough memory");
+        lua_pushlstring(L, path->p, path->n);
+        lua_setfield(L, -3, "path");
+        lua_pop(L, 1);
+        lua_rawset(L, results);
+        st->failed++;
+    }
+    lua_createtable(L, 0, 3);
+    qs_pushint(L, (long long)st->ok);
+    lua_setfield(L, -2, "ok");
+    qs_pushint(L, (long long)st->failed);
+    lua_setfield(L, -2, "failed");
+    lua_pushvalue(L, results);
+    lua_setfield(L, -2, "results");
+    return 1;
+}
+
+/* client:_stats() -> { stalled_waits = n }: the engine's count of waits
+ * begun while results were already in (docs/development.md). For
+ * specs: not part of the API. */
+static int stats(lua_State *L, qs_client *c, const qs_args *a)
+{
+    (void)a;
+    lua_createtable(L, 0, 1);
+    qs_pushint(L, c->eng ? (long long)c->eng->stalled_waits : 0);
+    lua_setfield(L, -2, "stalled_waits");
+    return 1;
+}
+
+const qs_api qs_async_apis[] = {
+    {"dlq_retry_async", dlq_retry_async, NULL},
+    {"poll", poll, NULL},
+    {"pending", pending, NULL},
+    {"wait", wait_all, NULL},
+    {"dlq_retry_each", dlq_retry_each, NULL},
+    {"_stats", stats, NULL},
+    {NULL, NULL, NULL},
+};

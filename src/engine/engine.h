@@ -1,0 +1,137 @@
+/* The libcurl transport: it executes attempts of requests (request.h) and
+ * reports how each ended (a qs_outcome). It moves bytes and decides nothing:
+ * it knows neither the API functions nor what an outcome means. The
+ * connections are pooled per HTTP version asked for, each pool in a multi
+ * handle of its own; idle easy handles wait in a pool. */
+#ifndef QS_ENGINE_H
+#define QS_ENGINE_H
+
+#include <sys/types.h>
+#include <curl/curl.h>
+#include "base/buf.h"
+#include "core/request.h"
+
+#define QS_POOL_MAX 128
+
+/* The multi handles: requests asking for HTTP/1.1, and for HTTP/2. libcurl
+ * keeps one "can this host multiplex" state per host and connection cache,
+ * and any HTTP/1.1 answer sets it to "no": requests of both versions in one
+ * cache would then stop sharing HTTP/2 connections. */
+enum { QS_MULTI_H1, QS_MULTI_H2, QS_MULTI_COUNT };
+
+struct qs_engine;
+
+/* A multi handle and its timer. */
+typedef struct qs_multi {
+    CURLM *m;                 /* NULL until a request needs it */
+    double timer_at;          /* monotonic seconds when libcurl's timer is due; < 0: none */
+    struct qs_engine *e;
+} qs_multi;
+
+/* An easy handle with what is cached on it between requests. */
+typedef struct qs_handle {
+    CURL *easy;
+    struct curl_slist *slist; /* request headers, rebuilt only when they change */
+    qs_buf hkey;              /* what slist was built from */
+    CURLU *uh;                /* the base URL parsed once, with the last target on it */
+    int ready;                /* reset, with the options every request shares set */
+    CURLM *in_multi;          /* the multi handle a finished transfer still sits in */
+} qs_handle;
+
+/* One attempt in flight: a handle lent by the pool and the request it serves. */
+typedef struct qs_xfer {
+    qs_handle h;
+    qs_req *req;              /* receives the body in req->resp */
+    unsigned gen;             /* the engine generation (process) that started it */
+    CURLM *in_multi;          /* the multi handle it was added to, or NULL */
+    int done;                 /* libcurl finished it: see result */
+    int collected;            /* counted in the engine's `unclaimed` */
+    int sends;                /* times libcurl was about to send the request */
+    int max_sends;            /* beyond this many, a send is refused */
+    int too_large;
+    int sock_errno;           /* errno of a socket that could not be opened */
+    CURLcode result;
+    char errbuf[CURL_ERROR_SIZE];
+} qs_xfer;
+
+struct pollfd;
+
+/* A socket libcurl wants watched, for what (poll events), and by which
+ * multi handle. */
+typedef struct qs_watch {
+    curl_socket_t fd;
+    short events;
+    qs_multi *owner;
+} qs_watch;
+
+typedef struct qs_engine {
+    qs_multi multi[QS_MULTI_COUNT];
+    /* libcurl tells which sockets to watch and when its timers are due
+     * (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION); the engine polls
+     * them all itself and hands libcurl what is ready, with the events:
+     * libcurl then reads without polling each socket again. */
+    qs_watch *watch;
+    int nwatch, capwatch;
+    struct pollfd *pfd;       /* the poll set of one round */
+    int cappfd;
+    int live;                 /* the multi handles are this process's */
+    qs_conf *conf;            /* a reference: scheme, TLS roots, proxy, HTTP version */
+    CURLU *base_uh;           /* the base URL parsed once (NULL: URLs go as text) */
+    qs_handle pool[QS_POOL_MAX];
+    int npool;
+    pid_t pid;                /* the process that made the handles */
+    unsigned fork_gen;        /* the fork generation when they were made */
+    unsigned gen;             /* bumped whenever the handles are made anew */
+    int unclaimed;            /* transfers libcurl finished that are not finished or
+                               * abandoned yet: results already in */
+    unsigned long stalled_waits; /* drives that began a wait while results
+                                  * were already in */
+} qs_engine;
+
+/* curl_global_init once per process (and the fork hook). 0, or -1. */
+int qs_engine_global_init(void);
+
+/* Readies the engine (its multi handles come when requests need them). 0,
+ * or -1 when out of memory. */
+int qs_engine_init(qs_engine *e, qs_conf *conf);
+
+/* Makes sure the handles belong to this process: in a forked child the
+ * inherited ones are forgotten (never used or cleaned up: they share
+ * sockets and TLS state with the parent) and new ones made. 0, or -1. */
+int qs_engine_ready(qs_engine *e);
+
+/* Whether x was started in another process (before a fork). */
+int qs_engine_inherited(const qs_engine *e, const qs_xfer *x);
+
+/* Starts one attempt of r: the handle comes from the pool, r->resp is
+ * emptied for the body. `concurrent`: other requests run alongside (async,
+ * batches); in auto mode such a request asks for HTTP/2 over TLS and waits
+ * for an HTTP/2 connection to share rather than opening one of its own.
+ * When the call's deadline has passed, or the attempt cannot start, x is
+ * done at once with a failure. `now` is the monotonic clock. -1 only when
+ * out of memory. */
+int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double now);
+
+/* Drives every transfer: marks finished ones done, then waits up to
+ * `wait_s` for activity when none finished. A wait that begins while
+ * results are already in (a finished transfer not yet claimed by
+ * qs_engine_finish or qs_engine_abandon) counts in e->stalled_waits: it
+ * holds those results back. */
+void qs_engine_drive(qs_engine *e, double wait_s);
+
+/* Reads how the attempt ended into o and gives the handle back. */
+void qs_engine_finish(qs_engine *e, qs_xfer *x, qs_outcome *o);
+
+/* Stops an attempt (whether done or not) and gives its handle back,
+ * without an outcome. */
+void qs_engine_abandon(qs_engine *e, qs_xfer *x);
+
+/* One synchronous attempt of r; other transfers progress meanwhile, and an
+ * idle handle is reset for the next call while the answer is awaited. Never
+ * calls Lua. 0, or -1 when out of memory. */
+int qs_engine_perform(qs_engine *e, qs_req *r, qs_outcome *o, double now);
+
+/* Frees the handles (or forgets them, in a forked child); idempotent. */
+void qs_engine_close(qs_engine *e);
+
+#endif
