@@ -270,6 +270,29 @@ describe("follow faults against a scripted server", function()
     assert.equal(2, #srv:requests())
   end)
 
+  it("a later poll asks again from before the newest entry: an end logged late with an older stamp is read", function()
+    local T = 1700000000000
+    srv:script{
+      { status = 200, json = { logs = { { time = T + 2000, state = "ACTIVE", messageId = "msg_1" },
+        { time = T, state = "CREATED", messageId = "msg_1" } } } },
+      -- the next poll: what its fromDate covers, the late DELIVERED among it
+      { status = 200, json = { logs = { { time = T + 2000, state = "ACTIVE", messageId = "msg_1" },
+        { time = T + 1000, state = "DELIVERED", messageId = "msg_1" } } } },
+    }
+    local c = client()
+    local f = c:follow("msg_1", { timeout = 1, interval = 0.01 })
+    c:close()
+    local reqs = srv:requests()
+    assert.equal(2, #reqs)
+    local from = tonumber(reqs[2].target:match("fromDate=(%d+)"))
+    -- a real server answers entries from fromDate on: DELIVERED@T+1s must be among them
+    assert.is_true(from <= T + 1000, "fromDate " .. tostring(from))
+    assert.equal("DELIVERED", f.state)
+    assert.is_true(f.done)
+    -- entries read twice are in the history once
+    assert.equal("CREATED DELIVERED ACTIVE", states(f))
+  end)
+
   it("of two final states, the one with the newest time is the message's", function()
     srv:script{
       { status = 200, json = { logs = {

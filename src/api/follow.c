@@ -30,6 +30,12 @@
 
 #define CHUNK 100          /* message ids per logs request of follow_many */
 #define FOLLOW_COUNT "1000" /* entries per page when following many */
+/* How far before the newest entry seen a poll asks again: QStash's nodes
+ * stamp entries with their own clocks, so an end stamped before a later
+ * entry (DELIVERED@T+1 logged after ACTIVE@T+2 was read) would otherwise
+ * never be asked for. Entries read twice are merged once (their time and
+ * state). */
+#define SKEW_MS 10000.0
 
 enum { PHASE_RETRY, PHASE_LOGS, PHASE_LOOKUP };
 
@@ -127,8 +133,8 @@ static size_t pending_ids(lua_State *L, int uv)
 
 /* The logs request of the chunk of pending ids from k->page: one id as
  * `messageId`, more as `messageIds` with pages of 1000 entries; `fromDate`
- * the oldest of their newest entries (every one of them has been seen), so
- * that later polls read only what is new. */
+ * the oldest of their newest entries less SKEW_MS, so that later polls
+ * read mostly what is new, and an end stamped by a slower clock too. */
 static void logs_request(lua_State *L, qs_call *k, int uv)
 {
     qs_buf *t = &k->req.target;
@@ -173,7 +179,7 @@ static void logs_request(lua_State *L, qs_call *k, int uv)
     if (many) qs_query_add(L, t, "count", FOLLOW_COUNT, strlen(FOLLOW_COUNT));
     if (from >= 0) {
         char num[32];
-        snprintf(num, sizeof num, "%.0f", from);
+        snprintf(num, sizeof num, "%.0f", from > SKEW_MS ? from - SKEW_MS : 0);
         qs_query_add(L, t, "fromDate", num, strlen(num));
     }
     lua_getfield(L, uv, "cursor");
