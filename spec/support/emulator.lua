@@ -40,7 +40,7 @@ M.NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
 M.python = os.getenv("PYTHON") or "python3"
 M.start_timeout = 30 -- only waited out when a start fails
 
-http.TIMEOUT = 10
+http.TIMEOUT = 30 -- the harness's own requests; only waited out when the emulator is stuck
 
 local function repo_root()
   local src = debug.getinfo(1, "S").source
