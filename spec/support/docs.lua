@@ -6,7 +6,7 @@ local M = {}
 function M.read(path)
   local fh = io.open(path, "rb")
   if not fh then return nil end
-  local text = fh:read("a")
+  local text = fh:read("*a")
   fh:close()
   return text
 end
