@@ -103,6 +103,10 @@ local rows = {
   { "20 ms: qstash dlq_retry seq", "lat_seq" },
   { "20 ms: qstash dlq_retry_each @" .. C, "lat_each", "lat_seq" },
   { "20 ms: raw libcurl multi @" .. C, "lat_raw_multi", "lat_seq" },
+  -- publishing: calls/s is messages per second
+  { "qstash publish seq, HTTP", "pub_seq_http" },
+  { "qstash batch of 100, HTTP", "batch_http", "pub_seq_http" },
+  { "qstash dlq_retry_each @" .. C .. " (batch rows), HTTP", "batch_each_http", "pub_seq_http" },
   -- nginx: handlers in one worker making the same retry, under wrk
   { "nginx 0 ms -c64: hand-written cosocket handler", "ngx_hand_0_64" },
   { "nginx 0 ms -c64: qstash.resty.http", "ngx_http_0_64", "ngx_hand_0_64" },
@@ -127,6 +131,7 @@ local short = {
   ts_seq_http = "TS seq HTTP", ts_seq_https = "TS seq HTTPS",
   ts_multi_http = "TS @" .. C .. " HTTP", ts_multi_https = "TS @" .. C .. " HTTPS",
   lat_seq = "20 ms seq",
+  pub_seq_http = "publish seq HTTP",
   ngx_hand_0_64 = "hand 0 ms -c64", ngx_hand_0_256 = "hand 0 ms -c256",
   ngx_hand_20_64 = "hand 20 ms -c64", ngx_hand_20_256 = "hand 20 ms -c256",
   ref_stats = "module paging", ref_retry = "module bulk retry",
@@ -147,6 +152,8 @@ local targets = {
   { "nginx: qstash.resty >= 0.9 x hand-written handler, 20 ms -c256", "ngx_resty_20_256", "ngx_hand_20_256", 0.9 },
   { "nginx: qstash.resty >= 0.8 x hand-written handler, 0 ms -c64", "ngx_resty_0_64", "ngx_hand_0_64", 0.8 },
   { "nginx: qstash.resty >= 0.8 x hand-written handler, 0 ms -c256", "ngx_resty_0_256", "ngx_hand_0_256", 0.8 },
+  { "batch of 100 >= 10 x sequential publish (messages/s), HTTP", "batch_http", "pub_seq_http", 10 },
+  { "batch of 100 >= 1 x dlq_retry_each @" .. C .. " (messages/s), HTTP", "batch_http", "batch_each_http", 1 },
   { "qstash-dlq stats >= 0.8 x the module's paging alone", "cli_stats", "ref_stats", 0.8 },
   { "qstash-dlq filtered retry >= 0.8 x the module's bulk retry alone", "cli_retry", "ref_retry", 0.8 },
 }
@@ -365,6 +372,8 @@ local notes = {
   "CPU us/call: user+sys of the client process over the timed loop (getrusage / process.cpuUsage; wrk: /usr/bin/time over its run). RSS: peak of the whole process (/usr/bin/time %M).",
   string.format("HTTPS: lua-qstash (http_version \"auto\") asks for HTTP/1.1 one call at a time and for HTTP/2 in dlq_retry_each; the raw libcurl loops get libcurl's default (%s, ALPN) unless marked HTTP/1.1; luasocket, Node's fetch and wrk speak HTTP/1.1. 20 ms rows: x calls/s is the gain over the sequential drain.", proto_https),
   string.format("Emulator rows: tools/qstash-dev (Python %s) answering GET /v2/dlq to a minimal luasocket client, on one keep-alive connection or on a new connection per request; median ms / p90 ms: of the time per request within a round, then the median over the rounds; x median: keep-alive / new connection.", meta.python or "?"),
+  string.format("Batch rows: %s messages published as batches of 100 (client:batch, one POST /v2/batch per 100) against %s published one by one (client:publish) and %s DLQ retries by dlq_retry_each @%s, all on the HTTP stub; calls/s is messages per second.",
+    meta.n_batch or "?", meta.n_seq, meta.n_multi, conc),
   meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to CPU 1." or "No CPU pinning.",
   string.format("qstash-dlq rows: %s DLQ entries in the local emulator (tools/qstash-dev, Python), %s rounds; calls/s is entries per second, the whole command in-process (qstash.cli.main: scan, report file, output to /dev/null); the reference is the module alone making the same requests. The emulator's CPU counts as the server's.",
     meta.cli_n or "?", meta.cli_rounds or "?"),
@@ -379,7 +388,8 @@ end
 -- nor those of rows that did not run
 for i = #notes, 1, -1 do
   if (notes[i]:match("^Emulator rows") and #emu_rows == 0) or
-     (notes[i]:match("^qstash%-dlq rows") and not runs.cli_stats) then
+     (notes[i]:match("^qstash%-dlq rows") and not runs.cli_stats) or
+     (notes[i]:match("^Batch rows") and not runs.batch_http) then
     table.remove(notes, i)
   end
 end

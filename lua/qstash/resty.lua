@@ -235,6 +235,7 @@ end
 --   qr.dlq_delete_many(ids_or_filter, config) -> { deleted = n }, err
 --   qr.dlq_retry_many(ids_or_filter, opts, config) -> { responses = {...} }, err
 --   qr.publish(destination, body, opts, config), qr.publish_json(destination, value, opts, config)
+--   qr.batch(items, config), qr.batch_json(items, config) -> { slot per item }, err
 --   qr.logs(filter, config)                  -> { logs = { entry, ... }, cursor = "..." or nil }, err
 --   qr.message(id, config), qr.cancel(id, config), qr.cancel_many(ids_or_filter, config)
 --   qr.follow(message_id, opts, config)      -> { messageId, state, done, dlqId, history }, err
@@ -245,6 +246,7 @@ local CALLS = {
   { "dlq_delete_many", 1 }, { "dlq_retry_many", 2 }, { "publish", 3 }, { "publish_json", 3 },
   { "logs", 1 }, { "message", 1 }, { "cancel", 1 }, { "cancel_many", 1 },
   { "follow", 2 }, { "follow_many", 2 },
+  { "batch", 1 }, { "batch_json", 1 },
 }
 
 for _, row in ipairs(CALLS) do

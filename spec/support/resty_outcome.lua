@@ -22,6 +22,7 @@ local M = {}
 M.NARGS = {
   dlq_retry = 2, dlq_list = 1, dlq_get = 1, dlq_delete = 1, dlq_delete_many = 1,
   dlq_retry_many = 2, publish = 3, publish_json = 3, dlq_retry_each = 3, dlq_messages = 1,
+  batch = 1, batch_json = 1,
 }
 
 local function is_error(v)

@@ -11,8 +11,8 @@
 #include "core/url.h"
 
 /* A destination is an http(s) URL (placed raw in the path, as QStash
- * expects) or a URL-group name of [A-Za-z0-9_.-]. */
-static void check_destination(const qs_args *a, int idx)
+ * expects) or a URL-group name of [A-Za-z0-9_.-]; batch items too. */
+void qs_publish_check_destination(const qs_args *a, int idx)
 {
     lua_State *L = a->L;
     size_t n, i;
@@ -41,7 +41,7 @@ static void build_publish(lua_State *L, qs_call *k, const qs_args *a, int body, 
     int dest = a->base, opts = a->base + 2;
     size_t dlen, blen = 0;
     const char *d, *b = "";
-    check_destination(a, dest);
+    qs_publish_check_destination(a, dest);
     k->req.method = "POST";
     /* Publishing twice makes two messages, unless QStash can deduplicate. */
     k->req.resend_ok = qs_opts_marshal(a, opts, &k->req.headers, mode);

@@ -6,4 +6,8 @@
 
 extern const qs_api qs_publish_apis[];
 
+/* Checks the destination at idx (an http(s) URL or a URL-group name),
+ * raising an argument error. */
+void qs_publish_check_destination(const qs_args *a, int idx);
+
 #endif
