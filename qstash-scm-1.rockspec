@@ -50,7 +50,8 @@ build = {
       sources = {
         "src/api/api.c", "src/api/dlq.c", "src/api/follow.c", "src/api/follow_lookup.c",
         "src/api/follow_track.c", "src/api/logs.c", "src/api/messages.c", "src/api/pages.c",
-        "src/api/plan.c", "src/api/publish.c", "src/base/buf.c", "src/base/clock.c",
+        "src/api/plan.c", "src/api/publish.c", "src/api/url_groups.c", "src/base/buf.c",
+        "src/base/clock.c",
         "src/call/call.c", "src/call/result.c", "src/call/sync.c", "src/client/client.c",
         "src/client/config.c", "src/core/args.c", "src/core/conf.c", "src/core/decide.c",
         "src/core/errors.c", "src/core/filters.c", "src/core/options.c", "src/core/request.c",
