@@ -177,6 +177,30 @@ describe("URL groups on the wire", function()
     sc:close()
   end)
 
+  it("prepare/step hands out the DELETE with its body and takes the answer back", function()
+    local call = client:prepare("url_group_remove_endpoints", "g", { { url = "https://e.com/x" } })
+    local what, req = call:step()
+    assert.equal("send", what)
+    assert.equal("DELETE", req.method)
+    assert.equal(srv.url .. "/v2/topics/g/endpoints", req.url)
+    assert.same({ endpoints = { { url = "https://e.com/x" } } }, cjson.decode(req.body))
+    local ct
+    for _, h in ipairs(req.headers) do
+      if h[1]:lower() == "content-type" then ct = h[2] end
+    end
+    assert.equal("application/json", ct)
+    local done, res = call:step{ status = 200, headers = {}, body = "" }
+    assert.equal("done", done)
+    assert.is_true(res)
+    call = client:prepare("url_group_list")
+    what = call:step()
+    assert.equal("send", what)
+    done, res = call:step{ status = 200, headers = {}, body = '[{"name":"g","endpoints":[]}]' }
+    assert.equal("done", done)
+    assert.same({ { name = "g", endpoints = {} } }, res)
+    assert.equal(0, #srv:requests())
+  end)
+
   it("refuses bad names and endpoints before sending anything", function()
     local long = ("a"):rep(600)
     local bad = {
@@ -206,6 +230,15 @@ describe("URL groups on the wire", function()
       local ok, err = pcall(client[fname], client, row[2], row[3])
       assert.is_false(ok, fname .. " " .. tostring(row[2]))
       assert.matches("bad argument #%d to '" .. fname .. "'", tostring(err))
+    end
+    -- the module functions and qstash.safe check the same, before any client is needed
+    for _, m in ipairs{ qstash, safe } do
+      local ok, err = pcall(m.url_group_get, "a/b")
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'url_group_get'", tostring(err), 1, true)
+      ok, err = pcall(m.url_group_add_endpoints, "g", { { name = "x" } })
+      assert.is_false(ok)
+      assert.matches("endpoint #1 needs a 'url'", tostring(err), 1, true)
     end
     assert.equal(0, #srv:requests())
   end)
