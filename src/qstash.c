@@ -13,6 +13,7 @@
 #include "api/messages.h"
 #include "api/publish.h"
 #include "api/batch.h"
+#include "api/url_groups.h"
 #include "core/response.h"
 #include "qstash.h"
 #include "drive/step.h"
@@ -61,6 +62,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_publish_apis, safe);
     qs_api_register(L, qs_batch_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
+    qs_api_register(L, qs_url_group_apis, safe);
     qs_api_register(L, qs_logs_apis, safe);
     qs_api_register(L, qs_follow_apis, safe);
     qs_api_register(L, qs_async_apis, safe);

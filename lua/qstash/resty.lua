@@ -240,6 +240,9 @@ end
 --   qr.message(id, config), qr.cancel(id, config), qr.cancel_many(ids_or_filter, config)
 --   qr.follow(message_id, opts, config)      -> { messageId, state, done, dlqId, history }, err
 --   qr.follow_many(message_ids, opts, config) -> { [messageId] = follow result }, err
+--   qr.url_group_add_endpoints(name, endpoints, config), qr.url_group_remove_endpoints(name,
+--     endpoints, config) -> true, err; qr.url_group_get(name, config) -> group, err;
+--   qr.url_group_list(config) -> { group, ... }, err; qr.url_group_delete(name, config) -> true, err
 -- A follow sleeps with ngx.sleep between two looks at the logs.
 local CALLS = {
   { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
@@ -247,13 +250,16 @@ local CALLS = {
   { "logs", 1 }, { "message", 1 }, { "cancel", 1 }, { "cancel_many", 1 },
   { "follow", 2 }, { "follow_many", 2 },
   { "batch", 1 }, { "batch_json", 1 },
+  { "url_group_add_endpoints", 2 }, { "url_group_remove_endpoints", 2 }, { "url_group_get", 1 },
+  { "url_group_list", 0 }, { "url_group_delete", 1 },
 }
 
 for _, row in ipairs(CALLS) do
   local fname, n = row[1], row[2]
   M[fname] = function(a, b, c, d)
     local args = { a, b, c, d }
-    local res, err = call(fname, n + 1, args[n + 1], args[1], n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
+    local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil,
+      n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
     return res, err
   end
 end

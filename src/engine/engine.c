@@ -362,6 +362,11 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double 
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body.p ? r->body.p : "");
     } else {
         curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r->method);
+        /* A DELETE may carry a JSON body (url_group_remove_endpoints). */
+        if (r->body.n > 0) {
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.n);
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body.p);
+        }
     }
     if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
         fail_now(x, CURLE_FAILED_INIT);

@@ -28,9 +28,10 @@ class UrlGroupsMixin:
             return 200, self._topic_view(name)
 
     def topic_delete(self, name):
+        # QStash answers 200 for a group that does not exist (qstash-go's and
+        # qstash-py's integration tests delete before creating)
         with self.cond:
-            if self.topics.pop(name, None) is None:
-                raise ApiError(404, "url group %s not found" % name)
+            self.topics.pop(name, None)
         return 200, None
 
     @staticmethod

@@ -12,7 +12,7 @@
 //   to run with upstream's timing.
 import nodeTest from "node:test";
 import assert from "node:assert/strict";
-import { inspect } from "node:util";
+import { inspect, isDeepStrictEqual } from "node:util";
 
 export const TIME_SCALE = Number(process.env.QSTASH_SDK_TEST_TIME_SCALE ?? "0.05");
 if (!(TIME_SCALE > 0)) throw new Error("QSTASH_SDK_TEST_TIME_SCALE must be a positive number");
@@ -63,6 +63,12 @@ export const expect = (actual) => ({
   toBeFalsy: () => assert.ok(!actual, `expected a falsy value, got ${show(actual)}`),
   toContain: (item) =>
     assert.ok(actual.includes(item), `expected ${show(actual)} to contain ${show(item)}`),
+  // Jest's toContainEqual: some item deeply equal to `item`, as toEqual sees it
+  toContainEqual: (item) =>
+    assert.ok(
+      actual.some((x) => isDeepStrictEqual(plain(x), plain(item))),
+      `expected ${show(actual)} to contain an item equal to ${show(item)}`
+    ),
   toBeGreaterThanOrEqual: (n) => assert.ok(actual >= n, `expected ${show(actual)} >= ${n}`),
   toBeGreaterThan: (n) => assert.ok(actual > n, `expected ${show(actual)} > ${n}`),
   toBeInstanceOf: (type) =>
