@@ -48,7 +48,8 @@ build = {
     ["qstash.resty.driver"] = "lua/qstash/resty/driver.lua",
     qstash = {
       sources = {
-        "src/api/api.c", "src/api/dlq.c", "src/api/follow.c", "src/api/follow_lookup.c",
+        "src/api/api.c", "src/api/dlq.c", "src/api/flow_control.c", "src/api/follow.c",
+        "src/api/follow_lookup.c",
         "src/api/follow_track.c", "src/api/logs.c", "src/api/messages.c", "src/api/pages.c",
         "src/api/plan.c", "src/api/publish.c", "src/base/buf.c", "src/base/clock.c",
         "src/call/call.c", "src/call/result.c", "src/call/sync.c", "src/client/client.c",
@@ -79,6 +80,7 @@ build = {
       ["qstash_dev.dlq"] = "tools/qstash_dev/dlq.py",
       ["qstash_dev.emulator"] = "tools/qstash_dev/emulator.py",
       ["qstash_dev.errors"] = "tools/qstash_dev/errors.py",
+      ["qstash_dev.flow_control"] = "tools/qstash_dev/flow_control.py",
       ["qstash_dev.http_front"] = "tools/qstash_dev/http_front.py",
       ["qstash_dev.logs"] = "tools/qstash_dev/logs.py",
       ["qstash_dev.messages"] = "tools/qstash_dev/messages.py",

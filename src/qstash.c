@@ -11,6 +11,7 @@
 #include "api/follow.h"
 #include "api/logs.h"
 #include "api/messages.h"
+#include "api/flow_control.h"
 #include "api/publish.h"
 #include "core/response.h"
 #include "qstash.h"
@@ -59,6 +60,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_dlq_apis, safe);
     qs_api_register(L, qs_publish_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
+    qs_api_register(L, qs_flow_control_apis, safe);
     qs_api_register(L, qs_logs_apis, safe);
     qs_api_register(L, qs_follow_apis, safe);
     qs_api_register(L, qs_async_apis, safe);
