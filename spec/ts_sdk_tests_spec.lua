@@ -1,7 +1,7 @@
 -- The official TypeScript SDK's own test files, ported to Node's test runner
 -- (spec/ts-sdk/*.test.mjs: qstash-js's dlq.test.ts, messages.test.ts,
--- logs.test.ts and the dev-server integration tests), against the emulator: our emulator must
--- accept what the SDK sends and answer what the SDK's tests expect, with no
+-- logs.test.ts, flow-control.test.ts and the dev-server integration tests),
+-- against the emulator: our emulator must accept what the SDK sends and answer what the SDK's tests expect, with no
 -- workaround. Each file runs in `node --test` against a fresh emulator; it
 -- passes only when every one of its tests passed (none skipped, none missing).
 -- Node.js and npm are required: see spec/support/ts_sdk.lua.
@@ -83,6 +83,11 @@ describe("the official TypeScript SDK's own tests against the emulator", functio
 
   it("passes qstash-js src/client/logs.test.ts (every case)", function()
     assert_passed("logs.test.mjs", node_test("logs.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
+  end)
+
+  it("passes qstash-js src/client/flow-control.test.ts (every case)", function()
+    assert_passed("flow-control.test.mjs",
+      node_test("flow-control.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
   end)
 
   it("passes the dev-server integration tests of qstash-js src/dev-server/index.test.ts", function()

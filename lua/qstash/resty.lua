@@ -239,19 +239,28 @@ end
 --   qr.message(id, config), qr.cancel(id, config), qr.cancel_many(ids_or_filter, config)
 --   qr.follow(message_id, opts, config)      -> { messageId, state, done, dlqId, history }, err
 --   qr.follow_many(message_ids, opts, config) -> { [messageId] = follow result }, err
+--   qr.flow_control_get(key, config)         -> { flowControlKey, waitListSize, ... }, err
+--   qr.flow_control_pause(key, config), qr.flow_control_resume(key, config),
+--   qr.flow_control_reset_rate(key, config)  -> true, err
+--   qr.flow_control_pin(key, settings, config), qr.flow_control_unpin(key, settings, config) -> true, err
+--   qr.global_parallelism(config)            -> { parallelismMax, parallelismCount }, err
 -- A follow sleeps with ngx.sleep between two looks at the logs.
 local CALLS = {
   { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
   { "dlq_delete_many", 1 }, { "dlq_retry_many", 2 }, { "publish", 3 }, { "publish_json", 3 },
   { "logs", 1 }, { "message", 1 }, { "cancel", 1 }, { "cancel_many", 1 },
   { "follow", 2 }, { "follow_many", 2 },
+  { "flow_control_get", 1 }, { "flow_control_pause", 1 }, { "flow_control_resume", 1 },
+  { "flow_control_reset_rate", 1 }, { "flow_control_pin", 2 }, { "flow_control_unpin", 2 },
+  { "global_parallelism", 0 },
 }
 
 for _, row in ipairs(CALLS) do
   local fname, n = row[1], row[2]
   M[fname] = function(a, b, c, d)
     local args = { a, b, c, d }
-    local res, err = call(fname, n + 1, args[n + 1], args[1], n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
+    local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil, n >= 2 and args[2] or nil,
+      n >= 3 and args[3] or nil)
     return res, err
   end
 end
