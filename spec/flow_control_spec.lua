@@ -45,8 +45,9 @@ describe("flow control on the wire", function()
     end
   end)
 
-  it("flow_control_get reads the key, the fields QStash leaves out as 0 and false", function()
-    srv:script{ { status = 200, json = { flowControlKey = "k1", parallelismMax = 3, isPaused = true } } }
+  it("flow_control_get reads the key, the fields QStash leaves out (or null) as 0 and false", function()
+    srv:script{ { status = 200,
+      body = '{"flowControlKey":"k1","parallelismMax":3,"isPaused":true,"rateCount":null,"isPinnedRate":null}' } }
     local info = client:flow_control_get("k1")
     assert.equal("GET", srv:requests()[1].method)
     assert.equal("/v2/flowControl/k1", srv:requests()[1].target)
@@ -184,6 +185,26 @@ describe("flow control against the emulator", function()
     E.wait_for(function() return #fx.sink:received() == 3 end, 5)
     local got = fx.sink:received()
     assert.is_true(got[3].t - got[1].t >= 0.8, "the third went out in the first period")
+  end)
+
+  -- CPU seconds the emulator used so far (utime + stime of /proc/<pid>/stat, at 100 Hz)
+  local function emu_cpu()
+    local f = assert(io.open("/proc/" .. fx.emu.pid .. "/stat"))
+    local stat = f:read("*a")
+    f:close()
+    local fields = {}
+    for w in stat:match("%)%s+(.*)"):gmatch("%S+") do fields[#fields + 1] = w end
+    return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+  end
+
+  it("waits without spinning when a period ends while the parallelism still holds the waitlist", function()
+    fx.sink:set_status(200, { delay = 1.5 })
+    -- the period (0.1 s here) ends long before the first delivery does
+    for _ = 1, 2 do publish("spin", { parallelism = 1, rate = 1, period = 1 }) end
+    until_info("spin", function(i) return i.parallelismCount == 1 and i.waitListSize == 1 end)
+    local cpu = emu_cpu()
+    E.wait_for(function() return #fx.sink:received() == 2 end, 5)
+    assert.is_true(emu_cpu() - cpu < 0.25, "the emulator's timer spun while the waitlist waited")
   end)
 
   it("pause waitlists new deliveries, resume lets them go", function()

@@ -82,16 +82,15 @@ class FlowControlMixin:
         return fk.period_start_mono + fk.period * self.time_scale
 
     def _flow_admits(self, fk, now):
+        # an ended period is rolled over first, whatever else holds the
+        # waitlist: the timer must never wait for a period end gone by
+        if now >= self._flow_window_end(fk):
+            fk.restart_period()
         if fk.paused:
             return False
         if fk.parallelism is not None and fk.active >= fk.parallelism:
             return False
-        if fk.rate is not None:
-            if now >= self._flow_window_end(fk):
-                fk.restart_period()
-            if fk.rate_count >= fk.rate:
-                return False
-        return True
+        return fk.rate is None or fk.rate_count < fk.rate
 
     def _flow_due(self, msg):
         """Lock held.  A due message of a key joins the key's waitlist (FIFO)
