@@ -64,6 +64,20 @@ describe("flow control on the wire", function()
     assert.equal("/v2/globalParallelism", srv:requests()[1].target)
   end)
 
+  it("an answer that is not a JSON object is a decode error, not a result", function()
+    for _, row in ipairs{ { "flow_control_get", "k" }, { "global_parallelism" } } do
+      local bodies = { "[1,2]", "\"x\"", "not json", "" }
+      if row[1] == "flow_control_get" then bodies[#bodies + 1] = '{"waitListSize":1}' end
+      for _, body in ipairs(bodies) do
+        srv:reset()
+        srv:script{ { status = 200, body = body } }
+        local ok, err = pcall(client[row[1]], client, row[2])
+        assert.is_false(ok, row[1] .. " " .. body)
+        assert.equal("decode", err.kind, row[1] .. " " .. body)
+      end
+    end
+  end)
+
   it("an unknown key is not_found; qstash.safe returns it", function()
     srv:script{ { status = 404, json = { error = "flow control key not found" } },
                 { status = 404, json = { error = "flow control key not found" } } }
@@ -85,7 +99,8 @@ describe("flow control on the wire", function()
       { "flow_control_unpin", { "k", { rate = true } } }, { "global_parallelism", {} },
     } do
       srv:reset()
-      srv:script{ { status = 503, json = { error = "busy" } }, { status = 200, json = { parallelismMax = 1 } } }
+      srv:script{ { status = 503, json = { error = "busy" } },
+        { status = 200, json = { flowControlKey = "k", parallelismMax = 1 } } }
       assert.truthy(client[row[1]](client, table.unpack(row[2])), row[1])
       assert.equal(2, #srv:requests(), row[1])
     end

@@ -15,6 +15,7 @@
 #include "core/filters.h"
 #include "api/flow_control.h"
 #include "api/plan.h"
+#include "call/result.h"
 
 /* Bounds of a pin: QStash takes a period up to one week; a parallelism or
  * rate above a million is beyond any plan, a typo rather than a wish. */
@@ -64,6 +65,22 @@ static void defaults(lua_State *L, const char *const *ints, const char *const *b
     }
 }
 
+/* Decodes the answer as a JSON object that is not an array (lua-cjson
+ * gives both as tables): pushes it and returns 1, or pushes a `decode`
+ * error and returns 0. */
+static int object(lua_State *L, qs_call *k, long status)
+{
+    int array;
+    if (!qs_plan_json_object(L, k, status)) return 0;
+    lua_rawgeti(L, -1, 1);
+    array = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!array) return 1;
+    lua_pop(L, 1);
+    qs_result_shape_error(L, &k->req, status, "expected a JSON object, got an array");
+    return 0;
+}
+
 static int absorb_true(lua_State *L, qs_call *k, int uv, long status)
 {
     (void)k;
@@ -86,7 +103,14 @@ static void build_get(lua_State *L, qs_call *k, const qs_args *a, int uv)
 static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
 {
     (void)uv;
-    if (!qs_plan_json_object(L, k, status)) return -1;
+    if (!object(L, k, status)) return -1;
+    lua_getfield(L, -1, "flowControlKey");
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 2);
+        qs_result_shape_error(L, &k->req, status, "'flowControlKey' is not a string");
+        return -1;
+    }
+    lua_pop(L, 1);
     defaults(L, key_ints, key_bools);
     return 0;
 }
@@ -105,7 +129,7 @@ static void build_global(lua_State *L, qs_call *k, const qs_args *a, int uv)
 static int absorb_global(lua_State *L, qs_call *k, int uv, long status)
 {
     (void)uv;
-    if (!qs_plan_json_object(L, k, status)) return -1;
+    if (!object(L, k, status)) return -1;
     defaults(L, global_ints, no_bools);
     return 0;
 }
