@@ -192,6 +192,50 @@ static int add_bounded(const qs_args *a, int t, qs_buf *q, const char *name, dou
     return 1;
 }
 
+/* A duration as the publish options write it ("90s", "1m", "1h30m"):
+ * its seconds, or -1 when it is not one (or passes PERIOD_MAX). */
+static double duration_seconds(const char *s, size_t n)
+{
+    static const char units[] = "smhd";
+    static const double mult[] = {1, 60, 3600, 86400};
+    double total = 0;
+    size_t i = 0;
+    if (n == 0) return -1;
+    while (i < n) {
+        double v = 0;
+        const char *u;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && v <= PERIOD_MAX) v = v * 10 + (s[i++] - '0');
+        if (i == start || i == n || !(u = strchr(units, s[i])) || *u == '\0') return -1;
+        total += v * mult[u - units];
+        if (total > PERIOD_MAX) return -1;
+        i++;
+    }
+    return total;
+}
+
+/* Appends period=<seconds> when the table at t has `period`: whole
+ * seconds, or a duration string. */
+static void add_period(const qs_args *a, int t, qs_buf *q)
+{
+    lua_State *L = a->L;
+    char num[32];
+    lua_getfield(L, t, "period");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        double d = duration_seconds(s, n);
+        if (!(d >= 1)) qs_argerror(a, t, "'period' must be whole seconds or a duration such as "
+                                         "\"1m\" or \"1h30m\", from 1 s to 7 days");
+        lua_pop(L, 1);
+        snprintf(num, sizeof num, "%.0f", d);
+        qs_query_add(L, q, "period", num, strlen(num));
+        return;
+    }
+    lua_pop(L, 1);
+    add_bounded(a, t, q, "period", PERIOD_MAX);
+}
+
 /* client:flow_control_pin(key, { parallelism = n, rate = n, period = s })
  * -> true: fixes the key's configuration; later messages' values are
  * ignored until unpinned. */
@@ -203,7 +247,7 @@ static void build_pin(lua_State *L, qs_call *k, const qs_args *a, int uv)
     t = settings(a, pin_keys, "{parallelism, rate, period}");
     limits = add_bounded(a, t, &k->req.target, "parallelism", LIMIT_MAX);
     limits += add_bounded(a, t, &k->req.target, "rate", LIMIT_MAX);
-    add_bounded(a, t, &k->req.target, "period", PERIOD_MAX);
+    add_period(a, t, &k->req.target);
     if (!limits) qs_argerror(a, t, "settings need 'parallelism' or 'rate' (a pin without a limit)");
     qs_plan_target_done(L, k);
 }
