@@ -43,7 +43,8 @@ end
 --   (debug-logs.mdx) log CANCEL_REQUESTED and CANCELLED, and IN_PROGRESS is
 --   only a filter. We follow the docs;
 -- - queueName, scheduleId, responseStatus (the OpenAPI LogEntry's) and dlqId
---   (on FAILED, an emulator extra) are not in types.ts.
+--   (on FAILED, an emulator extra) are not in types.ts, nor is flowControlKey
+--   (a message's flow-control key, which the logs filter by).
 local STATES = { CREATED = true, ACTIVE = true, RETRY = true, ERROR = true, DELIVERED = true,
                  FAILED = true, CANCEL_REQUESTED = true, CANCELLED = true }
 local FIELDS = {
@@ -51,6 +52,7 @@ local FIELDS = {
   nextDeliveryTime = "ms", error = "string", topicName = "string", endpointName = "string",
   header = "header", body = "base64", label = "string", labels = "strings",
   queueName = "string", scheduleId = "string", responseStatus = "int", dlqId = "string",
+  flowControlKey = "string",
 }
 local REQUIRED = { "time", "state", "messageId", "url" }
 

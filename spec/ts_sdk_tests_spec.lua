@@ -2,6 +2,9 @@
 -- (spec/ts-sdk/*.test.mjs: the qstash-js test files that spec/ts-sdk/README.md
 -- lists, with the dev-server integration tests), against the emulator: our emulator must
 -- accept what the SDK sends and answer what the SDK's tests expect, with no
+-- (spec/ts-sdk/*.test.mjs: qstash-js's dlq.test.ts, messages.test.ts,
+-- logs.test.ts, flow-control.test.ts and the dev-server integration tests),
+-- against the emulator: our emulator must accept what the SDK sends and answer what the SDK's tests expect, with no
 -- workaround. Each file runs in `node --test` against a fresh emulator; it
 -- passes only when every one of its tests passed (none skipped, none missing).
 -- Node.js and npm are required: see spec/support/ts_sdk.lua.
@@ -92,6 +95,11 @@ describe("the official TypeScript SDK's own tests against the emulator", functio
   it("passes qstash-js src/client/url-groups.test.ts (every case)", function()
     assert_passed("url-groups.test.mjs",
       node_test("url-groups.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
+  end)
+
+  it("passes qstash-js src/client/flow-control.test.ts (every case)", function()
+    assert_passed("flow-control.test.mjs",
+      node_test("flow-control.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
   end)
 
   it("passes the dev-server integration tests of qstash-js src/dev-server/index.test.ts", function()

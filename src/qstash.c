@@ -11,6 +11,7 @@
 #include "api/follow.h"
 #include "api/logs.h"
 #include "api/messages.h"
+#include "api/flow_control.h"
 #include "api/publish.h"
 #include "api/batch.h"
 #include "api/url_groups.h"
@@ -63,6 +64,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_batch_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
     qs_api_register(L, qs_url_group_apis, safe);
+    qs_api_register(L, qs_flow_control_apis, safe);
     qs_api_register(L, qs_logs_apis, safe);
     qs_api_register(L, qs_follow_apis, safe);
     qs_api_register(L, qs_async_apis, safe);

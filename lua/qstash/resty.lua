@@ -243,6 +243,11 @@ end
 --   qr.url_group_add_endpoints(name, endpoints, config), qr.url_group_remove_endpoints(name,
 --     endpoints, config) -> true, err; qr.url_group_get(name, config) -> group, err;
 --   qr.url_group_list(config) -> { group, ... }, err; qr.url_group_delete(name, config) -> true, err
+--   qr.flow_control_get(key, config)         -> { flowControlKey, waitListSize, ... }, err
+--   qr.flow_control_pause(key, config), qr.flow_control_resume(key, config),
+--   qr.flow_control_reset_rate(key, config)  -> true, err
+--   qr.flow_control_pin(key, settings, config), qr.flow_control_unpin(key, settings, config) -> true, err
+--   qr.global_parallelism(config)            -> { parallelismMax, parallelismCount }, err
 -- A follow sleeps with ngx.sleep between two looks at the logs.
 local CALLS = {
   { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
@@ -252,6 +257,9 @@ local CALLS = {
   { "batch", 1 }, { "batch_json", 1 },
   { "url_group_add_endpoints", 2 }, { "url_group_remove_endpoints", 2 }, { "url_group_get", 1 },
   { "url_group_list", 0 }, { "url_group_delete", 1 },
+  { "flow_control_get", 1 }, { "flow_control_pause", 1 }, { "flow_control_resume", 1 },
+  { "flow_control_reset_rate", 1 }, { "flow_control_pin", 2 }, { "flow_control_unpin", 2 },
+  { "global_parallelism", 0 },
 }
 
 for _, row in ipairs(CALLS) do
@@ -260,6 +268,8 @@ for _, row in ipairs(CALLS) do
     local args = { a, b, c, d }
     local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil,
       n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
+    local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil, n >= 2 and args[2] or nil,
+      n >= 3 and args[3] or nil)
     return res, err
   end
 end

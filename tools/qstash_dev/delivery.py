@@ -107,6 +107,10 @@ class DeliveryMixin:
 
         dlq_entry = None
         with self.cond:
+            if msg.gen == self.gen:
+                self.active_deliveries = max(0, self.active_deliveries - 1)
+            if msg.flow_key:
+                self._flow_done(msg)
             if msg.gen != self.gen or msg.cancelled or self.messages.get(msg.id) is not msg:
                 return
             status = result["status"]

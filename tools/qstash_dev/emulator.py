@@ -10,6 +10,7 @@ from .auth import AuthMixin
 from .delivery import DeliveryMixin
 from .dev import DevMixin
 from .dlq import DlqMixin
+from .flow_control import FlowControlMixin
 from .logs import LogsMixin
 from .messages import MessagesMixin
 from .scheduler import SchedulerMixin
@@ -18,5 +19,5 @@ from .url_groups import UrlGroupsMixin
 
 
 class Emulator(Store, AuthMixin, SchedulerMixin, DeliveryMixin, MessagesMixin, DlqMixin,
-               LogsMixin, UrlGroupsMixin, DevMixin):
+               LogsMixin, UrlGroupsMixin, FlowControlMixin, DevMixin):
     """A whole QStash: Emulator(token, time_scale, burst_limit, quiet)."""

@@ -117,6 +117,8 @@ class Message:
                 d["queueName"] = self.queue_name
             if self.schedule_id:
                 d["scheduleId"] = self.schedule_id
+            if self.flow_key:
+                d["flowControlKey"] = self.flow_key
             d["header"] = self.header_view(self.redact)
             if self.redact and self.redact["body"]:
                 d["body"] = b64(("REDACTED:" + sha256_hex(self.body)).encode("ascii"))
@@ -197,6 +199,8 @@ class MessagesMixin:
             not_before = created
         msg = Message(created_ms=created, not_before_ms=not_before, gen=self.gen, **f)
         self.messages[msg.id] = msg
+        if msg.flow_key:
+            self._flow_new_message(msg)
         self._event(msg, "CREATED", {"nextDeliveryTime": not_before} if not_before > created else None)
         wait_s = max(0.0, (not_before - created) / 1000.0) * self.time_scale
         self._push(msg, wait_s)

@@ -45,6 +45,10 @@ ROUTES = [
     (re.compile(r"^/v2/topics/([^/]+)$"), ("GET", "DELETE"), "topic"),
     # POST is QStash's upsert; PUT is accepted too
     (re.compile(r"^/v2/topics/([^/]+)/endpoints$"), ("POST", "PUT", "DELETE"), "topic_endpoints"),
+    (re.compile(r"^/v2/flowControl$"), ("GET",), "flow_list"),
+    (re.compile(r"^/v2/flowControl/([^/]+)$"), ("GET",), "flow"),
+    (re.compile(r"^/v2/flowControl/([^/]+)/(pause|resume|pin|unpin|resetRate)$"), ("POST",), "flow_action"),
+    (re.compile(r"^/v2/globalParallelism$"), ("GET",), "global_parallelism"),
     (re.compile(r"^/__dev/deliveries$"), ("GET",), "dev_deliveries"),
     (re.compile(r"^/__dev/reset$"), ("POST",), "dev_reset"),
     (re.compile(r"^/__dev/requests$"), ("GET",), "dev_requests"),
@@ -115,6 +119,14 @@ def handle(emu, method, target, headers, body, client_ip):
             res = emu.topic_remove_endpoints(arg, body)
         else:
             res = emu.topic_add_endpoints(arg, body)
+    elif name == "flow_list":
+        res = emu.flow_list()
+    elif name == "flow":
+        res = emu.flow_get(arg)
+    elif name == "flow_action":
+        res = emu.flow_action(arg, m.group(2), query)
+    elif name == "global_parallelism":
+        res = emu.global_parallelism()
     elif name == "dev_deliveries":
         res = emu.dev_deliveries(query)
     elif name == "dev_requests":

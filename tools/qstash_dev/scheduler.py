@@ -33,8 +33,19 @@ class SchedulerMixin:
                     _, _, msg = heapq.heappop(self.heap)
                     if msg.cancelled or msg.gen != self.gen or self.messages.get(msg.id) is not msg:
                         continue
-                    msg.state = "ACTIVE"
-                    self._event(msg, "ACTIVE")
-                    threading.Thread(target=self._deliver, args=(msg,), daemon=True).start()
+                    if msg.flow_key:
+                        self._flow_due(msg)     # waits its turn (flow_control.py)
+                    else:
+                        self._start_delivery(msg)
                 wait = (self.heap[0][0] - now) if self.heap else None
+                wake = self._flow_tick(now)
+                if wake is not None:
+                    wait = max(0.0, wake - now) if wait is None else min(wait, max(0.0, wake - now))
                 self.cond.wait(wait)
+
+    def _start_delivery(self, msg):
+        """Lock held.  One attempt of `msg` starts now."""
+        msg.state = "ACTIVE"
+        self.active_deliveries += 1
+        self._event(msg, "ACTIVE")
+        threading.Thread(target=self._deliver, args=(msg,), daemon=True).start()
