@@ -12,6 +12,7 @@
 #include "api/logs.h"
 #include "api/messages.h"
 #include "api/publish.h"
+#include "api/queues.h"
 #include "core/response.h"
 #include "qstash.h"
 #include "drive/step.h"
@@ -58,6 +59,7 @@ static int open_variant(lua_State *L, int safe)
     lua_setfield(L, -2, "_VERSION");
     qs_api_register(L, qs_dlq_apis, safe);
     qs_api_register(L, qs_publish_apis, safe);
+    qs_api_register(L, qs_queue_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
     qs_api_register(L, qs_logs_apis, safe);
     qs_api_register(L, qs_follow_apis, safe);

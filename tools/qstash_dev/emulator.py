@@ -12,11 +12,12 @@ from .dev import DevMixin
 from .dlq import DlqMixin
 from .logs import LogsMixin
 from .messages import MessagesMixin
+from .queues import QueuesMixin
 from .scheduler import SchedulerMixin
 from .store import Store
 from .url_groups import UrlGroupsMixin
 
 
 class Emulator(Store, AuthMixin, SchedulerMixin, DeliveryMixin, MessagesMixin, DlqMixin,
-               LogsMixin, UrlGroupsMixin, DevMixin):
+               LogsMixin, UrlGroupsMixin, QueuesMixin, DevMixin):
     """A whole QStash: Emulator(token, time_scale, burst_limit, quiet)."""

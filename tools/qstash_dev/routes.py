@@ -45,6 +45,10 @@ ROUTES = [
     (re.compile(r"^/v2/topics/([^/]+)$"), ("GET", "DELETE"), "topic"),
     # POST is QStash's upsert; PUT is accepted too
     (re.compile(r"^/v2/topics/([^/]+)/endpoints$"), ("POST", "PUT", "DELETE"), "topic_endpoints"),
+    (re.compile(r"^/v2/queues$"), ("GET", "POST"), "queues"),
+    (re.compile(r"^/v2/queues/([^/]+)$"), ("GET", "DELETE"), "queue"),
+    (re.compile(r"^/v2/queues/([^/]+)/pause$"), ("POST",), "queue_pause"),
+    (re.compile(r"^/v2/queues/([^/]+)/resume$"), ("POST",), "queue_resume"),
     (re.compile(r"^/__dev/deliveries$"), ("GET",), "dev_deliveries"),
     (re.compile(r"^/__dev/reset$"), ("POST",), "dev_reset"),
     (re.compile(r"^/__dev/requests$"), ("GET",), "dev_requests"),
@@ -115,6 +119,12 @@ def handle(emu, method, target, headers, body, client_ip):
             res = emu.topic_remove_endpoints(arg, body)
         else:
             res = emu.topic_add_endpoints(arg, body)
+    elif name == "queues":
+        res = emu.queue_list() if method == "GET" else emu.queue_upsert(body)
+    elif name == "queue":
+        res = emu.queue_get(arg) if method == "GET" else emu.queue_delete(arg)
+    elif name in ("queue_pause", "queue_resume"):
+        res = emu.queue_set_paused(arg, name == "queue_pause")
     elif name == "dev_deliveries":
         res = emu.dev_deliveries(query)
     elif name == "dev_requests":

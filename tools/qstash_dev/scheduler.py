@@ -33,6 +33,8 @@ class SchedulerMixin:
                     _, _, msg = heapq.heappop(self.heap)
                     if msg.cancelled or msg.gen != self.gen or self.messages.get(msg.id) is not msg:
                         continue
+                    if msg.queue_name and not self._queue_may_start(msg):
+                        continue
                     msg.state = "ACTIVE"
                     self._event(msg, "ACTIVE")
                     threading.Thread(target=self._deliver, args=(msg,), daemon=True).start()

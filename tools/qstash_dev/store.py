@@ -31,6 +31,7 @@ class Store:
         self.deliveries = []
         self.dedup = {}         # key -> (expires at, [(messageId, url)])
         self.topics = {}        # name -> {"createdAt", "updatedAt", "endpoints": [{url, name}]}
+        self.queues = {}        # name -> queues.Queue
         self.heap = []
         # GET /v2/logs: [(seq, time ms, message, entry)] in append order; seqs
         # are consecutive, so the entry of seq s is at s - events[0][0]
