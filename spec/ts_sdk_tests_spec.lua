@@ -1,6 +1,6 @@
 -- The official TypeScript SDK's own test files, ported to Node's test runner
 -- (spec/ts-sdk/*.test.mjs: qstash-js's dlq.test.ts, messages.test.ts,
--- logs.test.ts and the dev-server integration tests), against the emulator: our emulator must
+-- logs.test.ts, queue.test.ts and the dev-server integration tests), against the emulator: our emulator must
 -- accept what the SDK sends and answer what the SDK's tests expect, with no
 -- workaround. Each file runs in `node --test` against a fresh emulator; it
 -- passes only when every one of its tests passed (none skipped, none missing).
@@ -83,6 +83,10 @@ describe("the official TypeScript SDK's own tests against the emulator", functio
 
   it("passes qstash-js src/client/logs.test.ts (every case)", function()
     assert_passed("logs.test.mjs", node_test("logs.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
+  end)
+
+  it("passes qstash-js src/client/queue.test.ts (every case)", function()
+    assert_passed("queue.test.mjs", node_test("queue.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
   end)
 
   it("passes the dev-server integration tests of qstash-js src/dev-server/index.test.ts", function()
