@@ -212,16 +212,16 @@ end
 
 ---------------------------------------------------------------- API
 
--- client:fname(a, b, c) in this phase's way; `argn` is config's position.
+-- client:fname(a, b, c, d) in this phase's way; `argn` is config's position.
 -- Levels: 1 = this function, 2 = the API function, 3 = its caller.
-local function call(fname, argn, config, a, b, c)
+local function call(fname, argn, config, a, b, c, d)
   local mode = driver.mode(fname, 3)
   local client = client_for(config, fname, argn, 3)
   if mode == "cosocket" then
-    local res, err = driver.call(client, fname, 3, a, b, c)
+    local res, err = driver.call(client, fname, 3, a, b, c, d)
     return res, err
   end
-  local ok, res, err = pcall(client[fname], client, a, b, c)
+  local ok, res, err = pcall(client[fname], client, a, b, c, d)
   if not ok then raise_direct(res, 3) end
   return res, err
 end
@@ -239,19 +239,26 @@ end
 --   qr.message(id, config), qr.cancel(id, config), qr.cancel_many(ids_or_filter, config)
 --   qr.follow(message_id, opts, config)      -> { messageId, state, done, dlqId, history }, err
 --   qr.follow_many(message_ids, opts, config) -> { [messageId] = follow result }, err
+--   qr.enqueue(queue, destination, body, opts, config), qr.enqueue_json(queue, destination, value, opts, config)
+--   qr.queue_upsert(name, settings, config)  -> true, err
+--   qr.queue_get(name, config), qr.queue_list(config), qr.queue_delete(name, config),
+--   qr.queue_pause(name, config), qr.queue_resume(name, config)
 -- A follow sleeps with ngx.sleep between two looks at the logs.
 local CALLS = {
   { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
   { "dlq_delete_many", 1 }, { "dlq_retry_many", 2 }, { "publish", 3 }, { "publish_json", 3 },
   { "logs", 1 }, { "message", 1 }, { "cancel", 1 }, { "cancel_many", 1 },
   { "follow", 2 }, { "follow_many", 2 },
+  { "enqueue", 4 }, { "enqueue_json", 4 }, { "queue_upsert", 2 }, { "queue_get", 1 },
+  { "queue_list", 0 }, { "queue_delete", 1 }, { "queue_pause", 1 }, { "queue_resume", 1 },
 }
 
 for _, row in ipairs(CALLS) do
   local fname, n = row[1], row[2]
-  M[fname] = function(a, b, c, d)
-    local args = { a, b, c, d }
-    local res, err = call(fname, n + 1, args[n + 1], args[1], n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
+  M[fname] = function(a, b, c, d, e)
+    local args = { a, b, c, d, e }
+    local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil, n >= 2 and args[2] or nil,
+      n >= 3 and args[3] or nil, n >= 4 and args[4] or nil)
     return res, err
   end
 end
