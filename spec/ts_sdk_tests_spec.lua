@@ -1,6 +1,8 @@
 -- The official TypeScript SDK's own test files, ported to Node's test runner
 -- (spec/ts-sdk/*.test.mjs: the qstash-js test files that spec/ts-sdk/README.md
 -- lists, with the dev-server integration tests), against the emulator: our emulator must
+-- (spec/ts-sdk/*.test.mjs: qstash-js's dlq.test.ts, messages.test.ts,
+-- logs.test.ts, queue.test.ts and the dev-server integration tests), against the emulator: our emulator must
 -- accept what the SDK sends and answer what the SDK's tests expect, with no
 -- (spec/ts-sdk/*.test.mjs: qstash-js's dlq.test.ts, messages.test.ts,
 -- logs.test.ts, flow-control.test.ts and the dev-server integration tests),
@@ -100,6 +102,10 @@ describe("the official TypeScript SDK's own tests against the emulator", functio
   it("passes qstash-js src/client/flow-control.test.ts (every case)", function()
     assert_passed("flow-control.test.mjs",
       node_test("flow-control.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
+  end)
+
+  it("passes qstash-js src/client/queue.test.ts (every case)", function()
+    assert_passed("queue.test.mjs", node_test("queue.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
   end)
 
   it("passes the dev-server integration tests of qstash-js src/dev-server/index.test.ts", function()

@@ -15,6 +15,7 @@
 #include "api/publish.h"
 #include "api/batch.h"
 #include "api/url_groups.h"
+#include "api/queues.h"
 #include "core/response.h"
 #include "qstash.h"
 #include "drive/step.h"
@@ -62,6 +63,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_dlq_apis, safe);
     qs_api_register(L, qs_publish_apis, safe);
     qs_api_register(L, qs_batch_apis, safe);
+    qs_api_register(L, qs_queue_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
     qs_api_register(L, qs_url_group_apis, safe);
     qs_api_register(L, qs_flow_control_apis, safe);

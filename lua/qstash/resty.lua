@@ -212,16 +212,16 @@ end
 
 ---------------------------------------------------------------- API
 
--- client:fname(a, b, c) in this phase's way; `argn` is config's position.
+-- client:fname(a, b, c, d) in this phase's way; `argn` is config's position.
 -- Levels: 1 = this function, 2 = the API function, 3 = its caller.
-local function call(fname, argn, config, a, b, c)
+local function call(fname, argn, config, a, b, c, d)
   local mode = driver.mode(fname, 3)
   local client = client_for(config, fname, argn, 3)
   if mode == "cosocket" then
-    local res, err = driver.call(client, fname, 3, a, b, c)
+    local res, err = driver.call(client, fname, 3, a, b, c, d)
     return res, err
   end
-  local ok, res, err = pcall(client[fname], client, a, b, c)
+  local ok, res, err = pcall(client[fname], client, a, b, c, d)
   if not ok then raise_direct(res, 3) end
   return res, err
 end
@@ -248,6 +248,10 @@ end
 --   qr.flow_control_reset_rate(key, config)  -> true, err
 --   qr.flow_control_pin(key, settings, config), qr.flow_control_unpin(key, settings, config) -> true, err
 --   qr.global_parallelism(config)            -> { parallelismMax, parallelismCount }, err
+--   qr.enqueue(queue, destination, body, opts, config), qr.enqueue_json(queue, destination, value, opts, config)
+--   qr.queue_upsert(name, settings, config)  -> true, err
+--   qr.queue_get(name, config), qr.queue_list(config), qr.queue_delete(name, config),
+--   qr.queue_pause(name, config), qr.queue_resume(name, config)
 -- A follow sleeps with ngx.sleep between two looks at the logs.
 local CALLS = {
   { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
@@ -260,6 +264,8 @@ local CALLS = {
   { "flow_control_get", 1 }, { "flow_control_pause", 1 }, { "flow_control_resume", 1 },
   { "flow_control_reset_rate", 1 }, { "flow_control_pin", 2 }, { "flow_control_unpin", 2 },
   { "global_parallelism", 0 },
+  { "enqueue", 4 }, { "enqueue_json", 4 }, { "queue_upsert", 2 }, { "queue_get", 1 },
+  { "queue_list", 0 }, { "queue_delete", 1 }, { "queue_pause", 1 }, { "queue_resume", 1 },
 }
 
 for _, row in ipairs(CALLS) do
@@ -270,6 +276,10 @@ for _, row in ipairs(CALLS) do
       n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
     local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil, n >= 2 and args[2] or nil,
       n >= 3 and args[3] or nil)
+  M[fname] = function(a, b, c, d, e)
+    local args = { a, b, c, d, e }
+    local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil, n >= 2 and args[2] or nil,
+      n >= 3 and args[3] or nil, n >= 4 and args[4] or nil)
     return res, err
   end
 end

@@ -34,11 +34,12 @@ void qs_publish_check_destination(const qs_args *a, int idx)
     }
 }
 
-/* The request of both: destination into the path, the body copied, the
- * options' headers. */
-static void build_publish(lua_State *L, qs_call *k, const qs_args *a, int body, qs_opts_mode mode)
+/* The request of publish and enqueue: the destination appended raw to the
+ * target the caller started ("/v2/publish/", "/v2/enqueue/{queue}/"), the
+ * body copied, the options' headers. */
+void qs_publish_build(lua_State *L, qs_call *k, const qs_args *a, int dest, int body, int opts,
+                      qs_opts_mode mode)
 {
-    int dest = a->base, opts = a->base + 2;
     size_t dlen, blen = 0;
     const char *d, *b = "";
     qs_publish_check_destination(a, dest);
@@ -47,10 +48,16 @@ static void build_publish(lua_State *L, qs_call *k, const qs_args *a, int body, 
     k->req.resend_ok = qs_opts_marshal(a, opts, &k->req.headers, mode);
     d = lua_tolstring(L, dest, &dlen);
     if (!lua_isnoneornil(L, body)) b = lua_tolstring(L, body, &blen);
-    qs_buf_clear(&k->req.target);
-    if (qs_buf_adds(&k->req.target, "/v2/publish/") || qs_buf_add(&k->req.target, d, dlen) ||
-        qs_req_set_target(&k->req, k->req.target.p, k->req.target.n) || qs_buf_add(&k->req.body, b, blen))
+    if (qs_buf_add(&k->req.target, d, dlen) || qs_req_set_target(&k->req, k->req.target.p, k->req.target.n) ||
+        qs_buf_add(&k->req.body, b, blen))
         luaL_error(L, "not enough memory");
+}
+
+static void build_publish(lua_State *L, qs_call *k, const qs_args *a, int body, qs_opts_mode mode)
+{
+    qs_buf_clear(&k->req.target);
+    if (qs_buf_adds(&k->req.target, "/v2/publish/")) luaL_error(L, "not enough memory");
+    qs_publish_build(L, k, a, a->base, body, a->base + 2, mode);
 }
 
 /* client:publish(destination, body, opts) -> PublishResponse or a list of them */
@@ -74,7 +81,7 @@ static void build_json(lua_State *L, qs_call *k, const qs_args *a, int uv)
 
 /* The result: a PublishResponse, or for URL groups an array (QStash
  * answers a bare array, or {messages = [...]}: both are accepted). */
-static int absorb_publish(lua_State *L, qs_call *k, int uv, long status)
+int qs_publish_absorb(lua_State *L, qs_call *k, int uv, long status)
 {
     const char *why = NULL;
     (void)uv;
@@ -100,8 +107,8 @@ static int absorb_publish(lua_State *L, qs_call *k, int uv, long status)
     return -1;
 }
 
-static const qs_plan publish_plan = {"publish", 0, build_raw, absorb_publish, NULL};
-static const qs_plan publish_json_plan = {"publish_json", 0, build_json, absorb_publish, NULL};
+static const qs_plan publish_plan = {"publish", 0, build_raw, qs_publish_absorb, NULL};
+static const qs_plan publish_json_plan = {"publish_json", 0, build_json, qs_publish_absorb, NULL};
 
 const qs_api qs_publish_apis[] = {
     {"publish", NULL, &publish_plan},

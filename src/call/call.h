@@ -24,8 +24,8 @@ typedef struct qs_call qs_call;
  * is the call's state table, `which` "deadline" or "requests". */
 typedef int (*qs_at_limit)(lua_State *L, qs_call *k, int uv, const char *which);
 
-/* The most arguments a plan reads (publish: destination, body, options). */
-#define QS_PLAN_ARGS 3
+/* The most arguments a plan reads (enqueue: queue, destination, body, options). */
+#define QS_PLAN_ARGS 4
 
 /* What one API function does with the network, as rows of data: how its
  * arguments become the first request, and what a successful answer becomes

@@ -119,6 +119,7 @@ class DeliveryMixin:
                 msg.state = "DELIVERED"
                 del self.messages[msg.id]
                 self._event(msg, "DELIVERED", answered)
+                self._queue_done(msg)
             else:
                 failure = dict(answered, error=result["error"] or "status %d" % status)
                 self._event(msg, "ERROR", failure)
@@ -130,6 +131,7 @@ class DeliveryMixin:
                     del self.messages[msg.id]
                     dlq_entry = self._add_dlq(msg, result)
                     self._event(msg, "FAILED", dict(failure, dlqId=dlq_entry.dlq_id))
+                    self._queue_done(msg)
                 else:
                     msg.state = "RETRY"
                     delay_ms = None

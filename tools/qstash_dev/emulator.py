@@ -13,6 +13,7 @@ from .dlq import DlqMixin
 from .flow_control import FlowControlMixin
 from .logs import LogsMixin
 from .messages import MessagesMixin
+from .queues import QueuesMixin
 from .scheduler import SchedulerMixin
 from .store import Store
 from .url_groups import UrlGroupsMixin
@@ -20,4 +21,5 @@ from .url_groups import UrlGroupsMixin
 
 class Emulator(Store, AuthMixin, SchedulerMixin, DeliveryMixin, MessagesMixin, DlqMixin,
                LogsMixin, UrlGroupsMixin, FlowControlMixin, DevMixin):
+               LogsMixin, UrlGroupsMixin, QueuesMixin, DevMixin):
     """A whole QStash: Emulator(token, time_scale, burst_limit, quiet)."""

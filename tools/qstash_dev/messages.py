@@ -2,8 +2,8 @@
 cancel), publishing (to a URL or a URL group, deduplication by id or
 content, POST /v2/batch), GET /v2/messages/{id} and the cancels (one, bulk).
 
-A new message is logged (logs.py) and handed to the timer (scheduler.py);
-queues will add their ordering here, beside queue_name."""
+A new message is logged (logs.py) and handed to the timer (scheduler.py),
+or to its queue (queues.py), which hands it to the timer in its turn."""
 
 import hashlib
 import time
@@ -203,7 +203,10 @@ class MessagesMixin:
             self._flow_new_message(msg)
         self._event(msg, "CREATED", {"nextDeliveryTime": not_before} if not_before > created else None)
         wait_s = max(0.0, (not_before - created) / 1000.0) * self.time_scale
-        self._push(msg, wait_s)
+        if msg.queue_name:
+            self._queue_add(msg, wait_s)
+        else:
+            self._push(msg, wait_s)
         self.log("new message %s -> %s (maxRetries=%d, wait=%.3fs)" % (
             msg.id, msg.url, msg.max_retries, wait_s))
         return msg
@@ -255,6 +258,7 @@ class MessagesMixin:
                 if not topic["endpoints"]:
                     raise ApiError(400, "url group %s has no endpoints" % destination)
                 targets = [(ep["url"], destination, ep.get("name")) for ep in topic["endpoints"]]
+            self._queue_room(queue_name)
             key = self._dedup_key(cfg, destination, content_type, fwd, body)
             hit = self._dedup_lookup(key)
             if hit is not None:
@@ -302,6 +306,7 @@ class MessagesMixin:
         self._event(m, "CANCEL_REQUESTED")
         m.state = "CANCELLED"
         self._event(m, "CANCELLED")
+        self._queue_done(m)
 
     def message_cancel(self, msg_id):
         # 200 {"cancelled": 1}: the official SDK reads the count from it

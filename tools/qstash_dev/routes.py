@@ -49,6 +49,10 @@ ROUTES = [
     (re.compile(r"^/v2/flowControl/([^/]+)$"), ("GET",), "flow"),
     (re.compile(r"^/v2/flowControl/([^/]+)/(pause|resume|pin|unpin|resetRate)$"), ("POST",), "flow_action"),
     (re.compile(r"^/v2/globalParallelism$"), ("GET",), "global_parallelism"),
+    (re.compile(r"^/v2/queues$"), ("GET", "POST"), "queues"),
+    (re.compile(r"^/v2/queues/([^/]+)$"), ("GET", "DELETE"), "queue"),
+    (re.compile(r"^/v2/queues/([^/]+)/pause$"), ("POST",), "queue_pause"),
+    (re.compile(r"^/v2/queues/([^/]+)/resume$"), ("POST",), "queue_resume"),
     (re.compile(r"^/__dev/deliveries$"), ("GET",), "dev_deliveries"),
     (re.compile(r"^/__dev/reset$"), ("POST",), "dev_reset"),
     (re.compile(r"^/__dev/requests$"), ("GET",), "dev_requests"),
@@ -127,6 +131,12 @@ def handle(emu, method, target, headers, body, client_ip):
         res = emu.flow_action(arg, m.group(2), query)
     elif name == "global_parallelism":
         res = emu.global_parallelism()
+    elif name == "queues":
+        res = emu.queue_list() if method == "GET" else emu.queue_upsert(body)
+    elif name == "queue":
+        res = emu.queue_get(arg) if method == "GET" else emu.queue_delete(arg)
+    elif name in ("queue_pause", "queue_resume"):
+        res = emu.queue_set_paused(arg, name == "queue_pause")
     elif name == "dev_deliveries":
         res = emu.dev_deliveries(query)
     elif name == "dev_requests":

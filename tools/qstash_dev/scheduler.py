@@ -37,6 +37,11 @@ class SchedulerMixin:
                         self._flow_due(msg)     # waits its turn (flow_control.py)
                     else:
                         self._start_delivery(msg)
+                    if msg.queue_name and not self._queue_may_start(msg):
+                        continue
+                    msg.state = "ACTIVE"
+                    self._event(msg, "ACTIVE")
+                    threading.Thread(target=self._deliver, args=(msg,), daemon=True).start()
                 wait = (self.heap[0][0] - now) if self.heap else None
                 wake = self._flow_tick(now)
                 if wake is not None:

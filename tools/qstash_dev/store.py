@@ -33,6 +33,7 @@ class Store:
         self.topics = {}        # name -> {"createdAt", "updatedAt", "endpoints": [{url, name}]}
         self.flow = {}          # flow-control key -> FlowKey (flow_control.py)
         self.active_deliveries = 0
+        self.queues = {}        # name -> queues.Queue
         self.heap = []
         # GET /v2/logs: [(seq, time ms, message, entry)] in append order; seqs
         # are consecutive, so the entry of seq s is at s - events[0][0]

@@ -61,6 +61,8 @@ export const expect = (actual) => ({
   toBeUndefined: () => assert.ok(actual === undefined, `expected undefined, got ${show(actual)}`),
   toBeTruthy: () => assert.ok(actual, `expected a truthy value, got ${show(actual)}`),
   toBeFalsy: () => assert.ok(!actual, `expected a falsy value, got ${show(actual)}`),
+  toBeTrue: () => assert.ok(actual === true, `expected true, got ${show(actual)}`),
+  toBeFalse: () => assert.ok(actual === false, `expected false, got ${show(actual)}`),
   toContain: (item) =>
     assert.ok(actual.includes(item), `expected ${show(actual)} to contain ${show(item)}`),
   // Jest's toContainEqual: some item deeply equal to `item`, as toEqual sees it
