@@ -137,12 +137,15 @@ describe("client:async against the emulator", function()
     local ran = 0
     c:async("dlq_list", nil, function() ran = ran + 1; error("boom") end)
     c:async("dlq_list", nil, function() ran = ran + 1 end)
-    local ok, err
+    local errs = {}
     local deadline = socket.gettime() + 10
-    while ran < 2 and socket.gettime() < deadline do ok, err = pcall(c.poll, c, 0.5) end
+    while ran < 2 and socket.gettime() < deadline do
+      local ok, err = pcall(c.poll, c, 0.5)
+      if not ok then errs[#errs + 1] = err end
+    end
     assert.equal(2, ran)
-    assert.is_false(ok)
-    assert.matches("boom", tostring(err))
+    assert.equal(1, #errs)
+    assert.matches("boom", tostring(errs[1]))
     assert.equal(0, c:pending())
   end)
 
