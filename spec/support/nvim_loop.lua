@@ -1,3 +1,4 @@
+-- luacheck: globals vim
 -- Run inside `nvim --headless` by spec/nvim_loop_spec.lua: the LuaJIT build
 -- of the module, driven by qstash.loop.luv on Neovim's own loop while a
 -- Neovim timer keeps firing. Writes its results, one `key=value` a line, to
