@@ -79,6 +79,27 @@ describe("client:async against the emulator", function()
     assert.equal(id, got[1].messageId)
   end)
 
+  it("runs an id list over several requests: dlq_delete_many of 150 ids, as the sync call", function()
+    local ids = {}
+    for i = 1, 150 do ids[i] = "1-" .. i end
+    local sync = c:dlq_delete_many(ids)
+    local got
+    c:async("dlq_delete_many", ids, function(res, err) got = { res, err } end)
+    settle(c)
+    assert.is_nil(got[2])
+    assert.same(sync, got[1])
+  end)
+
+  it("runs follow_many to the end of every message", function()
+    local ids = {}
+    for i = 1, 3 do ids[i] = c:publish(sink.url .. "/ok" .. i, "hi").messageId end
+    local got
+    c:async("follow_many", ids, FAST, function(res, err) got = { res, err } end)
+    settle(c)
+    assert.is_nil(got[2])
+    for _, id in ipairs(ids) do assert.equal("DELIVERED", got[1][id].state) end
+  end)
+
   it("runs dlq_retry with follow: the retry, then the new message's end", function()
     local dlq = dlq_entry()
     local got

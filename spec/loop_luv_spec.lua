@@ -26,12 +26,17 @@ local function close(c)
 end
 
 -- runs uv's loop with a guard timer that stops it after `limit` seconds (a
--- hang fails the spec instead of hanging it); whether the guard fired
+-- hang fails the spec instead of hanging it); whether the guard fired, and
+-- then what the attached clients still had
 local function run(limit)
   local fired = false
   local guard = uv.new_timer()
   guard:start(math.floor((limit or 10) * 1000), 0, function()
-    fired = true
+    fired = {}
+    uv.walk(function(h)
+      if h:is_active() and h ~= guard then fired[#fired + 1] = tostring(h) end
+    end)
+    fired = "the guard fired; active: " .. table.concat(fired, ", ")
     uv.stop()
   end)
   uv.unref(guard) -- the guard alone does not keep the loop running

@@ -228,7 +228,8 @@ static qs_job *first_completed(const qs_set *s)
 static int cancel(qs_client *c, qs_job *j)
 {
     if (j->state != J_WAITING && j->state != J_RUNNING && j->state != J_OUTCOME) return 0;
-    j->cancel_ambiguous = j->req.ambiguous || (j->running && j->x.sends > 0);
+    j->cancel_ambiguous = j->req.ambiguous || (j->running && j->x.sends > 0) ||
+                          (j->state == J_OUTCOME && j->out.sends > 0);
     stop_transfer(c, j);
     j->state = J_CANCELLED;
     return 1;
