@@ -25,7 +25,7 @@ local function run(fn)
   local cq = cqueues.new()
   local out = {}
   cq:wrap(function() out = { true, fn() } end)
-  local deadline = cqueues.monotime() + 10
+  local deadline = cqueues.monotime() + 30
   while not cq:empty() and cqueues.monotime() < deadline do
     local ok, err = cq:step(0.5)
     if not ok then return false, err end
@@ -82,7 +82,7 @@ describe("qstash.loop.cqueues", function()
       end)
     end
     local t0 = cqueues.monotime()
-    assert(cq:loop(10))
+    assert(cq:loop(30))
     assert.equal(6, got)
     -- together, not one after another (6 x 0.2 s)
     assert.is_true(cqueues.monotime() - t0 < 1.1)
