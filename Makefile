@@ -103,6 +103,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty
 	for f in lua/qstash/resty/*.lua; do [ -e "$$f" ] || continue; \
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/resty/; done
+	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/loop
+	for f in lua/qstash/loop/*.lua; do [ -e "$$f" ] || continue; \
+	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/qstash/loop/; done
 	if [ -e bin/qstash-dlq ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
 	  install -m 0755 bin/qstash-dlq $(DESTDIR)$(PREFIX)/bin/qstash-dlq; fi
 	# the emulator: its launcher in bin, its Python package beside the Lua

@@ -46,6 +46,8 @@ build = {
     ["qstash.resty.http"] = "lua/qstash/resty/http.lua",
     ["qstash.resty.tls"] = "lua/qstash/resty/tls.lua",
     ["qstash.resty.driver"] = "lua/qstash/resty/driver.lua",
+    ["qstash.loop.luv"] = "lua/qstash/loop/luv.lua",
+    ["qstash.loop.cqueues"] = "lua/qstash/loop/cqueues.lua",
     qstash = {
       sources = {
         "src/api/api.c", "src/api/batch.c", "src/api/dlq.c", "src/api/flow_control.c",

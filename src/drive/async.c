@@ -10,6 +10,7 @@
  * collected (its __gc cancels them; their callbacks do not run). No Lua runs
  * while a job sits in the set half-updated. */
 #include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -27,7 +28,8 @@
 #define QS_HANDLE_MT "qstash.request"
 #define QS_HOLDER_MT "qstash.delivery"
 
-enum { J_WAITING, J_RUNNING, J_FINISHED, J_CANCELLED };
+/* J_OUTCOME: a call's attempt ended; its call takes the outcome next (Lua) */
+enum { J_WAITING, J_RUNNING, J_FINISHED, J_CANCELLED, J_OUTCOME };
 
 typedef struct qs_job {
     qs_req req;
@@ -43,6 +45,12 @@ typedef struct qs_job {
     int running;              /* x is in the engine */
     int forked;               /* inherited across a fork: the parent has its outcome */
     int cancel_ambiguous;     /* J_CANCELLED: it may have been sent */
+    /* A job of client:async runs a call (its userdata in the client's table
+     * `calls`): req is a copy of the call's request of the moment, and the
+     * call decides after each attempt. */
+    int is_call;
+    int sendable;             /* J_WAITING: req is the call's next request */
+    int end_ok;               /* J_FINISHED: the call's end (in `ends`) is a result */
 } qs_job;
 
 typedef struct qs_set {
@@ -92,6 +100,20 @@ static void stop_transfer(qs_client *c, qs_job *j)
 static void set_close(lua_State *L, qs_client *c, int idx)
 {
     qs_set *s = (qs_set *)c->ext;
+    /* the host loop drops its watches first: the fds close next */
+    qs_getuv(L, idx);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_getfield(L, -1, "io_hook");
+        if (lua_type(L, -1) == LUA_TFUNCTION) {
+            lua_pushvalue(L, idx);
+            lua_pushliteral(L, "closed");
+            if (lua_pcall(L, 2, 0, 0) != 0) lua_pop(L, 1);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    s = (qs_set *)c->ext; /* (the hook cannot close it again: it is closing) */
     while (s->head) {
         qs_job *j = s->head;
         stop_transfer(c, j);
@@ -107,6 +129,10 @@ static void set_close(lua_State *L, qs_client *c, int idx)
         lua_setfield(L, -2, "cbs");
         lua_pushnil(L);
         lua_setfield(L, -2, "batches");
+        lua_pushnil(L);
+        lua_setfield(L, -2, "calls");
+        lua_pushnil(L);
+        lua_setfield(L, -2, "ends");
     }
     lua_pop(L, 1);
 }
@@ -160,7 +186,8 @@ static void start_due(qs_client *c, qs_set *s, double now)
     qs_job *j;
     if (now < s->pause_until) return;
     for (j = s->head; j; j = j->next) {
-        if (j->state != J_WAITING || j->start_at > now) continue;
+        if (j->state != J_WAITING || j->start_at > now || (j->is_call && !j->sendable)) continue;
+        j->sendable = 0;
         if (j->req.deadline == 0) qs_req_start_clock(&j->req, now);
         j->state = J_RUNNING;
         if (qs_engine_start(c->eng, &j->x, &j->req, 1, now) != 0) {
@@ -168,7 +195,8 @@ static void start_due(qs_client *c, qs_set *s, double now)
             memset(&j->out, 0, sizeof j->out);
             j->out.failure = QS_FAIL_NETWORK;
             strcpy(j->out.message, "not enough memory to start the request");
-            decide_job(s, j, now);
+            if (j->is_call) j->state = J_OUTCOME;
+            else decide_job(s, j, now);
             continue;
         }
         j->running = 1;
@@ -183,7 +211,8 @@ static void settle(qs_client *c, qs_set *s, double now)
         if (j->state != J_RUNNING || !j->x.done) continue;
         qs_engine_finish(c->eng, &j->x, &j->out);
         j->running = 0;
-        decide_job(s, j, now);
+        if (j->is_call) j->state = J_OUTCOME; /* its call decides (advance_calls) */
+        else decide_job(s, j, now);
     }
 }
 
@@ -198,8 +227,9 @@ static qs_job *first_completed(const qs_set *s)
 /* Completes a pending job with `cancelled`; 0 if it was not pending. */
 static int cancel(qs_client *c, qs_job *j)
 {
-    if (j->state != J_WAITING && j->state != J_RUNNING) return 0;
-    j->cancel_ambiguous = j->req.ambiguous || (j->running && j->x.sends > 0);
+    if (j->state != J_WAITING && j->state != J_RUNNING && j->state != J_OUTCOME) return 0;
+    j->cancel_ambiguous = j->req.ambiguous || (j->running && j->x.sends > 0) ||
+                          (j->state == J_OUTCOME && j->out.sends > 0);
     stop_transfer(c, j);
     j->state = J_CANCELLED;
     return 1;
@@ -265,6 +295,21 @@ static int push_delivery(lua_State *L, int cidx, qs_job *j)
     } else if (j->state == J_CANCELLED) {
         lua_pushnil(L);
         qs_result_cancelled(L, &j->req, "the request was cancelled", j->cancel_ambiguous);
+    } else if (j->is_call) {
+        /* the call's end, kept in `ends` */
+        push_table(L, cidx, "ends");
+        qs_pushint(L, j->id);
+        lua_rawget(L, -2);
+        qs_pushint(L, j->id);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+        lua_remove(L, -2);
+        if (!j->end_ok) {
+            lua_pushnil(L);
+            lua_insert(L, -2);
+        } else {
+            lua_pushnil(L);
+        }
     } else if (j->d.verb == QS_DONE) {
         if (qs_result_publish(L, &j->req, j->out.status)) {
             lua_pushnil(L);
@@ -298,6 +343,13 @@ static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
         if (c->closed || !(j = first_completed((qs_set *)c->ext))) break;
         unlink_job((qs_set *)c->ext, j);
         h->job = j;
+        if (j->is_call) {
+            push_table(L, cidx, "calls");
+            qs_pushint(L, j->id);
+            lua_pushnil(L);
+            lua_rawset(L, -3);
+            lua_pop(L, 1);
+        }
         nargs = push_delivery(L, cidx, j);
         h->job = NULL;
         job_free(j); /* C memory first: the callback may raise */
@@ -312,6 +364,147 @@ static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
     return ran;
 }
 
+/* ---- calls of client:async (Lua: the call decides) ----------------------- */
+
+/* Asks the call at 1 what follows for the job at 2 (a light userdata, out of
+ * its set meanwhile): its next request (copied into the job), a wait, or
+ * its end. Returns [end value,] state. Run protected: a plan's Lua (a JSON
+ * hook) may raise. */
+static int advance_body(lua_State *L)
+{
+    qs_call *k = qs_call_at(L, 1);
+    qs_job *j = (qs_job *)lua_touserdata(L, 2);
+    qs_call_state st;
+    lua_settop(L, 1);
+    if (j->state == J_OUTCOME) {
+        qs_buf t = k->req.resp;
+        *k->out = j->out;
+        k->req.resp = j->req.resp; /* the body, without a copy */
+        j->req.resp = t;
+        st = qs_call_feed(L, k, 1);
+    } else {
+        st = qs_call_next(L, k, 1);
+    }
+    if (st == QS_K_SEND) {
+        qs_req r;
+        if (qs_req_copy(&r, &k->req, 1) != 0) {
+            qs_req_free(&r);
+            return luaL_error(L, "not enough memory");
+        }
+        qs_req_free(&j->req);
+        j->req = r;
+        qs_call_sent(k);
+    } else if (st == QS_K_DONE || st == QS_K_FAILED) {
+        qs_call_release(k);
+    }
+    lua_pushinteger(L, (lua_Integer)st);
+    return lua_gettop(L) - 1;
+}
+
+/* Stores the end at the top (popped) for j's delivery. */
+static void store_end(lua_State *L, int cidx, qs_job *j, int ok)
+{
+    push_table(L, cidx, "ends");
+    qs_pushint(L, j->id);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+    j->end_ok = ok;
+    j->state = J_FINISHED;
+}
+
+static int needs_advance(const qs_job *j, double now)
+{
+    return j->is_call && (j->state == J_OUTCOME || (j->state == J_WAITING && !j->sendable && j->start_at <= now));
+}
+
+/* Lets every call job whose attempt ended, or whose wait is over, decide
+ * what follows. The job leaves its set while its call runs (Lua may close
+ * the client then: the job is freed with the holder). */
+static void advance_calls(lua_State *L, qs_client *c, int cidx, double now)
+{
+    int top = lua_gettop(L);
+    holder *h = NULL;
+    for (;;) {
+        qs_set *s = (qs_set *)c->ext;
+        qs_job *j;
+        int rc;
+        if (c->closed || !s) break;
+        for (j = s->head; j && !needs_advance(j, now); j = j->next) {}
+        if (!j) break;
+        if (!h) {
+            h = (holder *)qs_newudata(L, sizeof *h);
+            h->job = NULL;
+            luaL_getmetatable(L, QS_HOLDER_MT);
+            lua_setmetatable(L, -2);
+        }
+        unlink_job(s, j);
+        h->job = j;
+        lua_pushcfunction(L, advance_body);
+        push_table(L, cidx, "calls");
+        qs_pushint(L, j->id);
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+        lua_pushlightuserdata(L, j);
+        s->in_poll++;
+        rc = lua_pcall(L, 2, LUA_MULTRET, 0);
+        if (c->closed) {
+            lua_settop(L, top + 1);
+            continue; /* the holder frees the job */
+        }
+        s->in_poll--;
+        h->job = NULL;
+        link_job(s, j);
+        if (rc != 0) {
+            store_end(L, cidx, j, 0); /* what the call raised is its error */
+        } else {
+            qs_call_state st = (qs_call_state)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            if (st == QS_K_SEND) {
+                j->state = J_WAITING;
+                j->sendable = 1;
+                j->start_at = 0;
+            } else if (st == QS_K_WAIT) {
+                qs_call *k;
+                push_table(L, cidx, "calls");
+                qs_pushint(L, j->id);
+                lua_rawget(L, -2);
+                k = qs_call_at(L, -1);
+                lua_pop(L, 2);
+                j->state = J_WAITING;
+                j->start_at = qs_now() + k->wait;
+                /* a 429 pauses every start of this client until its wait is over */
+                if (k->rate_limited && j->start_at > s->pause_until) s->pause_until = j->start_at;
+            } else {
+                store_end(L, cidx, j, st == QS_K_DONE);
+            }
+        }
+        lua_settop(L, top + 1);
+    }
+    if (h && c->closed && h->job) {
+        job_free(h->job);
+        h->job = NULL;
+    }
+    lua_settop(L, top);
+}
+
+/* When the set next needs a drive (monotonic seconds), or < 0: never
+ * (nothing but transfers libcurl times itself). */
+static double next_due(const qs_set *s)
+{
+    const qs_job *j;
+    double wake = -1.0;
+    for (j = s->head; j; j = j->next) {
+        double at;
+        if (j->state == J_RUNNING) continue;
+        if (j->state != J_WAITING) return 0; /* to deliver, or to decide */
+        at = j->start_at;
+        if ((!j->is_call || j->sendable) && s->pause_until > at) at = s->pause_until;
+        if (wake < 0 || at < wake) wake = at;
+    }
+    return wake;
+}
+
 /* Drives every transfer until at least one job completes or `timeout`
  * seconds pass, then runs the callbacks of all completed ones. */
 static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref)
@@ -321,20 +514,19 @@ static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_
     int ran;
     after_fork(L, c, s);
     for (;;) {
-        double now = qs_now(), wake = deadline;
-        qs_job *j;
+        double now = qs_now(), wake = deadline, due;
+        advance_calls(L, c, cidx, now);
+        if (c->closed) return 0; /* closed by a call's Lua: no callback runs */
         start_due(c, s, now);
         qs_engine_drive(c->eng, 0);
         settle(c, s, qs_now());
+        advance_calls(L, c, cidx, qs_now());
+        if (c->closed) return 0;
         if (first_completed(s) || s->pending == 0) break;
         now = qs_now();
         if (now >= deadline) break;
-        for (j = s->head; j; j = j->next) {
-            double at;
-            if (j->state != J_WAITING) continue;
-            at = j->start_at > s->pause_until ? j->start_at : s->pause_until;
-            if (at < wake) wake = at;
-        }
+        due = next_due(s);
+        if (due >= 0 && due < wake) wake = due;
         if (wake > now) qs_engine_drive(c->eng, wake - now);
     }
     s->in_poll++;
@@ -399,6 +591,46 @@ oom:
     luaL_error(L, "not enough memory");
 }
 
+/* Registers the callback at cb under a new number and pushes the handle
+ * of that number; returns the number. */
+static lua_Integer new_handle(lua_State *L, int cidx, int cb)
+{
+    lua_Integer id = next_number(L, cidx);
+    push_table(L, cidx, "cbs");
+    qs_pushint(L, id);
+    lua_pushvalue(L, cb);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    *(lua_Integer *)qs_newudata_t(L, sizeof(lua_Integer)) = id;
+    /* the handle keeps its client (in a table: Lua 5.1 takes only tables) */
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, cidx);
+    lua_rawseti(L, -2, 1);
+    qs_setuv(L, -2);
+    luaL_getmetatable(L, QS_HANDLE_MT);
+    lua_setmetatable(L, -2);
+    return id;
+}
+
+/* Tells the host loop's hook (client:on_io) that the client's fds or timer
+ * may have changed outside a drive call: a new request, a cancel. Not from
+ * a callback: the drive call that runs it is the loop's, which looks again
+ * afterwards. */
+static void notify(lua_State *L, qs_client *c, int cidx, const char *what)
+{
+    if (in_poll(c) || c->closed) return;
+    qs_getuv(L, cidx);
+    lua_getfield(L, -1, "io_hook");
+    lua_remove(L, -2);
+    if (lua_type(L, -1) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushvalue(L, cidx);
+    lua_pushstring(L, what);
+    lua_call(L, 2, 0);
+}
+
 /* ---- the API -------------------------------------------------------------- */
 
 /* client:dlq_retry_async(id, opts, callback) -> handle; callback(res, err) runs from poll */
@@ -418,29 +650,65 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
         return qs_api_finish(L, c->safe, 0);
     }
     /* the Lua side first: the callback and the handle */
-    id = next_number(L, cidx);
-    push_table(L, cidx, "cbs");
-    qs_pushint(L, id);
-    lua_pushvalue(L, cb);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    *(lua_Integer *)qs_newudata_t(L, sizeof(lua_Integer)) = id;
-    /* the handle keeps its client (in a table: Lua 5.1 takes only tables) */
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, cidx);
-    lua_rawseti(L, -2, 1);
-    qs_setuv(L, -2);
-    luaL_getmetatable(L, QS_HANDLE_MT);
-    lua_setmetatable(L, -2);
+    id = new_handle(L, cidx, cb);
     /* then the job, in C only */
     qs_client_check_open(L, c);
     after_fork(L, c, get_set(L, c));
     add_job(L, c, &qs_call_at(L, k)->req, 0, id, 0, 0);
+    notify(L, c, cidx, "changed");
+    return 1;
+}
+
+/* client:async(name, ..., callback) -> handle: the API function `name` (any
+ * that prepare takes) with its arguments, run by the drive calls (poll,
+ * wait, io_ready, io_timer); callback(res, err) runs from them. */
+static int async_call(lua_State *L, qs_client *c, const qs_args *a)
+{
+    int cidx = a->base - 1, top = lua_gettop(L), k;
+    const qs_plan *plan;
+    qs_args fa;
+    lua_Integer id;
+    qs_job *j;
+    if (lua_type(L, a->base) != LUA_TSTRING)
+        qs_argerror(a, a->base, "the name of an API function expected, got %s", luaL_typename(L, a->base));
+    plan = qs_api_plan(L, lua_tostring(L, a->base));
+    if (!plan)
+        qs_argerror(a, a->base, "'%s' cannot run with async (dlq_messages and log_entries: run "
+                                "dlq_list or logs pages)", lua_tostring(L, a->base));
+    if (top <= a->base || lua_type(L, top) != LUA_TFUNCTION)
+        qs_argerror(a, top > a->base ? top : a->base + 1, "callback (the last argument) must be a function, got %s",
+                    top > a->base ? luaL_typename(L, top) : "no value");
+    /* the callback below the plan's arguments: they end where the stack does */
+    lua_insert(L, a->base);
+    fa.L = L;
+    fa.base = a->base + 2;
+    fa.fname = plan->name;
+    qs_call_new(L, c, plan, &fa);
+    k = lua_gettop(L);
+    id = new_handle(L, cidx, a->base);
+    push_table(L, cidx, "calls");
+    qs_pushint(L, id);
+    lua_pushvalue(L, k);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    qs_client_check_open(L, c);
+    after_fork(L, c, get_set(L, c));
+    j = (qs_job *)calloc(1, sizeof *j);
+    /* a copy of the request for a cancelled error before the first send */
+    if (!j || qs_req_copy(&j->req, &qs_call_at(L, k)->req, 1) != 0) {
+        if (j) job_free(j);
+        return luaL_error(L, "not enough memory");
+    }
+    j->id = id;
+    j->is_call = 1;
+    j->state = J_WAITING; /* its call says what comes first */
+    link_job(get_set(L, c), j);
+    notify(L, c, cidx, "changed");
     return 1;
 }
 
 /* client:poll(timeout_s) -> how many callbacks ran */
-static int poll(lua_State *L, qs_client *c, const qs_args *a)
+static int poll_api(lua_State *L, qs_client *c, const qs_args *a)
 {
     double timeout = 0;
     int ran, err_ref = LUA_NOREF;
@@ -501,13 +769,20 @@ static int handle_cancel(lua_State *L)
 {
     qs_client *c;
     qs_job *j = handle_job(L, &c);
-    lua_pushboolean(L, j && cancel(c, j));
+    int done = j && cancel(c, j);
+    if (done) {
+        qs_getuv(L, 1);
+        lua_rawgeti(L, -1, 1);
+        notify(L, c, lua_gettop(L), "changed");
+        lua_pop(L, 2);
+    }
+    lua_pushboolean(L, done);
     return 1;
 }
 
 static int handle_tostring(lua_State *L)
 {
-    static const char *const names[] = {"waiting", "running", "finished", "cancelled"};
+    static const char *const names[] = {"waiting", "running", "finished", "cancelled", "running"};
     qs_client *c;
     qs_job *j = handle_job(L, &c);
     lua_pushfstring(L, "qstash.request (%s): %p", j ? names[j->state] : "done", lua_touserdata(L, 1));
@@ -783,6 +1058,118 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     return 1;
 }
 
+/* ---- hooks for a host's event loop --------------------------------------- */
+
+/* client:on_io(fn | nil): fn(client, "changed" | "closed") runs when the
+ * client's fds or timer may have changed outside a drive call, and when it
+ * closes; the engine keeps libcurl's socket reports for io_changes. */
+static int on_io(lua_State *L, qs_client *c, const qs_args *a)
+{
+    int on = !lua_isnoneornil(L, a->base);
+    if (on && lua_type(L, a->base) != LUA_TFUNCTION)
+        qs_argerror(a, a->base, "expected a function or nil, got %s", luaL_typename(L, a->base));
+    qs_client_check_open(L, c);
+    after_fork(L, c, get_set(L, c)); /* its close hook tells fn "closed" */
+    qs_getuv(L, a->base - 1);
+    lua_pushvalue(L, a->base);
+    lua_setfield(L, -2, "io_hook");
+    lua_pop(L, 1);
+    if (qs_engine_hook(c->eng, on) != 0) return luaL_error(L, "not enough memory");
+    return 0;
+}
+
+/* client:io_changes() -> { { fd = n, events = "r" | "w" | "rw" | "", fresh = bool }, ... }:
+ * what changed in the fds to watch since last asked (fresh: drop the old
+ * watch of that fd first, it may be another socket now). */
+static int io_changes(lua_State *L, qs_client *c, const qs_args *a)
+{
+    qs_engine *e = c->eng;
+    int i, n = (!c->closed && e) ? e->nchg : 0;
+    (void)a;
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        const qs_change *ch = &e->chg[i];
+        lua_createtable(L, 0, 3);
+        qs_pushint(L, (long long)ch->fd);
+        lua_setfield(L, -2, "fd");
+        lua_pushstring(L, (ch->events & QS_EV_IN) ? ((ch->events & QS_EV_OUT) ? "rw" : "r")
+                                                : ((ch->events & QS_EV_OUT) ? "w" : ""));
+        lua_setfield(L, -2, "events");
+        lua_pushboolean(L, ch->fresh);
+        lua_setfield(L, -2, "fresh");
+        lua_rawseti(L, -2, i + 1);
+    }
+    if (e) e->nchg = 0;
+    return 1;
+}
+
+/* client:io_timeout() -> seconds until io_timer is due, or nil: nothing in
+ * flight, or nothing but transfers waiting on their fds. */
+static int io_timeout(lua_State *L, qs_client *c, const qs_args *a)
+{
+    qs_set *s = (qs_set *)c->ext;
+    double at, now;
+    (void)a;
+    if (c->closed || !s || s->pending == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    at = next_due(s);
+    {
+        double t = qs_engine_next_timer(c->eng);
+        if (t >= 0 && (at < 0 || t < at)) at = t;
+    }
+    if (at < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    now = qs_now();
+    lua_pushnumber(L, at > now ? at - now : 0);
+    return 1;
+}
+
+/* The drive of a host loop: never waits. */
+static int drive_now(lua_State *L, qs_client *c, int cidx, int fd, int ev)
+{
+    int ran, err_ref = LUA_NOREF;
+    if (in_poll(c)) return luaL_error(L, "qstash: the loop cannot drive the client inside a callback");
+    if (c->closed || !c->ext) {
+        qs_pushint(L, 0);
+        return 1;
+    }
+    after_fork(L, c, (qs_set *)c->ext);
+    if (fd >= 0) qs_engine_socket_ready(c->eng, (curl_socket_t)fd, ev);
+    ran = drive(L, c, cidx, 0, &err_ref);
+    raise_callback_error(L, err_ref);
+    qs_pushint(L, ran);
+    return 1;
+}
+
+/* client:io_ready(fd, events) -> how many callbacks ran: the host found fd
+ * ready; events has "r" (readable), "w" (writable), "e" (an error). */
+static int io_ready(lua_State *L, qs_client *c, const qs_args *a)
+{
+    double fd = lua_tonumber(L, a->base);
+    const char *ev;
+    int bits = 0;
+    if (lua_type(L, a->base) != LUA_TNUMBER || !(fd >= 0 && fd <= 1e9) || fd != floor(fd))
+        qs_argerror(a, a->base, "fd must be a file descriptor number");
+    if (lua_type(L, a->base + 1) != LUA_TSTRING)
+        qs_argerror(a, a->base + 1, "events must be a string of \"r\", \"w\", \"e\"");
+    ev = lua_tostring(L, a->base + 1);
+    if (strchr(ev, 'r')) bits |= CURL_CSELECT_IN;
+    if (strchr(ev, 'w')) bits |= CURL_CSELECT_OUT;
+    if (strchr(ev, 'e')) bits |= CURL_CSELECT_ERR;
+    return drive_now(L, c, a->base - 1, (int)fd, bits);
+}
+
+/* client:io_timer() -> how many callbacks ran: the timer io_timeout asked
+ * for fired. */
+static int io_timer(lua_State *L, qs_client *c, const qs_args *a)
+{
+    return drive_now(L, c, a->base - 1, -1, 0);
+}
+
 /* client:_stats() -> { stalled_waits = n }: the engine's count of waits
  * begun while results were already in (docs/development.md). For
  * specs: not part of the API. */
@@ -792,15 +1179,23 @@ static int stats(lua_State *L, qs_client *c, const qs_args *a)
     lua_createtable(L, 0, 1);
     qs_pushint(L, c->eng ? (long long)c->eng->stalled_waits : 0);
     lua_setfield(L, -2, "stalled_waits");
+    qs_pushint(L, c->eng ? (long long)c->eng->hooked_waits : 0);
+    lua_setfield(L, -2, "loop_waits");
     return 1;
 }
 
 const qs_api qs_async_apis[] = {
     {"dlq_retry_async", dlq_retry_async, NULL},
-    {"poll", poll, NULL},
+    {"poll", poll_api, NULL},
     {"pending", pending, NULL},
     {"wait", wait_all, NULL},
     {"dlq_retry_each", dlq_retry_each, NULL},
     {"_stats", stats, NULL},
+    {"async", async_call, NULL},
+    {"on_io", on_io, NULL},
+    {"io_changes", io_changes, NULL},
+    {"io_timeout", io_timeout, NULL},
+    {"io_ready", io_ready, NULL},
+    {"io_timer", io_timer, NULL},
     {NULL, NULL, NULL},
 };

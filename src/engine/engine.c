@@ -402,6 +402,47 @@ static int collect(qs_engine *e)
 
 /* ---- driving libcurl: the engine polls, libcurl acts ------------------ */
 
+/* Records for a host loop what fd now wants (coalesced per fd). */
+static int note_change(qs_engine *e, curl_socket_t fd, short events, int removed)
+{
+    int i;
+    for (i = 0; i < e->nchg && e->chg[i].fd != fd; i++) {}
+    if (i == e->nchg) {
+        if (e->nchg == e->capchg) {
+            int cap = e->capchg ? e->capchg * 2 : 8;
+            qs_change *c = (qs_change *)realloc(e->chg, (size_t)cap * sizeof *c);
+            if (!c) return -1;
+            e->chg = c;
+            e->capchg = cap;
+        }
+        e->chg[e->nchg].fd = fd;
+        e->chg[e->nchg].fresh = 0;
+        e->nchg++;
+    }
+    e->chg[i].events = events;
+    if (removed) e->chg[i].fresh = 1;
+    return 0;
+}
+
+int qs_engine_hook(qs_engine *e, int on)
+{
+    int i;
+    e->hooked = on;
+    e->nchg = 0;
+    if (!on) {
+        free(e->chg);
+        e->chg = NULL;
+        e->capchg = 0;
+        return 0;
+    }
+    for (i = 0; i < e->nwatch; i++)
+        if (note_change(e, e->watch[i].fd,
+                        (short)((e->watch[i].events & POLLIN ? QS_EV_IN : 0) | (e->watch[i].events & POLLOUT ? QS_EV_OUT : 0)),
+                        0) != 0)
+            return -1;
+    return 0;
+}
+
 /* libcurl says which sockets to watch (CURLMOPT_SOCKETFUNCTION). -1 (out
  * of memory) makes libcurl fail the transfer. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *socketp)
@@ -414,7 +455,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
     for (i = 0; i < e->nwatch && e->watch[i].fd != fd; i++) {}
     if (what == CURL_POLL_REMOVE) {
         if (i < e->nwatch) e->watch[i] = e->watch[--e->nwatch];
-        return 0;
+        return e->hooked ? note_change(e, fd, 0, 1) : 0;
     }
     if (i == e->nwatch) {
         if (e->nwatch == e->capwatch) {
@@ -428,7 +469,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
     }
     e->watch[i].owner = mu;
     e->watch[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
-    return 0;
+    return e->hooked ? note_change(e, fd, (short)(what & (QS_EV_IN | QS_EV_OUT)), 0) : 0;
 }
 
 /* libcurl says when to run its timers (CURLMOPT_TIMERFUNCTION). */
@@ -507,6 +548,8 @@ static int round_once(qs_engine *e, long wait_ms)
         e->pfd[i].events = e->watch[i].events;
         e->pfd[i].revents = 0;
     }
+    /* a host loop drives the engine: it should never wait here */
+    if (e->hooked && timeout > 0) e->hooked_waits++;
     n = poll(e->pfd, nw > 0 ? (nfds_t)nw : 0, (int)timeout);
     for (i = 0; n > 0 && i < nw; i++) {
         short re = e->pfd[i].revents;
@@ -534,6 +577,27 @@ void qs_engine_drive(qs_engine *e, double wait_s)
      * specs see a stall without timing one */
     if (wait_ms > 0 && e->unclaimed > 0) e->stalled_waits++;
     round_once(e, wait_ms);
+}
+
+void qs_engine_socket_ready(qs_engine *e, curl_socket_t fd, int ev)
+{
+    qs_multi *owner = owner_of(e, fd);
+    int running;
+    if (owner) {
+        curl_multi_socket_action(owner->m, fd, ev, &running);
+        collect(e);
+    }
+    run_due(e);
+}
+
+void qs_engine_timer_due(qs_engine *e)
+{
+    run_due(e);
+}
+
+double qs_engine_next_timer(const qs_engine *e)
+{
+    return next_timer(e);
 }
 
 /* The transport-neutral failure of a libcurl result. */
@@ -746,6 +810,10 @@ void qs_engine_close(qs_engine *e)
     e->live = 0;
     free(e->watch);
     free(e->pfd);
+    free(e->chg);
+    e->chg = NULL;
+    e->nchg = e->capchg = 0;
+    e->hooked = 0;
     e->watch = NULL;
     e->pfd = NULL;
     e->nwatch = e->capwatch = e->cappfd = 0;

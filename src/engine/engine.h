@@ -64,6 +64,18 @@ typedef struct qs_watch {
     qs_multi *owner;
 } qs_watch;
 
+/* A change of what libcurl wants watched, kept for a host loop (see
+ * qs_engine_hook): the fd's events now (0: none), and `fresh` when libcurl
+ * let go of the fd since the last report (the host drops its watch: the fd
+ * may be a new socket under the same number). */
+#define QS_EV_IN CURL_POLL_IN
+#define QS_EV_OUT CURL_POLL_OUT
+typedef struct qs_change {
+    curl_socket_t fd;
+    short events;
+    char fresh;
+} qs_change;
+
 typedef struct qs_engine {
     qs_multi multi[QS_MULTI_COUNT];
     /* libcurl tells which sockets to watch and when its timers are due
@@ -86,6 +98,14 @@ typedef struct qs_engine {
                                * abandoned yet: results already in */
     unsigned long stalled_waits; /* drives that began a wait while results
                                   * were already in */
+    /* A host loop drives the engine (qs_engine_hook): libcurl's socket
+     * reports are also kept as changes for it (QS_EV_* bits), and every wait the engine
+     * makes with a timeout above zero meanwhile is counted (it should be
+     * none: the host's loop waits, not the engine). */
+    int hooked;
+    qs_change *chg;
+    int nchg, capchg;
+    unsigned long hooked_waits;
 } qs_engine;
 
 /* curl_global_init once per process (and the fork hook). 0, or -1. */
@@ -130,6 +150,20 @@ void qs_engine_abandon(qs_engine *e, qs_xfer *x);
  * idle handle is reset for the next call while the answer is awaited. Never
  * calls Lua. 0, or -1 when out of memory. */
 int qs_engine_perform(qs_engine *e, qs_req *r, qs_outcome *o, double now);
+
+/* Turns the host-loop reports on (every fd watched now is reported as a
+ * change) or off. 0, or -1 when out of memory. */
+int qs_engine_hook(qs_engine *e, int on);
+
+/* Hands libcurl an fd the host found ready (CURL_CSELECT_* bits), then runs
+ * its due timers; never waits. An fd no longer watched is ignored. */
+void qs_engine_socket_ready(qs_engine *e, curl_socket_t fd, int ev);
+
+/* Runs libcurl's due timers; never waits. */
+void qs_engine_timer_due(qs_engine *e);
+
+/* When libcurl's next timer is due (monotonic seconds), or < 0: none. */
+double qs_engine_next_timer(const qs_engine *e);
 
 /* Frees the handles (or forgets them, in a forked child); idempotent. */
 void qs_engine_close(qs_engine *e);

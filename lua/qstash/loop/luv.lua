@@ -1,0 +1,118 @@
+-- qstash.loop.luv: a client's sockets and timer in a luv loop (uv's default
+-- loop, or a host's: Neovim's vim.uv). The client reports what to watch
+-- (client:io_changes, client:io_timeout) and the loop hands back what is
+-- ready (client:io_ready, client:io_timer); nothing blocks, and no handle
+-- stays active while nothing is in flight, so uv.run() returns then.
+local M = {}
+
+local attached = {} -- client -> its state (a strong reference: detach or close drops it)
+
+local function close_handle(h)
+  if not h:is_closing() then h:close() end
+end
+
+-- Drops every watch and the timer: after this, the client holds no handle
+-- of the loop.
+local function teardown(st)
+  for fd, p in pairs(st.polls) do
+    close_handle(p.handle)
+    st.polls[fd] = nil
+  end
+  if st.timer then
+    close_handle(st.timer)
+    st.timer = nil
+  end
+  attached[st.client] = nil
+end
+
+local sync
+
+-- Runs a drive call of the client, then looks again at what to watch, even
+-- when a callback raised (its error goes to on_error afterwards).
+local function drive(st, fn, ...)
+  local ok, err = pcall(fn, st.client, ...)
+  if attached[st.client] == st then sync(st) end
+  if not ok then st.on_error(err) end
+end
+
+local function poll_handle(st, fd)
+  local p = { events = "", active = "" }
+  p.handle = st.uv.new_socket_poll(fd)
+  p.cb = function(err, events)
+    drive(st, st.client.io_ready, fd, err and "e" or events or "")
+  end
+  st.polls[fd] = p
+  return p
+end
+
+-- Applies what changed: watches made, changed or dropped; each watch on
+-- only while something is in flight; the timer re-armed (or stopped).
+sync = function(st)
+  local client = st.client
+  for _, ch in ipairs(client:io_changes()) do
+    local p = st.polls[ch.fd]
+    -- libcurl let go of the fd: the number may be a new socket now
+    if p and (ch.fresh or ch.events == "") then
+      close_handle(p.handle)
+      st.polls[ch.fd], p = nil, nil
+    end
+    if ch.events ~= "" then
+      p = p or poll_handle(st, ch.fd)
+      p.events = ch.events
+    end
+  end
+  local busy = client:pending() > 0
+  for _, p in pairs(st.polls) do
+    local want = busy and p.events or ""
+    if want ~= p.active then
+      if want == "" then p.handle:stop() else p.handle:start(want, p.cb) end
+      p.active = want
+    end
+  end
+  local t = busy and client:io_timeout() or nil
+  st.timer:stop()
+  -- rather late than early: a timer that fires early only re-arms
+  if t then st.timer:start(math.ceil(t * 1000), 0, st.on_timer) end
+end
+
+--- attach(client [, { uv = luv module, on_error = fn(err) }]) -> client
+-- on_error gets what a callback raised (default: raised again, from the
+-- loop's callback).
+function M.attach(client, opts)
+  opts = opts or {}
+  if attached[client] then return client end
+  local uv = opts.uv or require "luv"
+  local st = { client = client, uv = uv, polls = {}, timer = uv.new_timer() }
+  st.on_error = opts.on_error or function(err) error(err, 0) end
+  st.on_timer = function() drive(st, client.io_timer) end
+  attached[client] = st
+  client:on_io(function(_, what)
+    if attached[client] ~= st then return end
+    if what == "closed" then teardown(st) else sync(st) end
+  end)
+  sync(st)
+  return client
+end
+
+--- detach(client): the client leaves the loop (its requests stay pending:
+-- poll or wait drive them then).
+function M.detach(client)
+  local st = attached[client]
+  if not st then return end
+  teardown(st)
+  client:on_io(nil)
+end
+
+--- watched(client) -> fds watched now (active), whether the timer is armed.
+-- For specs and diagnostics.
+function M.watched(client)
+  local st = attached[client]
+  local n = 0
+  if not st then return 0, false end
+  for _, p in pairs(st.polls) do
+    if p.active ~= "" then n = n + 1 end
+  end
+  return n, st.timer:is_active()
+end
+
+return M

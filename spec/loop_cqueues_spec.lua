@@ -1,0 +1,129 @@
+-- qstash.loop.cqueues: calls that yield to a cqueues controller until they
+-- end, then return the result or raise the error of the synchronous call;
+-- retries, pages and follows; several coroutines on one client; the engine
+-- never waits while the controller drives it.
+local has_cq, cqueues = pcall(require, "cqueues")
+local E = require "spec.support.emulator"
+local server = require "spec.support.server"
+local qstash = require "qstash"
+
+if not has_cq then
+  describe("qstash.loop.cqueues", function()
+    pending("needs cqueues (Debian lua-cqueues: tools/ensure-deps installs it)")
+  end)
+  return
+end
+
+local QC = require "qstash.loop.cqueues"
+local FAST = { timeout = 5, interval = 0.02 }
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+-- runs fn in a controller's coroutine, bounded (a hang fails the spec):
+-- true and its results, or false and what it raised (cq:step reports it;
+-- no pcall around a yield: Lua 5.1 cannot yield across one)
+local function run(fn)
+  local cq = cqueues.new()
+  local out = {}
+  cq:wrap(function() out = { true, fn() } end)
+  local deadline = cqueues.monotime() + 30
+  while not cq:empty() and cqueues.monotime() < deadline do
+    local ok, err = cq:step(0.5)
+    if not ok then return false, err end
+  end
+  assert.is_true(cq:empty(), "the controller did not finish")
+  return unpack(out)
+end
+
+describe("qstash.loop.cqueues", function()
+  local srv
+  setup(function() srv = server.start() end)
+  teardown(function() srv:stop() end)
+  before_each(function() srv:reset() end)
+
+  local function new()
+    return qstash.new{ token = "tok-cq", base_url = srv.url,
+                       retry = { attempts = 3, base_delay = 0.05, max_delay = 0.1 } }
+  end
+
+  it("returns the result after a retry, yielding meanwhile", function()
+    local c = new()
+    srv:script{
+      { status = 500, json = { error = "try again" } },
+      { status = 201, json = { messageId = "m1" } },
+    }
+    local ok, res = run(function() return QC.call(c, "dlq_retry", "d1") end)
+    assert.is_true(ok, tostring(res))
+    assert.equal("m1", res.messageId)
+    assert.equal(2, #srv:requests())
+    assert.equal(0, c:_stats().loop_waits)
+    c:close()
+  end)
+
+  it("raises the error of the synchronous call", function()
+    local c = new()
+    srv:default{ status = 404, json = { error = "dlq message not found" } }
+    local _, serr = pcall(c.dlq_retry, c, "gone")
+    local ok, err = run(function() return QC.call(c, "dlq_retry", "gone") end)
+    assert.is_false(ok)
+    assert.is_true(qstash.is_error(err), tostring(err))
+    assert.equal(serr.kind, err.kind)
+    assert.equal(serr.status, err.status)
+    c:close()
+  end)
+
+  it("runs several coroutines on one client together", function()
+    local c = new()
+    srv:default{ status = 201, json = { messageId = "m" }, delay = 0.2 }
+    local cq = cqueues.new()
+    local got = 0
+    for i = 1, 6 do
+      cq:wrap(function()
+        if QC.call(c, "dlq_retry", "p" .. i).messageId == "m" then got = got + 1 end
+      end)
+    end
+    local t0 = cqueues.monotime()
+    assert(cq:loop(30))
+    assert.equal(6, got)
+    -- together, not one after another (6 x 0.2 s)
+    assert.is_true(cqueues.monotime() - t0 < 1.1)
+    assert.equal(0, c:_stats().loop_waits)
+    c:close()
+  end)
+
+  it("a close from another coroutine ends the call with an error", function()
+    local c = new()
+    srv:default{ status = 201, json = { messageId = "m" }, delay = 0.5 }
+    local ok, err = run(function()
+      cqueues.running():wrap(function()
+        cqueues.sleep(0.1)
+        c:close()
+      end)
+      return QC.call(c, "dlq_retry", "slow")
+    end)
+    assert.is_false(ok)
+    assert.matches("closed", tostring(err))
+  end)
+end)
+
+describe("qstash.loop.cqueues against the emulator", function()
+  local fx = E.fixture{ time_scale = 0.001 }
+
+  it("publishes, follows to the DLQ, retries and follows again", function()
+    local emu, sink = fx.emu, fx.sink
+    local c = qstash.new{ token = emu.token, base_url = emu.url, retry = { attempts = 2, base_delay = 0.01 } }
+    sink:set_status(500)
+    local ok, res = run(function()
+      local id = QC.call(c, "publish", sink.url .. "/f", "body", { retries = 0 }).messageId
+      local f = QC.call(c, "follow", id, FAST)
+      assert.equal("FAILED", f.state)
+      sink:set_status(200)
+      local list = QC.call(c, "dlq_list")
+      assert.is_true(#list.messages >= 1)
+      return QC.call(c, "dlq_retry", f.dlqId, { follow = FAST })
+    end)
+    assert.is_true(ok, tostring(res))
+    assert.equal("DELIVERED", res.delivery.state)
+    assert.equal(0, c:_stats().loop_waits)
+    c:close()
+  end)
+end)
