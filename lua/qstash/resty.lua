@@ -270,12 +270,6 @@ local CALLS = {
 
 for _, row in ipairs(CALLS) do
   local fname, n = row[1], row[2]
-  M[fname] = function(a, b, c, d)
-    local args = { a, b, c, d }
-    local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil,
-      n >= 2 and args[2] or nil, n >= 3 and args[3] or nil)
-    local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil, n >= 2 and args[2] or nil,
-      n >= 3 and args[3] or nil)
   M[fname] = function(a, b, c, d, e)
     local args = { a, b, c, d, e }
     local res, err = call(fname, n + 1, args[n + 1], n >= 1 and args[1] or nil, n >= 2 and args[2] or nil,

@@ -20,6 +20,5 @@ from .url_groups import UrlGroupsMixin
 
 
 class Emulator(Store, AuthMixin, SchedulerMixin, DeliveryMixin, MessagesMixin, DlqMixin,
-               LogsMixin, UrlGroupsMixin, FlowControlMixin, DevMixin):
-               LogsMixin, UrlGroupsMixin, QueuesMixin, DevMixin):
+               LogsMixin, UrlGroupsMixin, FlowControlMixin, QueuesMixin, DevMixin):
     """A whole QStash: Emulator(token, time_scale, burst_limit, quiet)."""

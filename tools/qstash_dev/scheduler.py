@@ -33,15 +33,12 @@ class SchedulerMixin:
                     _, _, msg = heapq.heappop(self.heap)
                     if msg.cancelled or msg.gen != self.gen or self.messages.get(msg.id) is not msg:
                         continue
+                    if msg.queue_name and not self._queue_may_start(msg):
+                        continue                # waits its turn in its queue (queues.py)
                     if msg.flow_key:
                         self._flow_due(msg)     # waits its turn (flow_control.py)
                     else:
                         self._start_delivery(msg)
-                    if msg.queue_name and not self._queue_may_start(msg):
-                        continue
-                    msg.state = "ACTIVE"
-                    self._event(msg, "ACTIVE")
-                    threading.Thread(target=self._deliver, args=(msg,), daemon=True).start()
                 wait = (self.heap[0][0] - now) if self.heap else None
                 wake = self._flow_tick(now)
                 if wake is not None:

@@ -2,8 +2,6 @@
 // What the upstream tests import from the `nanoid` package: nanoid(), a
 // random id of 21 characters of the URL-safe alphabet (A-Za-z0-9_-), so that
 // the ported files need no package beyond the SDK's.
-// What the ported tests take from the `nanoid` package (upstream's dev
-// dependency, not installed here): a random URL-safe id of 21 characters.
 import { randomBytes } from "node:crypto";
 
 const ALPHABET = "useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzrict";
@@ -13,5 +11,3 @@ export const nanoid = (size = 21) => {
   for (const byte of randomBytes(size)) id += ALPHABET[byte & 63];
   return id;
 };
-export const nanoid = (size = 21) =>
-  Array.from(randomBytes(size), (b) => ALPHABET[b & 63]).join("");
