@@ -1,18 +1,21 @@
 // Copyright (c) 2022 Upstash, Inc. MIT license: see spec/ts-sdk/LICENSE.qstash-js.
-// Port of the batch cases of upstash/qstash-js src/client/client.test.ts
+// Port of the batch and queue cases of upstash/qstash-js src/client/client.test.ts
 // (v2.11.3, commit 81d951b), in upstream's order, with upstream's describe
 // and test names, run with Node's test runner (`node --test`) against the
 // official SDK from npm (@upstash/qstash, pinned in package.json) and our
-// emulator: "E2E Batch" (both cases) and, of "flow control", "should batch
-// messages with flow control". The three batch cases of "E2E Queue" need the
-// emulator's queue endpoints (client.queue().upsert): see docs/emulator.md.
+// emulator: "E2E Batch" (both cases), "E2E Queue" (all four: an enqueue and
+// three batches with a queueName, to a URL group and a URL) and, of "flow
+// control", "should batch messages with flow control".
 //
-// The test bodies are upstream's, TypeScript types removed. What changed:
+// The test bodies are upstream's, TypeScript types and non-null assertions
+// removed. What changed:
 // - imports: the SDK from npm; bun:test, nanoid and the test utilities from
 //   ./support (Node ports of them, see there);
-// - destinations: https://example.com is a local server that answers 200
-//   after holding each request for a while, as a remote host takes a while:
-//   a message is readable with messages.get only until its delivery is done;
+// - destinations: https://example.com (and E2E Queue's
+//   https://oz.requestcatcher.com/?foo=bar) is a local server that answers
+//   200 after holding each request for a while, as a remote host takes a
+//   while: a message is readable with messages.get only until its delivery
+//   is done;
 // - the client reads QSTASH_URL and QSTASH_TOKEN, set to the emulator by
 //   spec/ts_sdk_tests_spec.lua; the mocked case uses the local mock server
 //   (upstream: http://localhost:8080).
@@ -108,6 +111,131 @@ describe("E2E Batch", () => {
     expect(messageHeaders1.get("test-header-2")).toEqual("value-2");
     expect(messageHeaders2.get("test-header-2")).toEqual("value-2");
   });
+});
+
+describe("E2E Queue", () => {
+  const client = new Client({ token: process.env.QSTASH_TOKEN });
+
+  afterAll(async () => {
+    const [queueDetails, urlGroups] = await Promise.all([
+      client.queue().list(),
+      client.urlGroups.list(),
+    ]);
+
+    await Promise.all([
+      ...urlGroups.map(async (t) => {
+        await client.urlGroups.delete(t.name);
+      }),
+
+      ...queueDetails.map(async (q) => {
+        await client.queue({ queueName: q.name }).delete();
+      }),
+    ]);
+  });
+
+  test(
+    "should create a queue, verify it then remove it",
+    async () => {
+      const queueName = nanoid();
+      await client.queue({ queueName }).upsert({ parallelism: 1 });
+
+      const queueDetails = await client.queue({ queueName }).enqueue({
+        url: `${EXAMPLE_COM}/?foo=bar`,
+        body: JSON.stringify({ hello: "world" }),
+        headers: {
+          "test-header": "test-value",
+          "Upstash-Forward-bypass-tunnel-reminder": "client-test",
+        },
+      });
+
+      const verifiedMessage = await client.messages.get(queueDetails.messageId);
+      expect(verifiedMessage.queueName).toBe(queueName);
+      await client.queue({ queueName }).delete();
+    },
+    { timeout: 35_000 }
+  );
+
+  test(
+    "should batch items to urlGroup and url with queueName",
+    async () => {
+      const queueName = nanoid();
+      const urlGroup = nanoid();
+
+      await client.queue({ queueName }).upsert({ parallelism: 1 });
+      await client.urlGroups.addEndpoints({
+        name: urlGroup,
+        endpoints: [{ url: `${EXAMPLE_COM}/`, name: "first" }],
+      });
+
+      const result = await client.batch([
+        {
+          urlGroup: urlGroup,
+          body: "message",
+          queueName,
+        },
+        {
+          url: `${EXAMPLE_COM}/`,
+          queueName,
+        },
+      ]);
+      expect(Array.isArray(result)).toBeTrue();
+      await client.queue({ queueName }).delete();
+    },
+    { timeout: 35_000 }
+  );
+
+  test(
+    "should return batch result as array when there is a single item",
+    async () => {
+      const queueName = nanoid();
+      const urlGroup = nanoid();
+
+      await client.queue({ queueName }).upsert({ parallelism: 1 });
+      await client.urlGroups.addEndpoints({
+        name: urlGroup,
+        endpoints: [{ url: `${EXAMPLE_COM}/`, name: "first" }],
+      });
+
+      const result = await client.batch([
+        {
+          urlGroup: urlGroup,
+          body: "message",
+          queueName,
+        },
+      ]);
+      expect(Array.isArray(result)).toBeTrue();
+      await client.queue({ queueName }).delete();
+    },
+    { timeout: 35_000 }
+  );
+
+  test(
+    "should batch json items to urlGroup and url with queueName",
+    async () => {
+      const queueName = nanoid();
+      const urlGroup = nanoid();
+
+      await client.queue({ queueName }).upsert({ parallelism: 1 });
+      await client.urlGroups.addEndpoints({
+        name: urlGroup,
+        endpoints: [{ url: `${EXAMPLE_COM}/`, name: "first" }],
+      });
+
+      await client.batchJSON([
+        {
+          urlGroup: urlGroup,
+          body: "message",
+          queueName,
+        },
+        {
+          url: `${EXAMPLE_COM}/`,
+          queueName,
+        },
+      ]);
+      await client.queue({ queueName }).delete();
+    },
+    { timeout: 35_000 }
+  );
 });
 
 describe("flow control", () => {
