@@ -1,14 +1,12 @@
 -- The official TypeScript SDK's own test files, ported to Node's test runner
--- (spec/ts-sdk/*.test.mjs: the qstash-js test files that spec/ts-sdk/README.md
--- lists, with the dev-server integration tests), against the emulator: our emulator must
--- (spec/ts-sdk/*.test.mjs: qstash-js's dlq.test.ts, messages.test.ts,
--- logs.test.ts, queue.test.ts and the dev-server integration tests), against the emulator: our emulator must
--- accept what the SDK sends and answer what the SDK's tests expect, with no
--- (spec/ts-sdk/*.test.mjs: qstash-js's dlq.test.ts, messages.test.ts,
--- logs.test.ts, flow-control.test.ts and the dev-server integration tests),
--- against the emulator: our emulator must accept what the SDK sends and answer what the SDK's tests expect, with no
--- workaround. Each file runs in `node --test` against a fresh emulator; it
--- passes only when every one of its tests passed (none skipped, none missing).
+-- (spec/ts-sdk/*.test.mjs, listed in spec/ts-sdk/README.md): qstash-js's
+-- dlq.test.ts, messages.test.ts, logs.test.ts, queue.test.ts,
+-- url-groups.test.ts and flow-control.test.ts (every case), the batch and
+-- queue cases of client.test.ts (batch.test.mjs) and the dev-server
+-- integration tests, against the emulator: our emulator must accept what the
+-- SDK sends and answer what the SDK's tests expect, with no workaround. Each
+-- file runs in `node --test` against a fresh emulator; it passes only when
+-- every one of its tests passed (none skipped, none missing).
 -- Node.js and npm are required: see spec/support/ts_sdk.lua.
 local E = require "spec.support.emulator"
 local sdk = require "spec.support.ts_sdk"
@@ -90,7 +88,7 @@ describe("the official TypeScript SDK's own tests against the emulator", functio
     assert_passed("logs.test.mjs", node_test("logs.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
   end)
 
-  it("passes the batch cases of qstash-js src/client/client.test.ts", function()
+  it("passes the batch and queue cases of qstash-js src/client/client.test.ts", function()
     assert_passed("batch.test.mjs", node_test("batch.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
   end)
 
