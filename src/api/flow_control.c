@@ -13,13 +13,14 @@
 #include "api/api.h"
 #include "base/compat.h"
 #include "core/filters.h"
+#include "core/options.h"
 #include "api/flow_control.h"
 #include "api/plan.h"
 #include "call/result.h"
 
 /* Bounds of a pin: QStash takes a period up to one week; a parallelism or
- * rate above a million is beyond any plan, a typo rather than a wish. */
-#define LIMIT_MAX 1000000.0
+ * rate as in the publish option (QS_FLOW_LIMIT_MAX). */
+#define LIMIT_MAX ((double)QS_FLOW_LIMIT_MAX)
 #define PERIOD_MAX 604800.0
 
 /* The fields of an answer QStash may leave out when zero or false. */

@@ -81,6 +81,17 @@ static long long get_integer(ctx *x, int idx, const char *what, long long min)
     return (long long)d;
 }
 
+/* A flow-control limit: an integer from 1 to QS_FLOW_LIMIT_MAX. */
+static long long get_flow_limit(ctx *x, int idx, const char *what)
+{
+    lua_State *L = x->a->L;
+    double d = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : 0;
+    if (!(d >= 1 && d <= QS_FLOW_LIMIT_MAX) || d != floor(d))
+        qs_argerror(x->a, x->argidx, "option '%s' must be an integer from 1 to %d", what,
+                    QS_FLOW_LIMIT_MAX);
+    return (long long)d;
+}
+
 static const char *get_string(ctx *x, int idx, const char *what, size_t *len)
 {
     lua_State *L = x->a->L;
@@ -283,14 +294,14 @@ static void flow_control(ctx *x, int idx)
     lua_pop(L, 1);
     lua_getfield(L, idx, "parallelism");
     if (!lua_isnil(L, -1)) {
-        snprintf(value, sizeof value, "parallelism=%lld", get_integer(x, -1, "flow_control.parallelism", 1));
+        snprintf(value, sizeof value, "parallelism=%lld", get_flow_limit(x, -1, "flow_control.parallelism"));
         have_limit = 1;
     }
     lua_pop(L, 1);
     lua_getfield(L, idx, "rate");
     if (!lua_isnil(L, -1)) {
         snprintf(part, sizeof part, "%srate=%lld", value[0] ? ", " : "",
-                 get_integer(x, -1, "flow_control.rate", 1));
+                 get_flow_limit(x, -1, "flow_control.rate"));
         strcat(value, part);
         have_limit = 1;
     }

@@ -5,6 +5,11 @@
 #include "core/args.h"
 #include "base/buf.h"
 
+/* The largest parallelism or rate of a flow-control key, in a publish
+ * option and in a pin alike: above a million is beyond any plan, a typo
+ * rather than a wish, and it raises before anything is sent. */
+#define QS_FLOW_LIMIT_MAX 1000000
+
 /* What an option's value is, and so how it is checked and written. */
 typedef enum {
     QS_OPT_COUNT,        /* integer >= 0, decimal */
