@@ -9,6 +9,7 @@
 --   emu:json(method, path, opts)     --> status, decoded body (or nil), raw body, headers
 --   emu:deliveries([query])          --> array of delivery attempts (GET /__dev/deliveries)
 --   emu:reset()                      --> POST /__dev/reset
+--   emu:api_requests_since(#emu:log()) --> { "POST /v2/...", ... } (with quiet = false)
 --   emu:stop()                       --> SIGTERM, KILL after 3 s; idempotent
 --
 --   local sink = emu_mod.start_sink()
@@ -258,6 +259,25 @@ end
 
 function Emu:log()
   return read_file(self.dir .. "/log") or ""
+end
+
+--- The API requests ("METHOD /v2/...") the emulator logged after `offset`
+-- bytes of its log (`#emu:log()` taken before), up to a marker request made
+-- now: its line proves every line before it is written. Needs quiet = false.
+function Emu:api_requests_since(offset)
+  local marker = "/v2/queues/log-marker-" .. tostring(offset)
+  assert(self:request("GET", marker) == 404, "the marker request was not answered 404")
+  local lines = M.wait_for(function()
+    local log = self:log():sub(offset + 1)
+    if log:find(marker, 1, true) then return log end
+  end, 10)
+  assert(lines, "the marker request never reached the emulator's log (started with quiet = false?)")
+  local out = {}
+  for line in lines:gmatch("[^\n]+") do
+    local method, target = line:match('"(%u+) (/v2/%S*) HTTP/1%.1"')
+    if method and target ~= marker then out[#out + 1] = method .. " " .. target end
+  end
+  return out
 end
 
 function Emu:stop()
