@@ -81,6 +81,35 @@ describe("batch against the emulator", function()
     assert.equal(first[1].messageId, again[1].messageId)
   end)
 
+  it("gives each item its own slot when QStash deduplicates items of the same request", function()
+    local res = client:batch{
+      { destination = sink.url .. "/d1", body = "same", opts = { deduplication_id = "dup-in-1" } },
+      { destination = sink.url .. "/d2", body = "other" },
+      { destination = sink.url .. "/d1", body = "same", opts = { deduplication_id = "dup-in-1" } },
+      { destination = sink.url .. "/d3", body = "c", opts = { content_based_deduplication = true } },
+      { destination = sink.url .. "/d3", body = "c", opts = { content_based_deduplication = true } },
+    }
+    assert.equal(5, #res)
+    assert.is_false(res[1].deduplicated)
+    assert.is_true(res[3].deduplicated)
+    assert.equal(res[1].messageId, res[3].messageId)
+    assert.is_false(res[2].deduplicated)
+    assert.not_equal(res[1].messageId, res[2].messageId)
+    assert.is_false(res[4].deduplicated)
+    assert.is_true(res[5].deduplicated)
+    assert.equal(res[4].messageId, res[5].messageId)
+    -- three messages, each delivered once
+    local got = E.wait_for(function()
+      local r = sink:received()
+      if #r >= 3 then return r end
+    end, 10)
+    assert.is_table(got, "the three messages were not delivered")
+    local paths = {}
+    for _, r in ipairs(got) do paths[#paths + 1] = r.target end
+    table.sort(paths)
+    assert.same({ "/d1", "/d2", "/d3" }, paths)
+  end)
+
   it("runs through qstash.safe, prepare/step and the module-level functions alike", function()
     local safe = require "qstash.safe"
     local sc = safe.new{ token = emu.token, base_url = emu.url }

@@ -11,6 +11,8 @@ local socket = require "socket"
 local qstash = require "qstash"
 local qsafe = require "qstash.safe"
 
+local unpack = table.unpack or unpack
+
 local function elapsed_since(t0) return socket.gettime() - t0 end
 
 describe("whole-call bounds", function()
@@ -148,6 +150,49 @@ describe("whole-call bounds", function()
     assert.equal(10, err.requests)
     assert.equal(20, err.deleted)
     assert.equal(10, #srv:requests())
+  end)
+
+  describe("the calls of batch, queues and URL groups", function()
+    local ITEMS = { { destination = "https://e.com/1", opts = { deduplication_id = "a" } },
+                    { destination = "https://e.com/2", opts = { deduplication_id = "b" } } }
+    local calls = {
+      { "batch", { ITEMS }, "POST /v2/batch" },
+      { "queue_list", {}, "GET /v2/queues" },
+      { "url_group_list", {}, "GET /v2/topics" },
+    }
+    for _, row in ipairs(calls) do
+      local fn, args = row[1], row[2]
+
+      it(fn .. " ends at max_requests, saying which bound and that its outcome is unknown", function()
+        srv:default{ status = 503, json = { error = "down" } }
+        local c = new{ max_requests = 3, retry = { attempts = 10, base_delay = 0.01, max_delay = 0.02 } }
+        local ok, err = pcall(c[fn], c, unpack(args))
+        c:close()
+        assert.is_false(ok)
+        assert.equal("limit", err.kind, tostring(err))
+        assert.equal("requests", err.limit)
+        assert.equal(3, err.requests)
+        assert.is_true(err.ambiguous)
+        assert.equal(3, #srv:requests())
+        local s = tostring(err)
+        assert.truthy(s:find(row[3] .. ": the call sent 3 requests (max_requests); whether QStash "
+          .. "acted on it is unknown (ambiguous)", 1, true), s)
+      end)
+
+      it(fn .. " ends at call_timeout at once when a 429's wait would pass it", function()
+        srv:default{ status = 429, headers = { ["Retry-After"] = "30" }, json = { error = "slow down" } }
+        local c = new{ call_timeout = 5, retry = { attempts = 4, base_delay = 0.01, max_delay = 60 } }
+        local ok, err = pcall(c[fn], c, unpack(args))
+        c:close()
+        assert.is_false(ok)
+        assert.equal("limit", err.kind, tostring(err))
+        assert.equal("deadline", err.limit)
+        assert.equal(1, err.requests)
+        assert.equal(1, #srv:requests())
+        local s = tostring(err)
+        assert.truthy(s:find("call_timeout", 1, true), s)
+      end)
+    end
   end)
 
   it("attempts count as requests: retries stop at max_requests", function()

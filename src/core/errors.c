@@ -26,13 +26,15 @@ static void add_field(lua_State *L, luaL_Buffer *b, const char *field,
 static void add_done(lua_State *L, luaL_Buffer *b)
 {
     static const char *const done[] = {"cancelled", "deleted", "responses", "messageId", NULL};
-    int i;
+    int i, said = 0;
     lua_getfield(L, 1, "kind");
     i = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "limit") == 0;
     lua_pop(L, 1);
-    for (i = i ? 0 : -1; i >= 0 && done[i]; i++) {
+    if (!i) return;
+    for (i = 0; done[i]; i++) {
         char num[48] = "";
         lua_getfield(L, 1, done[i]);
+        said |= !lua_isnil(L, -1);
         if (lua_type(L, -1) == LUA_TNUMBER)
             snprintf(num, sizeof num, "%.0f", (double)lua_tonumber(L, -1));
         else if (lua_type(L, -1) == LUA_TTABLE)
@@ -47,6 +49,16 @@ static void add_done(lua_State *L, luaL_Buffer *b)
         } else {
             add_field(L, b, done[i], "; retried as ", "");
         }
+    }
+    /* A call of one request (publish, batch, a list) has no count: whether
+     * QStash acted on it is what was done, known or not. */
+    if (!said) {
+        int ambiguous;
+        lua_getfield(L, 1, "ambiguous");
+        ambiguous = lua_toboolean(L, -1);
+        lua_pop(L, 1); /* balanced before the buffer is used again */
+        luaL_addstring(b, ambiguous ? "; whether QStash acted on it is unknown (ambiguous)"
+                                    : "; nothing was done");
     }
 }
 
