@@ -237,6 +237,23 @@ describe("signing keys against the emulator", function()
     assert.is_nil(res)
   end)
 
+  it("signs callbacks with the current key after a rotation too", function()
+    local before = client:signing_keys()
+    local after = client:signing_keys_rotate()
+    sink:clear()
+    client:publish(sink.url .. "/target", "with a callback", { retries = 0, callback = sink.url .. "/cb" })
+    local cb = E.wait_for(function()
+      for _, r in ipairs(sink:received()) do
+        if r.target == "/cb" then return r end
+      end
+    end, 10, 0.02)
+    local sig = sink:header(cb, "Upstash-Signature")
+    assert.is_truthy(verify(sig, cb.body, { current = after.current }, sink.url .. "/cb"))
+    local res, err = verify(sig, cb.body, { current = before.current }, nil)
+    assert.is_nil(res)
+    assert.equal("bad_signature", err.reason)
+  end)
+
   it("the dev reset restores the public dev keys", function()
     client:signing_keys_rotate()
     client:signing_keys_rotate()
