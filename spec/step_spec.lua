@@ -106,6 +106,8 @@ describe("call:step against the recording server", function()
     { "flow_control_unpin", nil, "k", { rate = true }, script = { { status = 200, body = "" } } },
     { "flow_control_reset_rate", nil, "k", script = { { status = 200, body = "" } } },
     { "global_parallelism", nil, script = { { json = { parallelismMax = 100 } } } },
+    { "signing_keys", nil, script = { { json = { current = "sig_a", next = "sig_b" } } } },
+    { "signing_keys_rotate", nil, script = { { json = { current = "sig_b", next = "sig_c" } } } },
     { "follow (polls until DELIVERED)", "follow", "msg_1", { interval = 0.01, timeout = 5 },
       script = { { json = { logs = { { time = 1, state = "CREATED", messageId = "msg_1" } } } },
                  { json = { logs = { { time = 2, state = "DELIVERED", messageId = "msg_1" } } } } } },
@@ -186,6 +188,7 @@ describe("call:step against the recording server", function()
     { "a 503 to a publish without deduplication_id", "publish", { "https://example.com/x", "b" },
       { { status = 503 } } },
     { "a 400", "publish_json", { "g", { 1 } }, { { status = 400, json = { error = "bad" } } } },
+    { "a 503 to a key rotation (not repeated)", "signing_keys_rotate", {}, { { status = 503 } } },
     { "a failing second page", "dlq_delete_many", { { url = "https://example.com/x" } },
       { { json = { deleted = 3, cursor = "p2" } }, { status = 401, json = { error = "no" } } } },
   }

@@ -16,6 +16,7 @@
 #include "api/batch.h"
 #include "api/url_groups.h"
 #include "api/queues.h"
+#include "api/signing_keys.h"
 #include "core/response.h"
 #include "qstash.h"
 #include "drive/step.h"
@@ -67,6 +68,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_message_apis, safe);
     qs_api_register(L, qs_url_group_apis, safe);
     qs_api_register(L, qs_flow_control_apis, safe);
+    qs_api_register(L, qs_signing_key_apis, safe);
     qs_api_register(L, qs_logs_apis, safe);
     qs_api_register(L, qs_follow_apis, safe);
     qs_api_register(L, qs_async_apis, safe);

@@ -252,6 +252,8 @@ end
 --   qr.queue_upsert(name, settings, config)  -> true, err
 --   qr.queue_get(name, config), qr.queue_list(config), qr.queue_delete(name, config),
 --   qr.queue_pause(name, config), qr.queue_resume(name, config)
+--   qr.signing_keys(config), qr.signing_keys_rotate(config) -> { current, next }, err
+--     (a rotation is not sent again after an unknown outcome: err.ambiguous)
 -- A follow sleeps with ngx.sleep between two looks at the logs.
 local CALLS = {
   { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
@@ -266,6 +268,7 @@ local CALLS = {
   { "global_parallelism", 0 },
   { "enqueue", 4 }, { "enqueue_json", 4 }, { "queue_upsert", 2 }, { "queue_get", 1 },
   { "queue_list", 0 }, { "queue_delete", 1 }, { "queue_pause", 1 }, { "queue_resume", 1 },
+  { "signing_keys", 0 }, { "signing_keys_rotate", 0 },
 }
 
 for _, row in ipairs(CALLS) do

@@ -30,6 +30,6 @@ One concern a file (each file's docstring says what it owns):
     dev.py         /__dev/* endpoints
     config.py      what Upstash-* headers configure; retry-delay expressions
     params.py      parsing of values, query filters, cursors, batch bodies
-    signing.py     dev signing keys and the Upstash-Signature JWT
+    signing.py     the signing keys (read, rotate) and the Upstash-Signature JWT
     common.py      clock, ids, base64, SHA-256, header maps
 """

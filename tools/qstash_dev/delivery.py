@@ -13,7 +13,6 @@ import urllib.parse
 
 from .common import b64, header_map, new_message_id, now_ms, utf8_or_none
 from .config import default_backoff_ms
-from .signing import sign_jwt
 
 
 REGION = "EU-CENTRAL-1"
@@ -89,7 +88,7 @@ class DeliveryMixin:
         headers += [
             ("Upstash-Message-Id", msg.id),
             ("Upstash-Retried", str(retried)),
-            ("Upstash-Signature", sign_jwt(msg.url, msg.body)),
+            ("Upstash-Signature", self.sign(msg.url, msg.body)),
             ("User-Agent", USER_AGENT),
             ("Upstash-Caller-Ip", msg.caller_ip),
             ("upstash-region", REGION),
@@ -185,7 +184,7 @@ class DeliveryMixin:
         headers += [
             ("Upstash-Message-Id", new_message_id()),
             ("Upstash-Retried", "0"),
-            ("Upstash-Signature", sign_jwt(url, body)),
+            ("Upstash-Signature", self.sign(url, body)),
             ("User-Agent", USER_AGENT),
             ("Upstash-Caller-Ip", msg.caller_ip),
             ("upstash-region", REGION),

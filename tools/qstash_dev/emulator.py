@@ -15,10 +15,11 @@ from .logs import LogsMixin
 from .messages import MessagesMixin
 from .queues import QueuesMixin
 from .scheduler import SchedulerMixin
+from .signing import SigningMixin
 from .store import Store
 from .url_groups import UrlGroupsMixin
 
 
 class Emulator(Store, AuthMixin, SchedulerMixin, DeliveryMixin, MessagesMixin, DlqMixin,
-               LogsMixin, UrlGroupsMixin, FlowControlMixin, QueuesMixin, DevMixin):
+               LogsMixin, UrlGroupsMixin, FlowControlMixin, QueuesMixin, SigningMixin, DevMixin):
     """A whole QStash: Emulator(token, time_scale, burst_limit, quiet)."""

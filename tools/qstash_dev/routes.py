@@ -8,7 +8,6 @@ import urllib.parse
 
 from .errors import ApiError
 from .params import NAME_RE
-from .signing import CURRENT_SIGNING_KEY, NEXT_SIGNING_KEY
 
 
 def split_destination(rest):
@@ -32,6 +31,8 @@ def split_destination(rest):
 
 ROUTES = [
     (re.compile(r"^/v2/keys$"), ("GET",), "keys"),
+    # qstash-go calls POST /v2/rotate, which QStash documents nowhere: not answered
+    (re.compile(r"^/v2/keys/rotate$"), ("POST",), "keys_rotate"),
     (re.compile(r"^/v2/dlq$"), ("GET", "DELETE"), "dlq"),
     (re.compile(r"^/v2/dlq/retry$"), ("POST",), "dlq_bulk_retry"),
     (re.compile(r"^/v2/dlq/retry/([^/]+)$"), ("POST",), "dlq_retry"),
@@ -97,7 +98,9 @@ def handle(emu, method, target, headers, body, client_ip):
         emu.count_request(method, name)
 
     if name == "keys":
-        res = (200, {"current": CURRENT_SIGNING_KEY, "next": NEXT_SIGNING_KEY})
+        res = emu.keys_get()
+    elif name == "keys_rotate":
+        res = emu.keys_rotate()
     elif name == "dlq":
         res = emu.dlq_list(query) if method == "GET" else emu.dlq_bulk_delete(query, body)
     elif name == "dlq_one":

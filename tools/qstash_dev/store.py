@@ -6,6 +6,8 @@ schedules will declare their collections here."""
 import sys
 import threading
 
+from .signing import CURRENT_SIGNING_KEY, NEXT_SIGNING_KEY
+
 
 class Store:
     """The emulator's state; the mixins of the other modules act on it, always
@@ -34,6 +36,8 @@ class Store:
         self.flow = {}          # flow-control key -> FlowKey (flow_control.py)
         self.active_deliveries = 0
         self.queues = {}        # name -> queues.Queue
+        # the signing keys (signing.py): the public dev keys until rotated
+        self.signing_keys = {"current": CURRENT_SIGNING_KEY, "next": NEXT_SIGNING_KEY}
         self.heap = []
         # GET /v2/logs: [(seq, time ms, message, entry)] in append order; seqs
         # are consecutive, so the entry of seq s is at s - events[0][0]
