@@ -17,6 +17,7 @@ local C = require "qstash.cli.convert"
 
 local M = {}
 
+M.PAGE = 100        -- entries a page (the API's largest)
 M.MAX_PAGES = 1000  -- 100,000 entries
 M.DEADLINE = 300    -- seconds, the client's default call_timeout
 
@@ -55,13 +56,16 @@ local function collect(ctx, filter)
   local scanned, with, pages, stop = 0, 0, 0, nil
   local started = ctx.now_ms()
   ctx:progress("scanning", 0)
-  local ok, err = scan.pages(ctx, filter, function(messages)
+  local params = { count = M.PAGE }
+  for k, v in pairs(filter) do params[k] = v end
+  local ok, err = scan.pages(ctx, params, function(messages, cursor)
     stop = scan.stray(filter, messages)
     if stop then return false end
     pages = pages + 1
     scanned = scanned + #messages
     with = with + tally(found, messages)
     ctx:progress("scanning", scanned)
+    if cursor == nil or cursor == "" then return true end -- the last page
     if pages >= M.MAX_PAGES then
       stop = context.failure("limit", ("the scan stopped at its cap of %d pages (%d entries): the counts are " ..
         "of those only"):format(M.MAX_PAGES, scanned), { limit = "requests" })
