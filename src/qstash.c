@@ -16,6 +16,7 @@
 #include "api/batch.h"
 #include "api/url_groups.h"
 #include "api/queues.h"
+#include "api/schedules.h"
 #include "core/response.h"
 #include "qstash.h"
 #include "drive/step.h"
@@ -64,6 +65,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_publish_apis, safe);
     qs_api_register(L, qs_batch_apis, safe);
     qs_api_register(L, qs_queue_apis, safe);
+    qs_api_register(L, qs_schedule_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
     qs_api_register(L, qs_url_group_apis, safe);
     qs_api_register(L, qs_flow_control_apis, safe);

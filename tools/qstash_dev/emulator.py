@@ -15,10 +15,11 @@ from .logs import LogsMixin
 from .messages import MessagesMixin
 from .queues import QueuesMixin
 from .scheduler import SchedulerMixin
+from .schedules import SchedulesMixin
 from .store import Store
 from .url_groups import UrlGroupsMixin
 
 
 class Emulator(Store, AuthMixin, SchedulerMixin, DeliveryMixin, MessagesMixin, DlqMixin,
-               LogsMixin, UrlGroupsMixin, FlowControlMixin, QueuesMixin, DevMixin):
+               LogsMixin, UrlGroupsMixin, FlowControlMixin, QueuesMixin, SchedulesMixin, DevMixin):
     """A whole QStash: Emulator(token, time_scale, burst_limit, quiet)."""

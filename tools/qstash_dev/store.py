@@ -1,10 +1,10 @@
 """The state: every collection the emulator holds, declared in one place
 (Store.__init__ and Store._clear, which POST /__dev/reset runs again), the
-lock and condition that guard them, and the stderr log.  Queues and
-schedules will declare their collections here."""
+lock and condition that guard them, and the stderr log."""
 
 import sys
 import threading
+import time
 
 
 class Store:
@@ -22,6 +22,9 @@ class Store:
         self.gen = 0
         self.burst = {}         # token -> [window second, count]
         self.log_seq = 0        # log entry sequence, never reset (cursors stay unambiguous)
+        # the schedule clock starts at the wall clock (schedules.py), and its thread
+        self.schedule_clock0 = (time.time(), time.monotonic())
+        self.schedule_thread = None
         self._clear()
 
     def _clear(self):
@@ -34,6 +37,7 @@ class Store:
         self.flow = {}          # flow-control key -> FlowKey (flow_control.py)
         self.active_deliveries = 0
         self.queues = {}        # name -> queues.Queue
+        self.schedules = {}     # scheduleId -> schedules.Schedule
         self.heap = []
         # GET /v2/logs: [(seq, time ms, message, entry)] in append order; seqs
         # are consecutive, so the entry of seq s is at s - events[0][0]
