@@ -68,6 +68,32 @@ describe("qstash-dlq pause and resume", function()
     assert.is_false(key_paused("tenant-1"))
   end)
 
+  it("pauses and resumes a schedule; an unknown schedule id exits 3", function()
+    local code, _, raw = emu:json("POST", "/v2/schedules/https://example.com/yearly", { body = "x",
+      headers = { ["Upstash-Cron"] = "0 0 1 1 *", ["Upstash-Schedule-Id"] = "yearly" } })
+    assert(code == 200, raw)
+    local function paused()
+      local status, doc, r = emu:json("GET", "/v2/schedules/yearly")
+      assert(status == 200, r)
+      return doc.isPaused == true
+    end
+    local status, out, err = h:run{ "pause", "--schedule-id", "yearly" }
+    assert.are.equal(0, status, err)
+    assert.are.equal("paused schedule yearly\n", out)
+    assert.is_true(paused())
+
+    status, out, err = h:run{ "pause", "--schedule-id", "yearly", "--schedule-id", "scd_nosuch" }
+    assert.are.equal(3, status)
+    assert.are.equal("", out)
+    assert.matches("schedule yearly is already paused", err, 1, true)
+    assert.matches("schedule scd_nosuch does not exist", err, 1, true)
+
+    status, out, err = h:run{ "resume", "--schedule-id", "yearly" }
+    assert.are.equal(0, status, err)
+    assert.are.equal("resumed schedule yearly\n", out)
+    assert.is_false(paused())
+  end)
+
   it("exits 3 for a source already paused, one not paused, or one that does not exist", function()
     queue("orders", true)
     queue("idle")

@@ -99,6 +99,41 @@ describe("qstash-dlq sources", function()
     assert.matches("^flow%-control key +tenant%-1 +2  %S+  active, parallelism 2, rate 5/10s$", l[5])
   end)
 
+  it("shows a schedule firing into the DLQ: its entries, paused or its next run", function()
+    sink:set_status(500)
+    local code, doc, raw = emu:json("POST", "/v2/schedules/" .. sink.url .. "/tick", { body = "tick",
+      headers = { ["Upstash-Cron"] = "* * * * *", ["Upstash-Retries"] = "0", ["Upstash-Schedule-Id"] = "ticker" } })
+    assert(code == 200, raw)
+    assert.are.equal("ticker", doc.scheduleId)
+    local status, out, err
+    assert(E.wait_for(function()
+      status, out, err = h:run{ "sources", "--json" }
+      local list = status == 0 and cjson.decode(out)
+      return list and list[1] and list[1].count >= 2
+    end, 10), "the schedule's runs did not reach the DLQ: " .. out .. err)
+    local s = cjson.decode(out)[1]
+    assert.are.equal("schedule", s.kind)
+    assert.are.equal("ticker", s.id)
+    assert.is_false(s.state.paused)
+    assert.are.equal("number", type(s.state.nextScheduleTime))
+    assert.are.equal("* * * * *", s.state.cron)
+    status, out = h:run{ "sources", "--schedule-id", "ticker" }
+    assert.are.equal(0, status)
+    assert.matches("\nschedule +ticker +%d+  %S+  active, next run %d%d%d%d%-%d%d%-%d%dT[%d:]+Z\n", out)
+
+    ok_json("PATCH", "/v2/schedules/ticker/pause")
+    E.sleep(0.3) -- a run in flight lands
+    local entries = 0
+    for _, m in ipairs(h:dlq()) do if m.scheduleId == "ticker" then entries = entries + 1 end end
+    status, out, err = h:run{ "sources", "--json" }
+    assert.are.equal(0, status, err)
+    s = cjson.decode(out)[1]
+    assert.are.equal(entries, s.count)
+    assert.is_true(s.state.paused)
+    status, out = h:run{ "sources" }
+    assert.matches("\nschedule +ticker +%d+  %S+  paused\n", out)
+  end)
+
   it("takes the filters of list and stats, and reads each source's state once", function()
     fill()
     local offset = #emu:log()
