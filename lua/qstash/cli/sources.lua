@@ -103,6 +103,8 @@ local function look_up(ctx, s)
     s.state = row.state(res)
   elseif type(res) == "table" and res.kind == "not_found" then
     s.gone = true
+  elseif context.is_failure(res) and res.exit then
+    error(res, 0) -- interrupted (Ctrl-C): the command ends with its exit status
   else
     s.error = context.describe(res)
   end
