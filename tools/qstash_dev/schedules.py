@@ -106,6 +106,8 @@ class Schedule:
             for k in ("parallelism", "rate", "period"):
                 if k in cfg["flow"]:
                     d[k] = cfg["flow"][k]
+            if "rate" in cfg["flow"]:
+                d["ratePerSecond"] = cfg["flow"]["rate"]    # the older name qstash-js still reads
         if self.last_ms is not None:
             d["lastScheduleTime"] = self.last_ms
             d["lastScheduleStates"] = last_states
