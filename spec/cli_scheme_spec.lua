@@ -222,10 +222,10 @@ describe("qstash-dlq flag scheme", function()
     assert.matches("Flags mean the same in every command and position", out, 1, true)
     assert.matches("what retry sets on the new message: --set-*", out, 1, true)
     assert.matches("connection (before or after the command): --api-url --http-timeout --dev", out, 1, true)
-    for _, cmd in ipairs { "list", "stats", "export", "retry", "delete" } do
+    for _, cmd in ipairs { "list", "stats", "export", "retry", "delete", "sources" } do
       status, out = h:run{ cmd, "--help" }
       assert.are.equal(0, status)
-      assert.matches("Filters (the same in list, stats, export, retry and delete):", out, 1, true)
+      assert.matches("Filters (the same in list, stats, export, retry, delete and sources):", out, 1, true)
       assert.matches("--label <label>       Only messages with this label.", out, 1, true)
     end
   end)

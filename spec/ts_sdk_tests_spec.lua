@@ -106,6 +106,11 @@ describe("the official TypeScript SDK's own tests against the emulator", functio
     assert_passed("queue.test.mjs", node_test("queue.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
   end)
 
+  it("passes qstash-js src/client/schedules.test.ts (every case)", function()
+    assert_passed("schedules.test.mjs",
+      node_test("schedules.test.mjs", { QSTASH_URL = emu.url, QSTASH_TOKEN = emu.token }))
+  end)
+
   it("passes the dev-server integration tests of qstash-js src/dev-server/index.test.ts", function()
     assert_passed("dev-server.test.mjs", node_test("dev-server.test.mjs", { QSTASH_SDK_TEST_DEV_PORT = emu.port }))
     -- the SDK talked to this emulator (and started no dev server of its own):

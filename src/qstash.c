@@ -17,6 +17,7 @@
 #include "api/url_groups.h"
 #include "api/queues.h"
 #include "api/signing_keys.h"
+#include "api/schedules.h"
 #include "core/response.h"
 #include "qstash.h"
 #include "drive/step.h"
@@ -65,6 +66,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_publish_apis, safe);
     qs_api_register(L, qs_batch_apis, safe);
     qs_api_register(L, qs_queue_apis, safe);
+    qs_api_register(L, qs_schedule_apis, safe);
     qs_api_register(L, qs_message_apis, safe);
     qs_api_register(L, qs_url_group_apis, safe);
     qs_api_register(L, qs_flow_control_apis, safe);

@@ -5,7 +5,7 @@
 --
 -- main(argv, env) parses argv (an array of strings), runs one command and
 -- returns the exit status: 0 success, 1 a request failed, 2 usage error,
--- 130 interrupted (Ctrl-C).
+-- 3 pause/resume left a source unchanged, 130 interrupted (Ctrl-C).
 -- env (optional) replaces the process' surroundings, for tests and embedding:
 --   env.stdout, env.stderr   objects with :write() (default io.stdout/io.stderr)
 --   env.is_tty               boolean: is stderr a terminal (default: `test -t 2`)
@@ -17,7 +17,8 @@
 -- (argument values), cli/context.lua (streams, progress, failures, 429s),
 -- cli/scan.lua (reading pages), cli/plan.lua (selection and dry runs),
 -- cli/read.lua (list, get, stats, export), cli/retry.lua, cli/delete.lua,
--- cli/logs.lua (a message's history), cli/report.lua (--report), cli/jsonl.lua (files and fsync), cli/stats.lua.
+-- cli/logs.lua (a message's history), cli/report.lua (--report), cli/jsonl.lua (files and fsync), cli/stats.lua,
+-- cli/kinds.lua (the sources of DLQ entries), cli/sources.lua, cli/pause.lua (pause and resume).
 --
 -- The interpreter's own streams are never closed and os.exit is never called
 -- here: bin/qstash-dlq does that.
@@ -32,10 +33,13 @@ local read = require "qstash.cli.read"
 local retry = require "qstash.cli.retry"
 local delete = require "qstash.cli.delete"
 local logs = require "qstash.cli.logs"
+local sources = require "qstash.cli.sources"
+local pause = require "qstash.cli.pause"
 
 local EXIT_OK, EXIT_FAIL, EXIT_USAGE = context.EXIT_OK, context.EXIT_FAIL, context.EXIT_USAGE
 
-local M = { _NAME = flags.PROG, EXIT_OK = EXIT_OK, EXIT_FAIL = EXIT_FAIL, EXIT_USAGE = EXIT_USAGE }
+local M = { _NAME = flags.PROG, EXIT_OK = EXIT_OK, EXIT_FAIL = EXIT_FAIL, EXIT_USAGE = EXIT_USAGE,
+  EXIT_UNCHANGED = pause.EXIT_UNCHANGED }
 M.iso_to_ms = convert.iso_to_ms
 M.retry_opts = flags.retry_opts
 
@@ -47,10 +51,12 @@ M.retry_opts = flags.retry_opts
 M.RETRY = { attempts = 4, base_delay = 0.2, max_delay = 0.5 }
 
 local COMMAND_NAMES = { list = "list", ls = "list", get = "get", show = "get", stats = "stats",
-  export = "export", retry = "retry", delete = "delete", rm = "delete", logs = "logs" }
+  export = "export", retry = "retry", delete = "delete", rm = "delete", logs = "logs", sources = "sources",
+  pause = "pause", resume = "resume" }
 
 local commands = {
   list = read.list, get = read.get, stats = read.stats, retry = retry.run, delete = delete.run, logs = logs.run,
+  sources = sources.run, pause = pause.pause, resume = pause.resume,
   export = function(ctx, a) return read.export(ctx, a, a.output_writer) end,
 }
 
@@ -93,6 +99,14 @@ function checks.delete(a, now_ms)
     a.backup_writer = w
   end
   return open_report(a, "delete", now_ms)
+end
+
+for _, verb in ipairs { "pause", "resume" } do
+  checks[verb] = function(a, now_ms)
+    local why = pause.check(a, verb)
+    if why then return why end
+    return open_report(a, verb, now_ms)
+  end
 end
 
 -- argparse reports a misspelt flag; for the two that meant two things

@@ -254,6 +254,10 @@ end
 --   qr.queue_pause(name, config), qr.queue_resume(name, config)
 --   qr.signing_keys(config), qr.signing_keys_rotate(config) -> { current, next }, err
 --     (a rotation is not sent again after an unknown outcome: err.ambiguous)
+--   qr.schedule_create(destination, cron, body, opts, config),
+--   qr.schedule_create_json(destination, cron, value, opts, config) -> { scheduleId }, err
+--   qr.schedule_get(id, config), qr.schedule_list(config), qr.schedule_delete(id, config),
+--   qr.schedule_pause(id, config), qr.schedule_resume(id, config)
 -- A follow sleeps with ngx.sleep between two looks at the logs.
 local CALLS = {
   { "dlq_retry", 2 }, { "dlq_list", 1 }, { "dlq_get", 1 }, { "dlq_delete", 1 },
@@ -269,6 +273,8 @@ local CALLS = {
   { "enqueue", 4 }, { "enqueue_json", 4 }, { "queue_upsert", 2 }, { "queue_get", 1 },
   { "queue_list", 0 }, { "queue_delete", 1 }, { "queue_pause", 1 }, { "queue_resume", 1 },
   { "signing_keys", 0 }, { "signing_keys_rotate", 0 },
+  { "schedule_create", 4 }, { "schedule_create_json", 4 }, { "schedule_get", 1 }, { "schedule_list", 0 },
+  { "schedule_delete", 1 }, { "schedule_pause", 1 }, { "schedule_resume", 1 },
 }
 
 for _, row in ipairs(CALLS) do

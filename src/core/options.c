@@ -39,6 +39,33 @@ typedef struct ctx {
     int dedup;      /* a deduplication_id was given */
 } ctx;
 
+#define NAME_MAX_LEN 256
+
+const char *qs_name_problem(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0) return "must not be empty";
+    if (n > NAME_MAX_LEN) return "is longer than 256 bytes";
+    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return "must not be '.' or '..'";
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return "may hold only letters, digits, '_', '.' and '-'";
+    }
+    return NULL;
+}
+
+static int is_json(qs_opts_mode m)
+{
+    return m == QS_OPTS_PUBLISH_JSON || m == QS_OPTS_SCHEDULE_JSON;
+}
+
+static int is_schedule(qs_opts_mode m)
+{
+    return m == QS_OPTS_SCHEDULE || m == QS_OPTS_SCHEDULE_JSON;
+}
+
 static int is_tchar(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -239,8 +266,8 @@ static void forward_headers(ctx *x, int idx, const char *what, const char *prefi
             qs_argerror(x->a, x->argidx, "option '%s': '%s' and '%s' name the same header", what,
                         pairs[i - 1].name, p->name);
         if (top && x->mode != QS_OPTS_RETRY && strcasecmp(p->name, "Content-Type") == 0) {
-            if (x->mode == QS_OPTS_PUBLISH_JSON)
-                qs_argerror(x->a, x->argidx, "publish_json always sends Content-Type: application/json");
+            if (is_json(x->mode))
+                qs_argerror(x->a, x->argidx, "%s always sends Content-Type: application/json", x->a->fname);
             /* the content_type option wins over this entry */
             if (lua_isnil(L, x->ct)) {
                 lua_pushlstring(L, p->value, p->vlen);
@@ -468,8 +495,8 @@ static void put_value(ctx *x, const row *r, const char *header, const char *what
         break;
     case QS_OPT_CONTENT_TYPE:
         if (x->mode == QS_OPTS_RETRY) qs_argerror(x->a, x->argidx, "option 'content_type' applies to publish only");
-        if (x->mode == QS_OPTS_PUBLISH_JSON)
-            qs_argerror(x->a, x->argidx, "publish_json always sends Content-Type: application/json");
+        if (is_json(x->mode))
+            qs_argerror(x->a, x->argidx, "%s always sends Content-Type: application/json", x->a->fname);
         get_string(x, v, what, NULL);
         lua_pushvalue(L, v);
         lua_replace(L, x->ct); /* written last; kept alive on the stack meanwhile */
@@ -483,6 +510,15 @@ static void put_value(ctx *x, const row *r, const char *header, const char *what
         if (lua_type(L, v) != LUA_TBOOLEAN && lua_type(L, v) != LUA_TTABLE)
             qs_argerror(x->a, x->argidx, "option 'follow' must be true or a table { timeout = s, interval = s }");
         break;
+    case QS_OPT_NAME: {
+        const char *why;
+        if (!is_schedule(x->mode))
+            qs_argerror(x->a, x->argidx, "option '%s' applies to schedule_create only", what);
+        s = get_string(x, v, what, &n);
+        if ((why = qs_name_problem(s, n)) != NULL) qs_argerror(x->a, x->argidx, "option '%s' %s", what, why);
+        add(x, header, s, what);
+        break;
+    }
     }
 }
 
@@ -558,7 +594,7 @@ int qs_opts_marshal(const qs_args *a, int idx, qs_buf *out, qs_opts_mode mode)
         }
         lua_settop(L, x.ct);
     }
-    if (mode == QS_OPTS_PUBLISH_JSON) {
+    if (is_json(mode)) {
         lua_pushliteral(L, "application/json");
         lua_replace(L, x.ct);
     }

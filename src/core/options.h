@@ -26,7 +26,8 @@ typedef enum {
     QS_OPT_REDACT,       /* {body = true, header = true or {names}} */
     QS_OPT_CONTENT_TYPE, /* publish only: the body's Content-Type */
     QS_OPT_HEADERS,      /* {Name = "value"} forwarded with the header as prefix */
-    QS_OPT_FOLLOW        /* dlq_retry only: no header; follow the new message (logs.c) */
+    QS_OPT_FOLLOW,       /* dlq_retry only: no header; follow the new message (logs.c) */
+    QS_OPT_NAME          /* schedules only: a name of QStash's [A-Za-z0-9_.-], as given */
 } qs_opt_kind;
 
 /* The options table: key, header (a prefix for CALLBACK and HEADERS), kind.
@@ -50,7 +51,9 @@ typedef enum {
     X("redact", "Upstash-Redact-Fields", QS_OPT_REDACT)                                \
     X("content_type", "Content-Type", QS_OPT_CONTENT_TYPE)                             \
     X("headers", "Upstash-Forward-", QS_OPT_HEADERS)                                   \
-    X("follow", "", QS_OPT_FOLLOW)
+    X("follow", "", QS_OPT_FOLLOW)                                                     \
+    X("schedule_id", "Upstash-Schedule-Id", QS_OPT_NAME)                               \
+    X("queue", "Upstash-Queue-Name", QS_OPT_NAME)
 
 /* callback_options / failure_callback_options: the header is a suffix of the
  * family ("Upstash-Callback" + "-Method"). */
@@ -68,8 +71,20 @@ extern const char *const qs_flow_control_keys[];
 extern const char *const qs_redact_keys[];
 
 /* What the options are for: a DLQ retry takes no content type; publish takes
- * one; publish_json always sends application/json and refuses another. */
-typedef enum { QS_OPTS_RETRY, QS_OPTS_PUBLISH, QS_OPTS_PUBLISH_JSON } qs_opts_mode;
+ * one; publish_json always sends application/json and refuses another; a
+ * schedule takes them as publish does, and schedule_id and queue besides. */
+typedef enum {
+    QS_OPTS_RETRY,
+    QS_OPTS_PUBLISH,
+    QS_OPTS_PUBLISH_JSON,
+    QS_OPTS_SCHEDULE,
+    QS_OPTS_SCHEDULE_JSON
+} qs_opts_mode;
+
+/* Why `s` (n bytes) is not a name of QStash's rule (a queue, a schedule id,
+ * a URL group): [A-Za-z0-9_.-], not empty, not "." or "..", at most 256
+ * bytes; NULL when it is one. Such a name is its own percent-encoding. */
+const char *qs_name_problem(const char *s, size_t n);
 
 /* Validates the options table at idx (nil allowed) and appends one
  * "Name: value" line per header to out, each NUL-terminated, the body's

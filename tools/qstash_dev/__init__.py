@@ -1,5 +1,5 @@
 """qstash_dev: a local QStash emulator (publish, batch, delivery, retries,
-the DLQ, message get and cancel, URL groups, logs; README.md lists what it
+the DLQ, message get and cancel, URL groups, queues, schedules, logs; README.md lists what it
 covers).  Python 3 standard library only; state lives in memory.
 
     python3 tools/qstash-dev [--port N] [--host 127.0.0.1] [--token T]
@@ -27,6 +27,8 @@ One concern a file (each file's docstring says what it owns):
     dlq.py         the DLQ: entries and endpoints
     logs.py        the log entries and GET /v2/logs
     url_groups.py  URL groups (topics) and their endpoints
+    schedules.py   schedules: their endpoints and runs on the schedule clock
+    cron.py        cron expressions: QStash's check, the next run (croniter)
     dev.py         /__dev/* endpoints
     config.py      what Upstash-* headers configure; retry-delay expressions
     params.py      parsing of values, query filters, cursors, batch bodies

@@ -16,10 +16,12 @@ from .messages import MessagesMixin
 from .queues import QueuesMixin
 from .scheduler import SchedulerMixin
 from .signing import SigningMixin
+from .schedules import SchedulesMixin
 from .store import Store
 from .url_groups import UrlGroupsMixin
 
 
 class Emulator(Store, AuthMixin, SchedulerMixin, DeliveryMixin, MessagesMixin, DlqMixin,
-               LogsMixin, UrlGroupsMixin, FlowControlMixin, QueuesMixin, SigningMixin, DevMixin):
+               LogsMixin, UrlGroupsMixin, FlowControlMixin, QueuesMixin, SchedulesMixin, SigningMixin,
+               DevMixin):
     """A whole QStash: Emulator(token, time_scale, burst_limit, quiet)."""

@@ -233,7 +233,8 @@ class MessagesMixin:
         hit = self.dedup.get(key)
         return hit[1] if hit else None
 
-    def publish(self, destination, queue_name, headers, body, caller_ip):
+    def publish(self, destination, queue_name, headers, body, caller_ip, schedule_id=None):
+        """A publish request, or a run of schedule `schedule_id` (schedules.py)."""
         cfg = parse_config(headers)
         content_type = None
         for n, v in headers:
@@ -244,7 +245,8 @@ class MessagesMixin:
         if cfg.get("header_forward"):
             fwd = [(n, v) for n, v in headers
                    if not n.lower().startswith("upstash-") and n.lower() not in NO_FORWARD] + fwd
-        base = {"content_type": content_type, "fwd": fwd, "body": body, "queue_name": queue_name}
+        base = {"content_type": content_type, "fwd": fwd, "body": body, "queue_name": queue_name,
+                "schedule_id": schedule_id}
         is_url = is_http_url(destination)
         if not is_url and not NAME_RE.match(destination):
             raise ApiError(400, "invalid destination %r: must be an http(s) URL or a URL group name" % destination)

@@ -1,6 +1,7 @@
 """Routing: the table of endpoints (ROUTES: path pattern, methods, name), the
 publish and enqueue paths with their raw destination, authorization and
-burst counting per route, and which Emulator method answers.  A new
+burst counting per route, and which Emulator method answers (a schedule's
+create path, like publish's, holds a raw destination).  A new
 endpoint (queues, schedules) is one row here and one branch in handle()."""
 
 import re
@@ -29,6 +30,10 @@ def split_destination(rest):
     return rest, token
 
 
+# POST /v2/schedules/{id}/pause or /resume, not a create: an id has no ':'
+# (a URL destination has) and a group name no '/'.
+SCHEDULE_ACTION = re.compile(r"^/v2/schedules/[A-Za-z0-9_.-]+/(?:pause|resume)(?:\?|$)")
+
 ROUTES = [
     (re.compile(r"^/v2/keys$"), ("GET",), "keys"),
     # qstash-go calls POST /v2/rotate, which QStash documents nowhere: not answered
@@ -54,6 +59,11 @@ ROUTES = [
     (re.compile(r"^/v2/queues/([^/]+)$"), ("GET", "DELETE"), "queue"),
     (re.compile(r"^/v2/queues/([^/]+)/pause$"), ("POST",), "queue_pause"),
     (re.compile(r"^/v2/queues/([^/]+)/resume$"), ("POST",), "queue_resume"),
+    # POST /v2/schedules/{destination} (any other POST under /v2/schedules/) creates
+    (re.compile(r"^/v2/schedules$"), ("GET",), "schedules"),
+    (re.compile(r"^/v2/schedules/([^/]+)$"), ("GET", "DELETE"), "schedule"),
+    # the SDKs send PATCH, QStash's OpenAPI says POST: both are accepted
+    (re.compile(r"^/v2/schedules/([^/]+)/(pause|resume)$"), ("PATCH", "POST"), "schedule_action"),
     (re.compile(r"^/__dev/deliveries$"), ("GET",), "dev_deliveries"),
     (re.compile(r"^/__dev/reset$"), ("POST",), "dev_reset"),
     (re.compile(r"^/__dev/requests$"), ("GET",), "dev_requests"),
@@ -78,6 +88,13 @@ def handle(emu, method, target, headers, body, client_ip):
         emu.authorize(headers, query_token)
         status, payload = emu.publish(destination, queue_name, headers, body, client_ip)
         return status, payload, []
+    if method == "POST" and target.startswith("/v2/schedules/") and not SCHEDULE_ACTION.match(target):
+        destination, query_token = split_destination(target[len("/v2/schedules/"):])
+        token = emu.authorize(headers, query_token)
+        extra = emu.check_burst(token)
+        emu.count_request(method, "schedules")
+        status, payload = emu.schedule_create(destination, headers, body, client_ip)
+        return status, payload, extra
 
     path, _, query = target.partition("?")
     for rx, methods, name in ROUTES:
@@ -140,6 +157,12 @@ def handle(emu, method, target, headers, body, client_ip):
         res = emu.queue_get(arg) if method == "GET" else emu.queue_delete(arg)
     elif name in ("queue_pause", "queue_resume"):
         res = emu.queue_set_paused(arg, name == "queue_pause")
+    elif name == "schedules":
+        res = emu.schedule_list()
+    elif name == "schedule":
+        res = emu.schedule_get(arg) if method == "GET" else emu.schedule_delete(arg)
+    elif name == "schedule_action":
+        res = emu.schedule_set_paused(arg, m.group(2) == "pause")
     elif name == "dev_deliveries":
         res = emu.dev_deliveries(query)
     elif name == "dev_requests":

@@ -1,10 +1,10 @@
 """The state: every collection the emulator holds, declared in one place
 (Store.__init__ and Store._clear, which POST /__dev/reset runs again), the
-lock and condition that guard them, and the stderr log.  Queues and
-schedules will declare their collections here."""
+lock and condition that guard them, and the stderr log."""
 
 import sys
 import threading
+import time
 
 from .signing import CURRENT_SIGNING_KEY, NEXT_SIGNING_KEY
 
@@ -24,6 +24,9 @@ class Store:
         self.gen = 0
         self.burst = {}         # token -> [window second, count]
         self.log_seq = 0        # log entry sequence, never reset (cursors stay unambiguous)
+        # the schedule clock starts at the wall clock (schedules.py), and its thread
+        self.schedule_clock0 = (time.time(), time.monotonic())
+        self.schedule_thread = None
         self._clear()
 
     def _clear(self):
@@ -38,6 +41,7 @@ class Store:
         self.queues = {}        # name -> queues.Queue
         # the signing keys (signing.py): the public dev keys until rotated
         self.signing_keys = {"current": CURRENT_SIGNING_KEY, "next": NEXT_SIGNING_KEY}
+        self.schedules = {}     # scheduleId -> schedules.Schedule
         self.heap = []
         # GET /v2/logs: [(seq, time ms, message, entry)] in append order; seqs
         # are consecutive, so the entry of seq s is at s - events[0][0]

@@ -50,6 +50,14 @@ M.FILTERS = {
     help = "Only messages with this flow-control key." },
 }
 
+-- What pause and resume take: the filters' spellings of the sources that can
+-- be paused; target is the argparse result key (cli/kinds.lua's rows).
+M.SOURCES = {
+  { flag = "--schedule-id", arg = "<id>", target = "schedule_id", what = "schedule" },
+  { flag = "--queue", arg = "<name>", target = "queue_name", what = "queue" },
+  { flag = "--flow-control-key", arg = "<key>", target = "flow_control_key", what = "flow-control key" },
+}
+
 -- What retry sets on the new message; target is the argparse result key.
 local SETTERS = {
   { flag = "--set-retries", alias = "--retries", arg = "<n>", conv = C.uint,
@@ -145,7 +153,7 @@ local function add_filters(cmd)
     opts[#opts + 1] = add(cmd, { flag = f.flag, alias = f.alias, arg = f.arg, convert = f.convert,
       many = not f.single, help = f.help }, "filter_" .. f.key)
   end
-  cmd:group("Filters (the same in list, stats, export, retry and delete)", unpack(opts))
+  cmd:group("Filters (the same in list, stats, export, retry, delete and sources)", unpack(opts))
 end
 
 -- Which entries a state-changing command works on: ids, --file, or --all.
@@ -183,10 +191,11 @@ end
 
 local SCHEME = [[
 Flags mean the same in every command and position:
-  filters (list, stats, export, retry, delete):
+  filters (list, stats, export, retry, delete, sources):
     --message-id --url --url-group --schedule-id --queue --from --to
     --status --caller-ip --label --flow-control-key
   what retry sets on the new message: --set-* (--set-label, --set-retries, ...)
+  sources to pause or resume: --schedule-id --queue --flow-control-key
   following the new messages (retry): --follow --follow-timeout --follow-interval
   connection (before or after the command): --api-url --http-timeout --dev]]
 
@@ -201,7 +210,8 @@ Configuration comes from QSTASH_TOKEN and QSTASH_URL (or QSTASH_REGION with
 on port QSTASH_DEV_PORT (default 8080).
 
 Exit status: 0 success, 1 a request failed (or an outcome is unknown), 2 usage
-error, 130 interrupted (Ctrl-C; the ids in flight are reported as ambiguous).
+error, 3 pause/resume left a source unchanged (already in that state, or it does
+not exist), 130 interrupted (Ctrl-C; the ids in flight are reported as ambiguous).
 Run 'qstash-dlq <command> --help' for the flags of a command.]])
   add_help(parser, state)
   -- the version is the module's (src/base/version.h): read when asked, after parsing
@@ -285,6 +295,41 @@ ids retry prints after the arrow.]]
   logs:argument("message-id", "The message id (msg_...).") :target "message_id"
     :convert(C.message_id("the message id"))
   logs:flag("--json", "Print one JSON object per log entry and line.")
+
+  local sources = parser:command("sources",
+    "Show which schedules, queues, URL groups and flow-control keys the (filtered) DLQ came from, and their state.")
+    :epilog [[
+One pass over the pages (at most 1000 pages and 300 s), then one request per
+source for its live state: a schedule paused or its next run, a queue paused
+with its lag and parallelism, a flow-control key paused or pinned with its
+parallelism and rate, a URL group's endpoints. A source that no longer exists
+is shown as gone. Nothing is changed.]]
+  add_help(sources, state)
+  add_filters(sources)
+  sources:flag("--json", "Print one JSON array: {kind, id or name, count, newest, state} per source.")
+
+  for _, verb in ipairs { "pause", "resume" } do
+    local cmd = parser:command(verb, verb == "pause"
+      and "Pause schedules, queues or flow-control keys: stop what keeps feeding the DLQ."
+      or "Resume paused schedules, queues or flow-control keys.")
+      :epilog(([[
+Each source named is read first; one that does not exist or is %s
+is reported and left alone, and the command exits 3. Nothing is %s
+without --schedule-id, --queue or --flow-control-key.]]):format(
+        verb == "pause" and "already paused" or "not paused", verb == "pause" and "paused" or "resumed"))
+    add_help(cmd, state)
+    local opts = {}
+    for _, row in ipairs(M.SOURCES) do
+      opts[#opts + 1] = add(cmd, { flag = row.flag, arg = row.arg, many = true,
+        help = ("%s this %s."):format(verb == "pause" and "Pause" or "Resume", row.what) }, row.target)
+    end
+    cmd:group("Sources (spelled as the filters)", unpack(opts))
+    cmd:group("Rehearse and record",
+      cmd:flag("--dry-run", ("Read each source's state and list what would be %s; change nothing.")
+        :format(verb == "pause" and "paused" or "resumed")) :target "dry_run",
+      cmd:option("--report", "Append one JSON line per source (the result or the error) and a summary line to FILE.")
+        :argname "<file>" :convert(C.path("--report")))
+  end
 
   local delete = parser:command("delete rm", "Remove messages from the DLQ without delivering them.")
     :epilog [[

@@ -11,6 +11,7 @@
 --   it may have taken effect
 --   {"type":"failed","dlqId":"...","error":{"kind":"...","status":404,"message":"...","ambiguous":false}}
 --   {"type":"summary","command":"retry","selected":3,"retried":2,"failed":1,"not_attempted":0,...}
+-- pause and resume write a line per source instead (R:record, cli/pause.lua).
 -- The file is appended to, never truncated: a second run after an
 -- interruption adds its own lines and summary.
 
@@ -85,6 +86,13 @@ end
 
 function R:deleted(id)
   add(self, { type = "deleted", dlqId = id })
+end
+
+-- A line about something other than a DLQ id (pause and resume: a source),
+-- counted by its type.
+function R:record(line)
+  self.counts[line.type] = self:count(line.type) + 1
+  if self.file then self.pending[#self.pending + 1] = line end
 end
 
 -- An id whose request was cut short (Ctrl-C) after it was sent, or that

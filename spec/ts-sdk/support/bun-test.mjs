@@ -38,6 +38,7 @@ export const test = (name, fn, options = {}) => nodeTest.it(name, options, run(f
 export const describe = (name, fn) => nodeTest.describe(name, fn);
 export const beforeAll = (fn) => nodeTest.before(run(fn));
 export const afterAll = (fn) => nodeTest.after(run(fn));
+export const afterEach = (fn) => nodeTest.afterEach(run(fn));
 
 const show = (v) => inspect(v, { depth: 6, breakLength: 120 });
 
@@ -53,10 +54,27 @@ const plain = (v) => {
   return v;
 };
 
+// Jest's expect.objectContaining(sample): toEqual checks only the sample's keys.
+class ObjectContaining {
+  constructor(sample) {
+    this.sample = sample;
+  }
+}
+
+const toEqual = (actual, expected) => {
+  if (expected instanceof ObjectContaining) {
+    assert.ok(actual && typeof actual === "object", `expected an object, got ${show(actual)}`);
+    for (const [k, v] of Object.entries(expected.sample))
+      assert.deepStrictEqual(plain(actual[k]), plain(v), `property ${k} of ${show(actual)}`);
+    return;
+  }
+  assert.deepStrictEqual(plain(actual), plain(expected));
+};
+
 export const expect = (actual) => ({
   toBe: (expected) =>
     assert.ok(Object.is(actual, expected), `expected ${show(actual)} to be ${show(expected)}`),
-  toEqual: (expected) => assert.deepStrictEqual(plain(actual), plain(expected)),
+  toEqual: (expected) => toEqual(actual, expected),
   toBeDefined: () => assert.ok(actual !== undefined, "expected a defined value"),
   toBeUndefined: () => assert.ok(actual === undefined, `expected undefined, got ${show(actual)}`),
   toBeTruthy: () => assert.ok(actual, `expected a truthy value, got ${show(actual)}`),
@@ -98,3 +116,4 @@ export const expect = (actual) => ({
     },
   },
 });
+expect.objectContaining = (sample) => new ObjectContaining(sample);

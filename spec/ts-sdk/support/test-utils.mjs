@@ -1,7 +1,7 @@
 // Copyright (c) 2022 Upstash, Inc. MIT license: see spec/ts-sdk/LICENSE.qstash-js.
 // Port of what the upstream tests import from upstash/qstash-js
-// src/client/workflow/test-utils.ts (v2.11.3, 81d951b): expectToReject and
-// mockQStashServer, as written, on Node's http server instead of Bun.serve.
+// src/client/workflow/test-utils.ts (v2.11.3, 81d951b): MOCK_SERVER_URL,
+// expectToReject and mockQStashServer, as written, on Node's http server instead of Bun.serve.
 // The mock listens on a free loopback port (upstream: localhost:8080) for the
 // whole file; each mockQStashServer call installs its handler and removes it.
 import * as http from "node:http";
@@ -36,6 +36,8 @@ afterAll(() => {
 
 export const MOCK_QSTASH_SERVER_PORT = server.address().port;
 export const MOCK_QSTASH_SERVER_URL = `http://127.0.0.1:${MOCK_QSTASH_SERVER_PORT}`;
+// upstream's destination of the mocked cases, which only check the request
+export const MOCK_SERVER_URL = "https://requestcatcher.com/";
 
 /**
  * Asserts that calling `fn` rejects with an error whose message contains
