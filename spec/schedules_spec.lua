@@ -220,6 +220,32 @@ describe("schedules against the emulator", function()
     assert.equal(1, #client:schedule_list())
   end)
 
+  it("runs through client:async: each call's callback from poll, with the synchronous call's result", function()
+    local got = {}
+    local function settle()
+      local deadline = E.now() + 10
+      while client:pending() > 0 and E.now() < deadline do client:poll(0.5) end
+      assert.equal(0, client:pending())
+    end
+    client:async("schedule_create", fx.sink.url, "1 1 1 1 1", "a", { schedule_id = "as" },
+      function(res, err) got.create = { res, err } end)
+    settle()
+    assert.same({ scheduleId = "as" }, got.create[1])
+    client:async("schedule_pause", "as", function(res, err) got.pause = { res, err } end)
+    settle()
+    assert.is_true(got.pause[1])
+    client:async("schedule_get", "as", function(res, err) got.get = { res, err } end)
+    client:async("schedule_list", function(res, err) got.list = { res, err } end)
+    settle()
+    assert.same(client:schedule_get("as"), got.get[1])
+    assert.is_true(got.get[1].isPaused)
+    assert.equal(1, #got.list[1])
+    client:async("schedule_get", "gone", function(res, err) got.missing = { res, err } end)
+    settle()
+    assert.is_nil(got.missing[1])
+    assert.equal("not_found", got.missing[2].kind)
+  end)
+
   it("accepts POST for pause and resume too (QStash's OpenAPI), and answers 400 for a bad cron", function()
     client:schedule_create(fx.sink.url, "1 1 1 1 1", nil, { schedule_id = "p" })
     assert.equal(200, (fx.emu:request("POST", "/v2/schedules/p/pause")))
