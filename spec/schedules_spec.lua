@@ -337,8 +337,12 @@ describe("schedules against the emulator", function()
     for _, opt in ipairs{ "schedule_id", "queue" } do
       local ok, err = pcall(client.publish, client, "https://e.com", "b", { [opt] = "x" })
       assert.is_false(ok)
-      assert.truthy(err:find("option '" .. opt .. "' applies to schedule_create only", 1, true), err)
+      assert.truthy(err:find("option '" .. opt .. "' applies to schedule_create and schedule_create_json only",
+        1, true), err)
     end
+    local ok, err = pcall(client.enqueue, client, "q", "https://e.com", "b", { queue = "q" })
+    assert.is_false(ok)
+    assert.truthy(err:find("enqueue takes the queue as its first argument", 1, true), err)
     assert.same({}, served())
   end)
 end)
