@@ -220,6 +220,32 @@ describe("schedules against the emulator", function()
     assert.equal(1, #client:schedule_list())
   end)
 
+  it("runs through client:async: each call's callback from poll, with the synchronous call's result", function()
+    local got = {}
+    local function settle()
+      local deadline = E.now() + 10
+      while client:pending() > 0 and E.now() < deadline do client:poll(0.5) end
+      assert.equal(0, client:pending())
+    end
+    client:async("schedule_create", fx.sink.url, "1 1 1 1 1", "a", { schedule_id = "as" },
+      function(res, err) got.create = { res, err } end)
+    settle()
+    assert.same({ scheduleId = "as" }, got.create[1])
+    client:async("schedule_pause", "as", function(res, err) got.pause = { res, err } end)
+    settle()
+    assert.is_true(got.pause[1])
+    client:async("schedule_get", "as", function(res, err) got.get = { res, err } end)
+    client:async("schedule_list", function(res, err) got.list = { res, err } end)
+    settle()
+    assert.same(client:schedule_get("as"), got.get[1])
+    assert.is_true(got.get[1].isPaused)
+    assert.equal(1, #got.list[1])
+    client:async("schedule_get", "gone", function(res, err) got.missing = { res, err } end)
+    settle()
+    assert.is_nil(got.missing[1])
+    assert.equal("not_found", got.missing[2].kind)
+  end)
+
   it("accepts POST for pause and resume too (QStash's OpenAPI), and answers 400 for a bad cron", function()
     client:schedule_create(fx.sink.url, "1 1 1 1 1", nil, { schedule_id = "p" })
     assert.equal(200, (fx.emu:request("POST", "/v2/schedules/p/pause")))
@@ -253,6 +279,12 @@ describe("schedules against the emulator", function()
     { "schedule_create", { "https://e.com", "@daily" }, "field 1 (minute)" },
     { "schedule_create", { "https://e.com", "* * * * *\n" }, "control bytes" },
     { "schedule_create", { "https://e.com", 5 }, "cron must be a string, got number" },
+    { "schedule_create", { "https://e.com", ("1,"):rep(300) .. "1 * * * *" }, "cron is longer than 512 bytes" },
+    { "schedule_create", { "https://e.com", "99999999999999999999 * * * *" }, "field 1 (minute): '99999999999999999999'" },
+    { "schedule_create", { "https://e.com", "*/4294967297 * * * *" }, "field 1 (minute)" },
+    { "schedule_create", { "https://e.com", "CRON_TZ=" .. ("A"):rep(200) .. " * * * * *" }, "IANA time zone name of 1 to 128" },
+    { "schedule_create", { "https://e.com", "CRON_TZ=Europe//Paris * * * * *" }, "not an IANA time zone name" },
+    { "schedule_create", { "https://e.com", "CRON_TZ=Europe/Paris\0 * * * * *" }, "control bytes" },
     { "schedule_create", { "https://e.com", "CRON_TZ=Mars/Olympus_Mons * * * * *" }, "unknown time zone" },
     { "schedule_create", { "https://e.com", "CRON_TZ=../etc/passwd * * * * *" }, "not an IANA time zone name" },
     { "schedule_create", { "https://e.com", "CRON_TZ=/etc/localtime * * * * *" }, "not an IANA time zone name" },
@@ -305,8 +337,12 @@ describe("schedules against the emulator", function()
     for _, opt in ipairs{ "schedule_id", "queue" } do
       local ok, err = pcall(client.publish, client, "https://e.com", "b", { [opt] = "x" })
       assert.is_false(ok)
-      assert.truthy(err:find("option '" .. opt .. "' applies to schedule_create only", 1, true), err)
+      assert.truthy(err:find("option '" .. opt .. "' applies to schedule_create and schedule_create_json only",
+        1, true), err)
     end
+    local ok, err = pcall(client.enqueue, client, "q", "https://e.com", "b", { queue = "q" })
+    assert.is_false(ok)
+    assert.truthy(err:find("enqueue takes the queue as its first argument", 1, true), err)
     assert.same({}, served())
   end)
 end)

@@ -513,7 +513,8 @@ static void put_value(ctx *x, const row *r, const char *header, const char *what
     case QS_OPT_NAME: {
         const char *why;
         if (!is_schedule(x->mode))
-            qs_argerror(x->a, x->argidx, "option '%s' applies to schedule_create only", what);
+            qs_argerror(x->a, x->argidx, "option '%s' applies to schedule_create and schedule_create_json only%s",
+                        what, strcmp(what, "queue") == 0 ? " (enqueue takes the queue as its first argument)" : "");
         s = get_string(x, v, what, &n);
         if ((why = qs_name_problem(s, n)) != NULL) qs_argerror(x->a, x->argidx, "option '%s' %s", what, why);
         add(x, header, s, what);
