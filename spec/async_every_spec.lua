@@ -216,3 +216,119 @@ describe("every API function without blocking", function()
   if not has_luv then pending("qstash.loop.luv: needs luv (Debian lua-luv)") end
   if not has_cq then pending("qstash.loop.cqueues: needs cqueues (Debian lua-cqueues)") end
 end)
+
+-- dlq_retry_each is no plan (prepare refuses it) but runs through async and
+-- both adapters too: the retries as async calls, then the follow of the
+-- retried messages as one follow_many.
+describe("dlq_retry_each without blocking", function()
+  local fx = E.fixture{ time_scale = 0.001 }
+
+  local function client()
+    return qstash.new{ token = fx.emu.token, base_url = fx.emu.url, retry = { attempts = 2, base_delay = 0.01 } }
+  end
+
+  -- DLQ entries of messages that failed (the sink answers 500, then 200 again)
+  local function dlq_entries(n)
+    local c, ids = client(), {}
+    fx.sink:set_status(500)
+    for i = 1, n do
+      ids[i] = c:follow(c:publish(fx.sink.url .. "/f" .. i, "x", { retries = 0 }).messageId, FAST).dlqId
+    end
+    fx.sink:set_status(200)
+    c:close()
+    return ids
+  end
+
+  local ways = { { "poll", via_poll } }
+  if has_luv then ways[#ways + 1] = { "luv", via_luv } end
+  if has_cq then ways[#ways + 1] = { "cqueues", via_cqueues } end
+
+  it("gives the synchronous call's result: ids that are not in the DLQ, duplicates once", function()
+    local ids = { "1-no-such", "2-no-such", "1-no-such", "3-no-such" }
+    local c = client()
+    local want = outcome({}, pcall(c.dlq_retry_each, c, ids, nil, { concurrency = 2 }))
+    c:close()
+    assert.equal(3, want.result.failed)
+    for _, way in ipairs(ways) do
+      c = client()
+      assert.same(want, outcome({}, way[2](c, "dlq_retry_each", { ids, nil, { concurrency = 2 } })), way[1])
+      assert.equal(0, c:_stats().loop_waits)
+      c:close()
+    end
+  end)
+
+  it("retries and follows: every id retried, its message delivered, on_result once per id", function()
+    local c = client()
+    local sok, sres = pcall(c.dlq_retry_each, c, dlq_entries(3), { follow = FAST })
+    c:close()
+    assert.is_true(sok)
+    assert.equal(3, sres.ok)
+    -- the ids differ from run to run: the counts, and each id's result by shape
+    local function summary(ok, out)
+      local one
+      for _, r in pairs(out.results) do one = shape(r) end
+      return { ok = ok, n = out.ok, failed = out.failed, each = one }
+    end
+    local want = summary(sok, sres)
+    for _, way in ipairs(ways) do
+      local ids, seen, progress = dlq_entries(3), {}, 0
+      c = client()
+      local ok, out = way[2](c, "dlq_retry_each", { ids, { follow = FAST }, {
+        concurrency = 2,
+        on_result = function(id, res) seen[id] = res.delivery.state end,
+        on_progress = function(done) progress = done end,
+      } })
+      assert.same(want, summary(ok, out), way[1])
+      for _, id in ipairs(ids) do
+        assert.equal("DELIVERED", out.results[id].delivery.state, way[1])
+        assert.equal("DELIVERED", seen[id], way[1])
+      end
+      assert.equal(3, progress)
+      assert.equal(0, c:_stats().loop_waits)
+      c:close()
+    end
+  end)
+
+  it("an error raised by on_result ends the batch with that error, as the synchronous call raises it", function()
+    local ids = { "1-no-such", "2-no-such", "3-no-such", "4-no-such" }
+    local function stop() error("stop here", 0) end
+    local c = client()
+    local ok, serr = pcall(c.dlq_retry_each, c, ids, nil, { concurrency = 1, on_result = stop })
+    c:close()
+    assert.is_false(ok)
+    for _, way in ipairs(ways) do
+      c = client()
+      local aok, err = way[2](c, "dlq_retry_each", { ids, nil, { concurrency = 1, on_result = stop } })
+      assert.is_false(aok, way[1])
+      assert.equal(tostring(serr), tostring(err), way[1])
+      assert.equal(0, c:pending())
+      c:close()
+    end
+  end)
+
+  it("cancel: the requests in flight and the ids not started end cancelled; the callback gets them", function()
+    local c = client()
+    local ids = {}
+    for i = 1, 6 do ids[i] = i .. "-no-such" end
+    local got
+    local h = c:async("dlq_retry_each", ids, nil, { concurrency = 2 }, function(res, err) got = { res, err } end)
+    assert.matches("^qstash.batch", tostring(h))
+    assert.is_true(h:cancel())
+    assert.is_false(h:cancel())
+    settle(c)
+    assert.is_nil(got[2])
+    assert.equal(6, got[1].failed)
+    for _, id in ipairs(ids) do assert.equal("cancelled", got[1].results[id].kind) end
+    c:close()
+  end)
+
+  it("checks its arguments at once, as dlq_retry_each does", function()
+    local c = client()
+    assert.has_error(function() c:async("dlq_retry_each", {}, function() end) end)
+    assert.has_error(function() c:async("dlq_retry_each", { "a", 5 }, function() end) end)
+    assert.has_error(function() c:async("dlq_retry_each", { "a" }, nil, { concurrency = 0 }, function() end) end)
+    assert.has_error(function() c:async("dlq_retry_each", { "a" }) end)
+    assert.equal(0, c:pending())
+    c:close()
+  end)
+end)
