@@ -507,11 +507,8 @@ static double next_due(const qs_set *s)
 }
 
 /* Drives every transfer until at least one job completes or `timeout`
- * seconds pass, then runs the callbacks of all completed ones. `hosted`: a
- * host loop drives (io_ready, io_timer), which polls the sockets itself and
- * hands each ready one over: the engine only runs libcurl's due timers
- * then, never a poll of every socket per event. */
-static int drive_in(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref, int hosted)
+ * seconds pass, then runs the callbacks of all completed ones. */
+static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref)
 {
     double deadline = qs_now() + timeout;
     qs_set *s = get_set(L, c);
@@ -522,8 +519,7 @@ static int drive_in(lua_State *L, qs_client *c, int cidx, double timeout, int *e
         advance_calls(L, c, cidx, now);
         if (c->closed) return 0; /* closed by a call's Lua: no callback runs */
         start_due(c, s, now);
-        if (hosted) qs_engine_timer_due(c->eng);
-        else qs_engine_drive(c->eng, 0);
+        qs_engine_drive(c->eng, 0);
         settle(c, s, qs_now());
         advance_calls(L, c, cidx, qs_now());
         if (c->closed) return 0;
@@ -538,11 +534,6 @@ static int drive_in(lua_State *L, qs_client *c, int cidx, double timeout, int *e
     ran = deliver(L, c, cidx, err_ref);
     if (!c->closed) ((qs_set *)c->ext)->in_poll--;
     return ran;
-}
-
-static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref)
-{
-    return drive_in(L, c, cidx, timeout, err_ref, 0);
 }
 
 static void raise_callback_error(lua_State *L, int err_ref)
@@ -1160,7 +1151,7 @@ static int drive_now(lua_State *L, qs_client *c, int cidx, int fd, int ev)
     }
     after_fork(L, c, (qs_set *)c->ext);
     if (fd >= 0) qs_engine_socket_ready(c->eng, (curl_socket_t)fd, ev);
-    ran = drive_in(L, c, cidx, 0, &err_ref, 1);
+    ran = drive(L, c, cidx, 0, &err_ref);
     raise_callback_error(L, err_ref);
     qs_pushint(L, ran);
     return 1;
