@@ -64,7 +64,7 @@ build = {
         "src/client/client.c", "src/client/config.c", "src/core/args.c", "src/core/conf.c",
         "src/core/cron.c", "src/core/decide.c", "src/core/errors.c", "src/core/filters.c", "src/core/options.c",
         "src/core/request.c", "src/core/response.c", "src/core/url.c", "src/drive/async.c",
-        "src/drive/each_follow.c", "src/drive/step.c", "src/engine/engine.c", "src/qstash.c",
+        "src/drive/each_async.c", "src/drive/each_follow.c", "src/drive/step.c", "src/engine/engine.c", "src/qstash.c",
         "src/verify/verify.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -107,6 +107,13 @@ local rows = {
   { "qstash publish seq, HTTP", "pub_seq_http" },
   { "qstash batch of 100, HTTP", "batch_http", "pub_seq_http" },
   { "qstash dlq_retry_each @" .. C .. " (batch rows), HTTP", "batch_each_http", "pub_seq_http" },
+  -- inside a host's event loop, against dlq_retry_each at the same concurrency
+  { "dlq_retry_each @" .. C .. " (loop rows), 0 ms", "loop_each_0" },
+  { "qstash.loop.luv @" .. C .. ", 0 ms", "loop_luv_0", "loop_each_0" },
+  { "qstash.loop.cqueues @" .. C .. ", 0 ms", "loop_cq_0", "loop_each_0" },
+  { "dlq_retry_each @" .. C .. " (loop rows), 20 ms", "loop_each_20" },
+  { "qstash.loop.luv @" .. C .. ", 20 ms", "loop_luv_20", "loop_each_20" },
+  { "qstash.loop.cqueues @" .. C .. ", 20 ms", "loop_cq_20", "loop_each_20" },
   -- nginx: handlers in one worker making the same retry, under wrk
   { "nginx 0 ms -c64: hand-written cosocket handler", "ngx_hand_0_64" },
   { "nginx 0 ms -c64: qstash.resty.http", "ngx_http_0_64", "ngx_hand_0_64" },
@@ -132,6 +139,7 @@ local short = {
   ts_multi_http = "TS @" .. C .. " HTTP", ts_multi_https = "TS @" .. C .. " HTTPS",
   lat_seq = "20 ms seq",
   pub_seq_http = "publish seq HTTP",
+  loop_each_0 = "each 0 ms", loop_each_20 = "each 20 ms",
   ngx_hand_0_64 = "hand 0 ms -c64", ngx_hand_0_256 = "hand 0 ms -c256",
   ngx_hand_20_64 = "hand 20 ms -c64", ngx_hand_20_256 = "hand 20 ms -c256",
   ref_stats = "module paging", ref_retry = "module bulk retry",
@@ -154,6 +162,14 @@ local targets = {
   { "nginx: qstash.resty >= 0.8 x hand-written handler, 0 ms -c256", "ngx_resty_0_256", "ngx_hand_0_256", 0.8 },
   { "batch of 100 >= 10 x sequential publish (messages/s), HTTP", "batch_http", "pub_seq_http", 10 },
   { "batch of 100 >= 1 x dlq_retry_each @" .. C .. " (messages/s), HTTP", "batch_http", "batch_each_http", 1 },
+  { "qstash.loop.luv @" .. C .. " >= 0.95 x dlq_retry_each, 0 ms", "loop_luv_0", "loop_each_0", 0.95 },
+  { "qstash.loop.luv @" .. C .. " <= 1.1 x dlq_retry_each's CPU per call, 0 ms", "loop_luv_0", "loop_each_0", 1.1, "cpu_us" },
+  { "qstash.loop.cqueues @" .. C .. " >= 0.95 x dlq_retry_each, 0 ms", "loop_cq_0", "loop_each_0", 0.95 },
+  { "qstash.loop.cqueues @" .. C .. " <= 1.1 x dlq_retry_each's CPU per call, 0 ms", "loop_cq_0", "loop_each_0", 1.1, "cpu_us" },
+  { "qstash.loop.luv @" .. C .. " >= 0.95 x dlq_retry_each, 20 ms", "loop_luv_20", "loop_each_20", 0.95 },
+  { "qstash.loop.luv @" .. C .. " <= 1.1 x dlq_retry_each's CPU per call, 20 ms", "loop_luv_20", "loop_each_20", 1.1, "cpu_us" },
+  { "qstash.loop.cqueues @" .. C .. " >= 0.95 x dlq_retry_each, 20 ms", "loop_cq_20", "loop_each_20", 0.95 },
+  { "qstash.loop.cqueues @" .. C .. " <= 1.1 x dlq_retry_each's CPU per call, 20 ms", "loop_cq_20", "loop_each_20", 1.1, "cpu_us" },
   { "qstash-dlq stats >= 0.8 x the module's paging alone", "cli_stats", "ref_stats", 0.8 },
   { "qstash-dlq filtered retry >= 0.8 x the module's bulk retry alone", "cli_retry", "ref_retry", 0.8 },
 }
@@ -278,15 +294,19 @@ end
 local target_lines = {}
 for _, t in ipairs(targets) do
   local a, b = F[t[2]] or figures(t[2]), F[t[3]] or figures(t[3])
-  local v, quiet, per_round = ratio(a, b, "rate")
+  -- t[5]: the figure compared (calls/s by default: at least t[4]; CPU per
+  -- call: at most t[4])
+  local field = t[5] or "rate"
+  local v, quiet, per_round = ratio(a, b, field)
+  local function met(x) if field == "rate" then return x >= t[4] end return x <= t[4] end
   local verdict, spread = nil, "-"
   if v then
     local lo, hi, pass = math.huge, -math.huge, 0
     for _, x in ipairs(per_round) do
       lo, hi = math.min(lo, x), math.max(hi, x)
-      if x >= t[4] then pass = pass + 1 end
+      if met(x) then pass = pass + 1 end
     end
-    verdict = (v >= t[4] and "PASS" or "FAIL") .. (quiet and "" or " (noisy rounds only)")
+    verdict = (met(v) and "PASS" or "FAIL") .. (quiet and "" or " (noisy rounds only)")
     spread = string.format("%.2f-%.2f, %d/%d", lo, hi, pass, #per_round)
   elseif a.status == "na" or b.status == "na" then verdict = "n/a"
   elseif a.status == "missing" or b.status == "missing" then verdict = "not run"
@@ -374,6 +394,8 @@ local notes = {
   string.format("Emulator rows: tools/qstash-dev (Python %s) answering GET /v2/dlq to a minimal luasocket client, on one keep-alive connection or on a new connection per request; median ms / p90 ms: of the time per request within a round, then the median over the rounds; x median: keep-alive / new connection.", meta.python or "?"),
   string.format("Batch rows: %s messages published as batches of 100 (client:batch, one POST /v2/batch per 100) against %s published one by one (client:publish) and %s DLQ retries by dlq_retry_each @%s, all on the HTTP stub; calls/s is messages per second.",
     meta.n_batch or "?", meta.n_seq, meta.n_multi, conc),
+  string.format("Loop rows: %s DLQ retries at %s in flight inside a host's event loop: client:async in uv's loop (qstash.loop.luv, each callback starting the next retry) and %s coroutines of a cqueues controller calling qstash.loop.cqueues.call one retry after another, each against dlq_retry_each @%s in the same round, on the stub (0 ms) and the 20 ms server, HTTP; the engine's waits inside the loops are checked to be 0.",
+    meta.n_loop or "?", conc, conc, conc),
   meta.pinned == "yes" and "Clients pinned to CPU 0, the one nginx worker and the emulator to CPU 1." or "No CPU pinning.",
   string.format("qstash-dlq rows: %s DLQ entries in the local emulator (tools/qstash-dev, Python), %s rounds; calls/s is entries per second, the whole command in-process (qstash.cli.main: scan, report file, output to /dev/null); the reference is the module alone making the same requests. The emulator's CPU counts as the server's.",
     meta.cli_n or "?", meta.cli_rounds or "?"),
@@ -389,7 +411,8 @@ end
 for i = #notes, 1, -1 do
   if (notes[i]:match("^Emulator rows") and #emu_rows == 0) or
      (notes[i]:match("^qstash%-dlq rows") and not runs.cli_stats) or
-     (notes[i]:match("^Batch rows") and not runs.batch_http) then
+     (notes[i]:match("^Batch rows") and not runs.batch_http) or
+     (notes[i]:match("^Loop rows") and not runs.loop_each_0) then
     table.remove(notes, i)
   end
 end

@@ -54,7 +54,14 @@ describe("qstash.loop.cqueues", function()
     local ok, res = run(function() return QC.call(c, "dlq_retry", "d1") end)
     assert.is_true(ok, tostring(res))
     assert.equal("m1", res.messageId)
-    assert.equal(2, #srv:requests())
+    local reqs = srv:requests()
+    assert.equal(2, #reqs)
+    -- the controller's duplicate of the socket closed between the two: the
+    -- connection itself stayed open for the retry
+    assert.equal(reqs[1].conn, reqs[2].conn)
+    ok, res = run(function() return QC.call(c, "dlq_retry", "d2") end)
+    assert.is_true(ok, tostring(res))
+    assert.equal(reqs[1].conn, srv:requests()[3].conn)
     assert.equal(0, c:_stats().loop_waits)
     c:close()
   end)
@@ -87,6 +94,7 @@ describe("qstash.loop.cqueues", function()
     -- together, not one after another (6 x 0.2 s)
     assert.is_true(cqueues.monotime() - t0 < 1.1)
     assert.equal(0, c:_stats().loop_waits)
+    assert.same({ 0, false }, { QC.watched(c) })
     c:close()
   end)
 
@@ -102,6 +110,91 @@ describe("qstash.loop.cqueues", function()
     end)
     assert.is_false(ok)
     assert.matches("closed", tostring(err))
+    assert.same({ 0, false }, { QC.watched(c) })
+  end)
+
+  it("a 429's wait is the controller's timeout, never a wait of the engine", function()
+    local c = qstash.new{ token = "tok-cq", base_url = srv.url, retry = { attempts = 3, base_delay = 0.05, max_delay = 1 } }
+    srv:script{
+      { status = 429, headers = { ["Retry-After"] = "0.2" } },
+      { status = 201, json = { messageId = "after-429" } },
+    }
+    local ok, res = run(function() return QC.call(c, "dlq_retry", "r1") end)
+    assert.is_true(ok, tostring(res))
+    assert.equal("after-429", res.messageId)
+    assert.equal(2, #srv:requests())
+    assert.equal(0, c:_stats().loop_waits)
+    assert.same({ 0, false }, { QC.watched(c) })
+    c:close()
+  end)
+
+  it("a cancelled handle ends; the driver ends with the last call and watches nothing", function()
+    local c = new()
+    -- whichever request arrives first is the slow one
+    srv:script{ { status = 201, json = { messageId = "m" }, delay = 0.5 } }
+    srv:default{ status = 201, json = { messageId = "m" }, delay = 0.1 }
+    local got
+    local h = c:async("dlq_retry", "slow", nil, function(res, err) got = { res, err } end)
+    local ok, res = run(function()
+      cqueues.running():wrap(function()
+        cqueues.sleep(0.05)
+        assert.is_true(select(2, QC.watched(c)))
+        assert.is_true(h:cancel())
+      end)
+      return QC.call(c, "dlq_retry", "fast")
+    end)
+    assert.is_true(ok, tostring(res))
+    assert.equal("m", res.messageId)
+    assert.equal("cancelled", got[2].kind)
+    assert.equal(0, c:pending())
+    assert.same({ 0, false }, { QC.watched(c) })
+    assert.equal(0, c:_stats().loop_waits)
+    c:close()
+  end)
+
+  it("an error in a callback goes to the controller; the other calls still end", function()
+    local c = new()
+    srv:default{ status = 201, json = { messageId = "m" }, delay = 0.05 }
+    c:async("dlq_retry", "boom", nil, function() error("boom") end)
+    local cq = cqueues.new()
+    local got
+    cq:wrap(function() got = QC.call(c, "dlq_retry", "other") end)
+    local errs = {}
+    local deadline = cqueues.monotime() + 30
+    while not cq:empty() and cqueues.monotime() < deadline do
+      local ok, err = cq:step(0.5)
+      if not ok then errs[#errs + 1] = err end
+    end
+    assert.is_true(cq:empty())
+    assert.equal(1, #errs)
+    assert.matches("boom", tostring(errs[1]))
+    assert.equal("m", got.messageId)
+    assert.equal(0, c:pending())
+    assert.same({ 0, false }, { QC.watched(c) })
+    c:close()
+  end)
+
+  it("many calls at once wake only their own coroutine: the driver turns per event, not per caller", function()
+    local c = new()
+    srv:default{ status = 201, json = { messageId = "m" }, delay = 0.2 }
+    local cq = cqueues.new()
+    local got, resumes = 0, 0
+    for i = 1, 32 do
+      cq:wrap(function()
+        if QC.call(c, "dlq_retry", "w" .. i).messageId == "m" then got = got + 1 end
+      end)
+    end
+    -- a controller stepped by hand: count its turns while all 32 wait 0.2 s
+    local deadline = cqueues.monotime() + 30
+    while not cq:empty() and cqueues.monotime() < deadline do
+      assert(cq:step(0.5))
+      resumes = resumes + 1
+    end
+    assert.equal(32, got)
+    -- a controller whose waiting coroutines wake each other turns thousands of times
+    assert.is_true(resumes < 400, "the controller turned " .. resumes .. " times")
+    assert.equal(0, c:_stats().loop_waits)
+    c:close()
   end)
 end)
 

@@ -119,6 +119,30 @@ describe("qstash.loop.luv", function()
     close(c)
   end)
 
+  it("a 429's wait is a timer of the loop: the loop waits, the engine never does", function()
+    local c = QL.attach(new{ retry = { attempts = 3, base_delay = 0.05, max_delay = 1 } })
+    srv:script{
+      { status = 429, headers = { ["Retry-After"] = "0.3" } },
+      { status = 201, json = { messageId = "after-429" } },
+    }
+    local turns = 0
+    local check = uv.new_check()
+    check:start(function() turns = turns + 1 end)
+    uv.unref(check)
+    local got
+    c:async("dlq_retry", "r1", nil, function(res, err) got = { res, err } end)
+    assert.is_false(run(30))
+    check:close()
+    uv.run("nowait")
+    assert.is_nil(got[2])
+    assert.equal("after-429", got[1].messageId)
+    assert.equal(2, #srv:requests())
+    assert.is_true(turns < 60, "the loop turned " .. turns .. " times")
+    assert.equal(0, c:_stats().loop_waits)
+    assert.same({ 0, false }, { QL.watched(c) })
+    close(c)
+  end)
+
   it("cancel leaves no fd watched and no timer armed", function()
     local c = QL.attach(new())
     srv:script{ { status = 201, json = { messageId = "slow" }, delay = 2 } }

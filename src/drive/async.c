@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include "api/api.h"
 #include "drive/async.h"
+#include "drive/each_async.h"
 #include "drive/each_follow.h"
 #include "call/call.h"
 #include "base/clock.h"
@@ -671,6 +672,16 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
     qs_job *j;
     if (lua_type(L, a->base) != LUA_TSTRING)
         qs_argerror(a, a->base, "the name of an API function expected, got %s", luaL_typename(L, a->base));
+    if (strcmp(lua_tostring(L, a->base), "dlq_retry_each") == 0) {
+        /* a batch of async calls (each_async.c) */
+        qs_args ea = *a;
+        if (top <= a->base + 1 || lua_type(L, top) != LUA_TFUNCTION)
+            qs_argerror(a, top > a->base ? top : a->base + 1, "callback (the last argument) must be a function, got %s",
+                        top > a->base + 1 ? luaL_typename(L, top) : "no value");
+        qs_client_check_open(L, c);
+        ea.base = a->base + 1;
+        return qs_each_async(L, c, &ea);
+    }
     plan = qs_api_plan(L, lua_tostring(L, a->base));
     if (!plan)
         qs_argerror(a, a->base, "'%s' cannot run with async (dlq_messages and log_entries: run "
@@ -791,6 +802,7 @@ static int handle_tostring(lua_State *L)
 
 void qs_async_register(lua_State *L)
 {
+    qs_each_async_register(L);
     if (luaL_newmetatable(L, QS_HANDLE_MT)) {
         lua_pushcfunction(L, handle_tostring);
         lua_setfield(L, -2, "__tostring");
@@ -857,7 +869,7 @@ static int each_done(lua_State *L)
 
 /* Reads the batch options at cfg: concurrency, on_result, on_progress
  * (the functions are left at the stack slots on_result and on_progress). */
-static size_t each_options(lua_State *L, const qs_args *a, int cfg, int on_result, int on_progress)
+size_t qs_each_options(lua_State *L, const qs_args *a, int cfg, int on_result, int on_progress)
 {
     size_t concurrency = 32;
     if (lua_isnil(L, cfg)) return concurrency;
@@ -882,7 +894,7 @@ static size_t each_options(lua_State *L, const qs_args *a, int cfg, int on_resul
 
 /* Pushes the distinct ids of the array at ids (each checked as an id), in
  * order; returns how many. */
-static size_t distinct_ids(lua_State *L, const qs_args *a, int ids)
+size_t qs_each_distinct_ids(lua_State *L, const qs_args *a, int ids)
 {
     size_t n = qs_rawlen(L, ids), i, count = 0, total = 0;
     int list;
@@ -935,7 +947,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     lua_settop(L, cfg);
     if (lua_type(L, ids) != LUA_TTABLE)
         qs_argerror(a, ids, "expected an array of DLQ ids, got %s", luaL_typename(L, ids));
-    total = distinct_ids(L, a, ids);
+    total = qs_each_distinct_ids(L, a, ids);
     list = lua_gettop(L);
     /* the request every job copies: built from the first id and the options */
     {
@@ -950,7 +962,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     on_result = lua_gettop(L);
     lua_pushnil(L);
     on_progress = lua_gettop(L);
-    concurrency = each_options(L, a, cfg, on_result, on_progress);
+    concurrency = qs_each_options(L, a, cfg, on_result, on_progress);
     lua_createtable(L, 0, (int)total);
     results = lua_gettop(L);
     st = (each_state *)qs_newudata(L, sizeof *st);

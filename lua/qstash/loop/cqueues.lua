@@ -1,45 +1,119 @@
 -- qstash.loop.cqueues: a call that yields to its cqueues controller until
 -- it ends, then returns its result or raises its error, like the
--- synchronous call. The client's sockets and timer are polled by the
--- controller (cqueues.poll), and the client drives itself through its
--- loop hooks (client:io_ready, client:io_timer): nothing blocks the
--- controller.
+-- synchronous call. One driver coroutine per client (started by the first
+-- call, ended when nothing is in flight) polls the client's sockets and its
+-- timer through the controller and drives the client through its loop hooks
+-- (client:io_ready, client:io_timer); the calling coroutines sleep on a
+-- condition of their own until their callback ran. Nothing blocks the
+-- controller, and nothing wakes a coroutine but its own end (no coroutine
+-- wakes the others: no polling in turns).
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
+local socket = require "cqueues.socket"
 
 local M = {}
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
--- client -> its watches, shared by the coroutines that call through it;
+-- client -> its state, shared by the coroutines that call through it;
 -- holds no reference to the client (its hook gets it as an argument)
 local states = setmetatable({}, { __mode = "k" })
+
+-- Stops polling the socket of a watch: the controller forgets the
+-- duplicate first, then it closes.
+local function unwatch(w)
+  cqueues.cancel(w.pollfd)
+  w.dup:close()
+end
+
+-- Applies what changed in the fds to watch since the last look. The
+-- controller polls a duplicate of each socket (cqueues.socket.dup), closed
+-- by this module once libcurl lets go of the fd: libcurl may close its
+-- socket at any time (a cancel, a dropped connection), and the controller
+-- must forget a descriptor before it closes.
+local function refresh(st, client)
+  for _, ch in ipairs(client:io_changes()) do
+    local w = st.watch[ch.fd]
+    if w and (ch.fresh or ch.events == "") then
+      unwatch(w)
+      st.watch[ch.fd], w = nil, nil
+    end
+    if ch.events ~= "" then
+      if not w then
+        local dup = socket.dup(ch.fd)
+        w = { fd = ch.fd, dup = dup, pollfd = dup:pollfd() }
+        st.watch[ch.fd] = w
+      end
+      w.events = ch.events
+    end
+  end
+end
 
 local function state_of(client)
   local st = states[client]
   if st then return st end
-  st = { watch = {}, cond = condition.new(), closed = false }
+  -- watch: fd -> the pollable the controller polls; wake: the driver's
+  -- condition (a new request, a cancel, a close); closing: the callers'
+  st = { watch = {}, wake = condition.new(), closing = condition.new(), closed = false, driving = false }
   states[client] = st
-  client:on_io(function(_, what)
+  client:on_io(function(c, what)
     if what == "closed" then
-      for fd in pairs(st.watch) do cqueues.cancel(fd) end
+      for _, w in pairs(st.watch) do unwatch(w) end
       st.watch, st.closed = {}, true
+      st.closing:signal()
+    else
+      -- a cancel may have closed a polled socket: the controller forgets
+      -- it now, before its next turn touches the fd
+      refresh(st, c)
     end
-    -- a new request, a cancel or a close: the waiting coroutines look again
-    st.cond:signal()
+    st.wake:signal()
   end)
   return st
 end
 
--- Applies what changed in the fds to watch since the last look.
-local function refresh(st, client)
-  for _, ch in ipairs(client:io_changes()) do
-    if st.watch[ch.fd] and (ch.fresh or ch.events == "") then
-      -- the controller forgets the fd: it may be another socket now
-      cqueues.cancel(ch.fd)
-      st.watch[ch.fd] = nil
+-- The driver: while something is in flight, waits in the controller for a
+-- socket, the client's timer or a wake-up, and hands back what happened.
+-- What a drive call raises (a callback of a request not made through
+-- call()) goes to the controller (cq:step/cq:loop) once a new driver took
+-- over the requests still in flight.
+local function drive(st, client)
+  local ok, err = true, nil
+  -- no pcall around the poll: Lua 5.1 cannot yield across one
+  while ok and not st.closed and client:pending() > 0 do
+    refresh(st, client)
+    local objs = { st.wake }
+    for _, w in pairs(st.watch) do objs[#objs + 1] = w end
+    local t = client:io_timeout()
+    if t then objs[#objs + 1] = t end
+    local ready = { cqueues.poll(unpack(objs)) }
+    local woken = false
+    for _, r in ipairs(ready) do
+      if r == st.wake then
+        woken = true
+      elseif ok and type(r) == "table" and r.pollfd and not st.closed then
+        ok, err = pcall(client.io_ready, client, r.fd, r.events)
+        woken = true
+      end
     end
-    if ch.events ~= "" then st.watch[ch.fd] = { pollfd = ch.fd, events = ch.events } end
+    -- nothing ready: the timeout passed
+    if ok and not woken and not st.closed then ok, err = pcall(client.io_timer, client) end
   end
+  st.driving = false
+  if not ok then
+    -- the other requests go on in a new driver; the error goes to the controller
+    if not st.closed and client:pending() > 0 then
+      st.driving = true
+      cqueues.running():wrap(drive, st, client)
+    end
+    error(err, 0)
+  end
+end
+
+local function ensure_driver(st, client)
+  if st.driving or st.closed then return end
+  local cq = cqueues.running()
+  if not cq then error("qstash.loop.cqueues: call() runs inside a coroutine of a cqueues controller", 3) end
+  st.driving = true
+  cq:wrap(drive, st, client)
 end
 
 --- call(client, name, ...) -> result; raises the call's error. Inside a
@@ -50,34 +124,32 @@ function M.call(client, name, ...)
   local n = select("#", ...)
   local args = { ... }
   local done, res, err = false, nil, nil
-  args[n + 1] = function(r, e) done, res, err = true, r, e end
+  local ended = condition.new()
+  args[n + 1] = function(r, e)
+    done, res, err = true, r, e
+    ended:signal()
+  end
   client:async(name, unpack(args, 1, n + 1))
+  ensure_driver(st, client)
   while not done do
     if st.closed then error("qstash: the client was closed before the call ended", 2) end
-    refresh(st, client)
-    local objs = { st.cond }
-    for _, w in pairs(st.watch) do objs[#objs + 1] = w end
-    local t = client:io_timeout()
-    local ready
-    if t then
-      objs[#objs + 1] = t
-      ready = { cqueues.poll(unpack(objs)) }
-    else
-      ready = { cqueues.poll(unpack(objs)) }
-    end
-    local drove = false
-    for _, r in ipairs(ready) do
-      if type(r) == "table" and r.pollfd and not st.closed then
-        client:io_ready(r.pollfd, r.events)
-        drove = true
-      end
-    end
-    if not drove and not st.closed and not done then client:io_timer() end
-    -- what this coroutine drove may have ended another's call
-    st.cond:signal()
+    cqueues.poll(ended, st.closing)
   end
   if err ~= nil then error(err, 0) end
   return res
+end
+
+--- watched(client) -> fds the driver polls, whether a driver runs (and so
+-- the client's timer is polled). For specs and diagnostics.
+function M.watched(client)
+  local st = states[client]
+  if not st then return 0, false end
+  local n = 0
+  if st.driving then
+    for _ in pairs(st.watch) do n = n + 1 end
+  end
+  if st.closed then return 0, false end
+  return n, st.driving
 end
 
 return M

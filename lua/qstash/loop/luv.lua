@@ -45,10 +45,21 @@ local function poll_handle(st, fd)
   return p
 end
 
+-- Turns one watch on or off as `want` says.
+local function apply(p, want)
+  if want ~= p.active then
+    if want == "" then p.handle:stop() else p.handle:start(want, p.cb) end
+    p.active = want
+  end
+end
+
 -- Applies what changed: watches made, changed or dropped; each watch on
--- only while something is in flight; the timer re-armed (or stopped).
+-- only while something is in flight; the timer re-armed (or stopped). Only
+-- the watches that changed are touched, all of them only when the client
+-- turns busy or idle: no walk over every socket per event.
 sync = function(st)
   local client = st.client
+  local busy = client:pending() > 0
   for _, ch in ipairs(client:io_changes()) do
     local p = st.polls[ch.fd]
     -- libcurl let go of the fd: the number may be a new socket now
@@ -59,15 +70,12 @@ sync = function(st)
     if ch.events ~= "" then
       p = p or poll_handle(st, ch.fd)
       p.events = ch.events
+      if busy == st.busy then apply(p, busy and p.events or "") end
     end
   end
-  local busy = client:pending() > 0
-  for _, p in pairs(st.polls) do
-    local want = busy and p.events or ""
-    if want ~= p.active then
-      if want == "" then p.handle:stop() else p.handle:start(want, p.cb) end
-      p.active = want
-    end
+  if busy ~= st.busy then
+    for _, p in pairs(st.polls) do apply(p, busy and p.events or "") end
+    st.busy = busy
   end
   local t = busy and client:io_timeout() or nil
   st.timer:stop()
@@ -82,7 +90,7 @@ function M.attach(client, opts)
   opts = opts or {}
   if attached[client] then return client end
   local uv = opts.uv or require "luv"
-  local st = { client = client, uv = uv, polls = {}, timer = uv.new_timer() }
+  local st = { client = client, uv = uv, polls = {}, timer = uv.new_timer(), busy = false }
   st.on_error = opts.on_error or function(err) error(err, 0) end
   st.on_timer = function() drive(st, client.io_timer) end
   attached[client] = st
