@@ -72,6 +72,18 @@ local ROWS = {
   queue_pause = { args = function() return { "q-no-such" } end },
   queue_resume = { args = function() return { "q-no-such" } end },
   queue_upsert = { args = function() return { "q-every", { parallelism = 1 } } end },
+  schedule_create = { args = function(st) return { st.sink .. "/s", "0 0 1 1 *", "x", { schedule_id = "s-every" } } end },
+  schedule_create_json = { args = function(st)
+    return { st.sink .. "/s", "0 0 1 1 *", { a = 1 }, { schedule_id = "s-every" } }
+  end },
+  schedule_delete = { args = function() return { "s-no-such" } end },
+  schedule_get = { args = function() return { "s-no-such" } end },
+  schedule_list = { shape = true, args = function() return {} end },
+  schedule_pause = { args = function() return { "s-no-such" } end },
+  schedule_resume = { args = function() return { "s-no-such" } end },
+  signing_keys = { args = function() return {} end },
+  -- each rotation makes new keys: the same shape, never the same value
+  signing_keys_rotate = { shape = true, args = function() return {} end },
   url_group_add_endpoints = { args = function(st) return { "g-every", { { url = st.sink .. "/g" } } } end },
   url_group_delete = { args = function() return { "g-no-such" } end },
   url_group_get = { args = function() return { "g-no-such" } end },
