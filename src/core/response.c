@@ -3,6 +3,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "base/compat.h"
+#include "core/json_flat.h"
 #include "core/response.h"
 
 #define JSON_DECODE_KEY "qstash.json.decode"
@@ -117,6 +118,8 @@ static void keep_coder_error(lua_State *L, int status)
 int qs_json_decode(lua_State *L, const char *s, size_t n)
 {
     int status;
+    /* most answers are one flat object: the same table without lua-cjson */
+    if (qs_json_flat(L, s, n)) return 0;
     lua_getfield(L, LUA_REGISTRYINDEX, JSON_DECODE_KEY);
     lua_pushlstring(L, s, n);
     if ((status = lua_pcall(L, 1, 1, 0)) != 0) {
