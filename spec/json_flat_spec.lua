@@ -5,6 +5,10 @@ local server = require "spec.support.server"
 local qstash = require "qstash"
 local cjson = require "cjson"
 
+-- a decoder set as the client's own (response.c): no invalid numbers
+local coder = cjson.new()
+coder.decode_invalid_numbers(false)
+
 -- lua-cjson's result as the client shapes it: JSON nulls dropped, integral
 -- floats made integers (Lua 5.3+)
 local function expected(body)
@@ -20,7 +24,7 @@ local function expected(body)
     end
     return v
   end
-  return norm(cjson.new().decode(body))
+  return norm(coder.decode(body))
 end
 
 describe("flat JSON answers", function()
@@ -37,7 +41,7 @@ describe("flat JSON answers", function()
     '{"name":"q","deleted":2}', ' { "name" : "q" , "deleted" : 0 , "a":"b" }\r\n', '{"name":"q"}',
     '{"name":"q","a":true,"b":false,"a":"last"}',
     '{"name":"q","n":123456789012345}', '{"name":"q","n":1234567890123456}', '{"name":"q","n":1.5}',
-    '{"name":"q","n":1e2}', '{"name":"q","n":-3}', '{"name":"q","n":0}', '{"name":"q","n":01}',
+    '{"name":"q","n":1e2}', '{"name":"q","n":-3}', '{"name":"q","n":0}',
     '{"name":"q","s":"caf\\u00e9"}', '{"name":"q","s":"a\\"b"}', '{"name":"q","x":null,"y":1}',
     '{"name":"q","o":{"p":1}}', '{"name":"q","l":[1,2]}', '{"name":"q","k":"\xc3\xa9"}', '{"name":"q","":""}',
   }
@@ -54,13 +58,13 @@ describe("flat JSON answers", function()
     end)
   end
 
-  for _, body in ipairs{ '{"a":1,}', '{"a":truex}', '{"a" 1}', '{"a":1}x', '{a:1}' } do
+  for _, body in ipairs{ '{"a":1,}', '{"a":01}', '{"a":truex}', '{"a" 1}', '{"a":1}x', '{a:1}' } do
     it("leaves " .. body .. " to lua-cjson, which refuses it", function()
       srv:script{ { status = 200, body = body, headers = { ["Content-Type"] = "application/json" } } }
       local ok, err = pcall(c.queue_get, c, "q")
       assert.is_false(ok)
       assert.equal("decode", err.kind)
-      assert.is_false(pcall(cjson.new().decode, body))
+      assert.is_false(pcall(coder.decode, body))
     end)
   end
 end)
