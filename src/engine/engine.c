@@ -114,7 +114,6 @@ static void prepare(const qs_engine *e, qs_handle *h)
         curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
     }
     h->ready = 1;
-    h->shape = 0;
 }
 
 static void handle_free(qs_handle *h)
@@ -143,20 +142,16 @@ static void handle_out(qs_handle *h)
     h->in_multi = NULL;
 }
 
-/* A handle for a new attempt: one from the pool whose options already have
- * the request's shape if any (nothing to reset), else a ready one, else
- * any from the pool, else a new one. -1 when out of memory. */
-static int take_handle(qs_engine *e, qs_handle *out, int shape)
+/* A handle for a new attempt: a ready one from the pool if any, else any
+ * from the pool, else a new one. -1 when out of memory. */
+static int take_handle(qs_engine *e, qs_handle *out)
 {
-    int i, pick = -1, ready = -1;
-    for (i = e->npool - 1; i >= 0; i--) {
-        if (shape && e->pool[i].shape == shape) {
+    int i, pick = e->npool - 1;
+    for (i = e->npool - 1; i >= 0; i--)
+        if (e->pool[i].ready) {
             pick = i;
             break;
         }
-        if (ready < 0 && e->pool[i].ready) ready = i;
-    }
-    if (pick < 0) pick = ready >= 0 ? ready : e->npool - 1;
     if (pick >= 0) {
         *out = e->pool[pick];
         e->pool[pick] = e->pool[--e->npool];
@@ -168,9 +163,7 @@ static int take_handle(qs_engine *e, qs_handle *out, int shape)
     return out->easy ? 0 : -1;
 }
 
-/* Gives a handle back to the pool (or frees it when the pool is full). It
- * keeps its shape: the next request of that shape sets only its own
- * options on it. */
+/* Gives a handle back to the pool (or frees it when the pool is full). */
 static void give_handle(qs_engine *e, qs_handle *h)
 {
     if (h->easy && e->npool < QS_POOL_MAX) {
@@ -183,13 +176,12 @@ static void give_handle(qs_engine *e, qs_handle *h)
     memset(h, 0, sizeof *h);
 }
 
-/* Readies one idle handle for the next request, off the critical path
- * (one without a shape: a shaped one is reused as it is). */
+/* Readies one idle handle for the next request, off the critical path. */
 static void ready_one(qs_engine *e)
 {
     int i;
     for (i = 0; i < e->npool; i++)
-        if (!e->pool[i].ready && !e->pool[i].shape) {
+        if (!e->pool[i].ready) {
             handle_out(&e->pool[i]);
             prepare(e, &e->pool[i]);
             return;
@@ -310,19 +302,6 @@ static CURLM *multi_for(qs_engine *e, int h2)
     return mu->m;
 }
 
-/* A request's shape: what its options hold beyond those every request
- * shares and those set for each request anyway (URL, headers, timeouts,
- * HTTP version, the body's pointer and size): the method, and whether it
- * waits to multiplex. A handle that served a request of the same shape
- * keeps its options (libcurl keeps them between transfers), so the next
- * one needs no reset: the raw libcurl loop sets only the URL on its
- * handles. 0: a shape never reused (custom methods: reset every time). */
-static int shape_of(const qs_req *r, int pipewait)
-{
-    int m = strcmp(r->method, "POST") == 0 ? 1 : strcmp(r->method, "GET") == 0 ? 2 : 0;
-    return m ? m * 2 + (pipewait ? 1 : 0) : 0;
-}
-
 /* Marks x done at once with a failure (nothing was sent). */
 static void fail_now(qs_xfer *x, CURLcode code)
 {
@@ -333,8 +312,7 @@ static void fail_now(qs_xfer *x, CURLcode code)
 int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double now)
 {
     const qs_conf *c = e->conf;
-    int h2 = wants_h2(c, concurrent), pipewait = h2 && concurrent;
-    int shape = shape_of(r, pipewait), reuse;
+    int h2 = wants_h2(c, concurrent);
     CURLM *multi;
     CURL *easy;
     long limit = qs_req_attempt_ms(r, c->timeout_ms, now);
@@ -351,16 +329,14 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double 
         return 0;
     }
     if (!(multi = multi_for(e, h2))) return -1;
-    if (take_handle(e, &x->h, shape) != 0) return -1;
+    if (take_handle(e, &x->h) != 0) return -1;
     if (set_headers(&x->h, r) != 0) {
         give_handle(e, &x->h);
         return -1;
     }
     easy = x->h.easy;
-    reuse = shape && x->h.shape == shape;
-    if (!reuse && !x->h.ready) prepare(e, &x->h);
+    if (!x->h.ready) prepare(e, &x->h);
     x->h.ready = 0;
-    x->h.shape = shape;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)x);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
@@ -371,16 +347,15 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double 
     /* The text too: the parsed URL overrides it, and libcurl then need not
      * rebuild the text from the parsed one. */
     curl_easy_setopt(easy, CURLOPT_URL, r->url.p);
-    /* (a parsed URL left from an earlier request would override the text) */
-    curl_easy_setopt(easy, CURLOPT_CURLU, set_target(e, &x->h, &r->url) == 0 ? x->h.uh : NULL);
+    if (set_target(e, &x->h, &r->url) == 0) curl_easy_setopt(easy, CURLOPT_CURLU, x->h.uh);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->h.slist);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, h2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
     /* Wait to multiplex on an HTTP/2 connection, only where there can be
      * one: else libcurl would hold every further request until the first
      * answer arrives. */
-    if (pipewait && !reuse) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    if (h2 && concurrent) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     if (strcmp(r->method, "GET") == 0) {
-        if (!reuse) curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(r->method, "POST") == 0) {
         /* A NULL body would make libcurl read stdin: always give one. */
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.n);

@@ -35,8 +35,6 @@ typedef struct qs_handle {
     qs_buf hkey;              /* what slist was built from */
     CURLU *uh;                /* the base URL parsed once, with the last target on it */
     int ready;                /* reset, with the options every request shares set */
-    int shape;                /* those, plus the method options of a request of this
-                               * shape (engine.c, shape_of), or 0 */
     CURLM *in_multi;          /* the multi handle a finished transfer still sits in */
 } qs_handle;
 
