@@ -75,6 +75,24 @@ static const char *push_value(lua_State *L, const char *p, const char *end)
     return NULL; /* null, nested values, signs: lua-cjson's */
 }
 
+/* The hash size to make the table with. lua-cjson makes an empty table
+ * and grows it key by key; for one or two keys, a table made with room for
+ * them comes out the same (each key lands in an empty part of the same
+ * size, in the same order) without the two resizes. Beyond two, the
+ * resizes reinsert keys in another order than one by one, so it starts
+ * empty as lua-cjson's does. The keys are counted by the colons outside
+ * strings (a string with an escaped quote is never taken, so quotes
+ * toggle exactly). */
+static int small_object(const char *p, const char *end)
+{
+    int keys = 0, in_string = 0;
+    for (; p < end; p++) {
+        if (*p == '"') in_string = !in_string;
+        else if (*p == ':' && !in_string && ++keys > 2) return 0;
+    }
+    return keys;
+}
+
 int qs_json_flat(lua_State *L, const char *s, size_t n)
 {
     const char *p = s, *end = s + n, *key;
@@ -82,7 +100,7 @@ int qs_json_flat(lua_State *L, const char *s, size_t n)
     int top = lua_gettop(L);
     p = skip_ws(p, end);
     if (p >= end || *p != '{' || !lua_checkstack(L, 3)) return 0;
-    lua_newtable(L); /* as lua-cjson makes it: the same table, key by key */
+    lua_createtable(L, 0, small_object(p, end));
     p = skip_ws(p + 1, end);
     if (p < end && *p == '}') {
         p++;
