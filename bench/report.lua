@@ -150,8 +150,11 @@ local targets = {
   { "sequential >= 1.0 x raw libcurl loop (both HTTP/1.1), HTTPS", "seq_https", "raw_seq_h1_https", 1.0 },
   { "sequential >= 0.9 x luasocket keep-alive loop, HTTP", "seq_http", "luasocket_http", 0.9 },
   { "sequential >= 0.9 x luasocket+luasec keep-alive loop, HTTPS", "seq_https", "luasocket_https", 0.9 },
-  { "dlq_retry_each @" .. C .. " >= 0.85 x raw multi loop, HTTP", "each_http", "raw_multi_http", 0.85 },
-  { "dlq_retry_each @" .. C .. " >= 0.85 x raw multi loop, HTTPS", "each_https", "raw_multi_https", 0.85 },
+  { "dlq_retry_each @" .. C .. " >= 0.95 x raw multi loop, HTTP", "each_http", "raw_multi_http", 0.95 },
+  { "dlq_retry_each @" .. C .. " >= 0.95 x raw multi loop, HTTPS", "each_https", "raw_multi_https", 0.95 },
+  -- a fifth field "cpu": the ratio of CPU per call, at most the figure
+  { "dlq_retry_each @" .. C .. " CPU per call <= 1.05 x raw multi loop, HTTP", "each_http", "raw_multi_http", 1.05, "cpu" },
+  { "dlq_retry_each @" .. C .. " CPU per call <= 1.05 x raw multi loop, HTTPS", "each_https", "raw_multi_https", 1.05, "cpu" },
   { "sequential >= 2.5 x TypeScript SDK sequential, HTTP", "seq_http", "ts_seq_http", 2.5 },
   { "sequential >= 2.5 x TypeScript SDK sequential, HTTPS", "seq_https", "ts_seq_https", 2.5 },
   { "dlq_retry_each @" .. C .. " >= 8 x TypeScript SDK @" .. C .. ", HTTP", "each_http", "ts_multi_http", 8 },
@@ -296,7 +299,7 @@ for _, t in ipairs(targets) do
   local a, b = F[t[2]] or figures(t[2]), F[t[3]] or figures(t[3])
   -- t[5]: the figure compared (calls/s by default: at least t[4]; CPU per
   -- call: at most t[4])
-  local field = t[5] or "rate"
+  local field = (t[5] == "cpu" and "cpu_us") or t[5] or "rate"
   local v, quiet, per_round = ratio(a, b, field)
   local function met(x) if field == "rate" then return x >= t[4] end return x <= t[4] end
   local verdict, spread = nil, "-"

@@ -6,6 +6,8 @@ local server = require "spec.support.server"
 local qstash = require "qstash"
 local qsafe = require "qstash.safe"
 
+-- Every answer is decoded by lua-cjson, called from C: a hook may raise
+-- inside it. The answers below carry a nested value, as real ones may.
 describe("an error raised by a hook inside the JSON coder", function()
   local srv, client, safe_client
 
@@ -41,7 +43,7 @@ describe("an error raised by a hook inside the JSON coder", function()
   end
 
   it("passes a table raised while a 200 answer is decoded through unchanged", function()
-    srv:script{ { status = 200, json = { deleted = 2 } } }
+    srv:script{ { status = 200, json = { deleted = 2, via = { coder = true } } } }
     local mine = { "raised by the hook" }
     local ok, err = hooked(mine, client, "dlq_delete_many", { "1-0", "2-0" })
     assert.is_false(ok)
@@ -50,14 +52,14 @@ describe("an error raised by a hook inside the JSON coder", function()
   end)
 
   it("passes an interrupt through qstash.safe too (never returned as nil, err)", function()
-    srv:script{ { status = 200, json = { deleted = 1 } } }
+    srv:script{ { status = 200, json = { deleted = 1, via = { coder = true } } } }
     local ok, err = hooked("interrupted!", safe_client, "dlq_delete_many", { "1-0" })
     assert.is_false(ok)
     assert.are.equal("interrupted!", err)
   end)
 
   it("passes it through while an error answer's message is decoded", function()
-    srv:script{ { status = 500, json = { error = "boom" } } }
+    srv:script{ { status = 500, json = { error = "boom", via = { coder = true } } } }
     local ok, err = hooked("interrupted!", client, "dlq_get", "1-0")
     assert.is_false(ok)
     assert.are.equal("interrupted!", err)
@@ -72,7 +74,8 @@ describe("an error raised by a hook inside the JSON coder", function()
   end)
 
   it("passes it out of dlq_retry_each with requests in flight, and the client still works", function()
-    srv:script{ { status = 201, json = { messageId = "msg_a" } }, { status = 201, json = { messageId = "msg_b" } } }
+    srv:script{ { status = 201, json = { messageId = "msg_a", via = { coder = true } } },
+      { status = 201, json = { messageId = "msg_b", via = { coder = true } } } }
     local ok, err = hooked("interrupted!", client, "dlq_retry_each", { "1-0", "2-0" }, {}, {
       concurrency = 2, on_result = function() end })
     assert.is_false(ok)
@@ -80,6 +83,20 @@ describe("an error raised by a hook inside the JSON coder", function()
     srv:reset()
     srv:script{ { status = 200, json = { deleted = 1 } } }
     assert.are.same({ deleted = 1 }, client:dlq_delete_many{ "3-0" })
+  end)
+
+  it("ends dlq_retry_each when what a hook raises comes at the batch's own callback", function()
+    -- answers without a body: no coder runs, the hook's first C call is the
+    -- batch's callback, which raises before counting its id
+    local c = qstash.new{ token = "t", base_url = srv.url, retry = false, timeout = 2 }
+    srv:script{ { status = 404, body = "" }, { status = 404, body = "" } }
+    local ok, err = hooked("interrupted!", c, "dlq_retry_each", { "1-0", "2-0" }, {}, { concurrency = 2 })
+    assert.is_false(ok)
+    assert.matches("interrupted!", err, 1, true) -- as a callback's error
+    srv:reset()
+    srv:script{ { status = 200, json = { deleted = 1 } } }
+    assert.are.same({ deleted = 1 }, c:dlq_delete_many{ "3-0" })
+    c:close()
   end)
 
   it("still reports the coder's own errors as decode and as argument errors", function()

@@ -867,6 +867,15 @@ static int each_done(lua_State *L)
     return 0;
 }
 
+/* Whether a job of the batch is still in the client's set (undelivered). */
+static int batch_left(const qs_client *c, lua_Integer batch)
+{
+    const qs_job *j;
+    for (j = c->ext ? ((const qs_set *)c->ext)->head : NULL; j; j = j->next)
+        if (j->batch == batch) return 1;
+    return 0;
+}
+
 /* Reads the batch options at cfg: concurrency, on_result, on_progress
  * (the functions are left at the stack slots on_result and on_progress). */
 size_t qs_each_options(lua_State *L, const qs_args *a, int cfg, int on_result, int on_progress)
@@ -1007,7 +1016,10 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
             for (j = ((qs_set *)c->ext)->head; j; j = j->next)
                 if (j->batch == batch) cancel(c, j);
             st->quiet = 1;
-            while (!c->closed && st->done + st->waiting < next - 1) {
+            /* until none of the batch is left in the set (not by the
+             * counts: the callback whose error this is may have raised
+             * before counting its id, at its very call) */
+            while (!c->closed && batch_left(c, batch)) {
                 int ignored = LUA_NOREF;
                 drive(L, c, cidx, 0.1, &ignored);
                 if (ignored != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ignored);
