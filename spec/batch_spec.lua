@@ -98,14 +98,22 @@ describe("batch against the emulator", function()
     assert.is_false(res[4].deduplicated)
     assert.is_true(res[5].deduplicated)
     assert.equal(res[4].messageId, res[5].messageId)
-    -- three messages, each delivered once
+    -- three messages, each delivered once (only this test's paths: a late
+    -- delivery of an earlier test may reach the sink)
+    local function mine()
+      local paths = {}
+      for _, r in ipairs(sink:received()) do
+        if r.target:match("^/d%d$") then paths[#paths + 1] = r.target end
+      end
+      return paths
+    end
     local got = E.wait_for(function()
-      local r = sink:received()
-      if #r >= 3 then return r end
+      local paths = mine()
+      if #paths >= 3 then return paths end
     end, 10)
     assert.is_table(got, "the three messages were not delivered")
-    local paths = {}
-    for _, r in ipairs(got) do paths[#paths + 1] = r.target end
+    E.sleep(0.2) -- a duplicate delivery would come now
+    local paths = mine()
     table.sort(paths)
     assert.same({ "/d1", "/d2", "/d3" }, paths)
   end)
