@@ -151,6 +151,8 @@ asan: deps
 
 # The specs that reach C under valgrind (not the slow or timing ones,
 # tagged #timing): any error or definite/indirect leak fails.
+# QSTASH_SPEC_VALGRIND tells the specs that run thousands of rounds (verify_spec,
+# logs_spec) to run a tenth of them.
 VALGRIND = valgrind --quiet --error-exitcode=1 --leak-check=full \
   --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
   --suppressions=$(CURDIR)/tools/valgrind.supp --child-silent-after-fork=yes
@@ -160,7 +162,7 @@ VALGRIND_SPECS ?= spec/dlq_retry_spec.lua spec/errors_spec.lua spec/dlq_api_spec
   spec/cursor_cycle_spec.lua spec/edges_spec.lua spec/http_version_spec.lua spec/follow_spec.lua spec/logs_spec.lua \
   spec/follow_leaks_spec.lua spec/queues_spec.lua
 valgrind: deps all
-	@$(SPEC_ENV) bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
+	@$(SPEC_ENV) QSTASH_SPEC_VALGRIND=1 bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 
 # Benchmarks against raw libcurl loops, the TypeScript SDK, luasocket and wrk,
 # on a local nginx; prints one table and writes build/bench/results.md, and after
