@@ -38,6 +38,20 @@ SRCS = $(wildcard src/*.c src/*/*.c)
 OBJS = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 HDRS = $(wildcard src/*.h src/*/*.h)
 
+# Specs that are the same under every interpreter and with or without
+# sanitizers, so a run of the spec folder takes them under lua5.4 only, and
+# `make asan` never (a file named in SPECS always runs):
+# - those that load no build of the module (the emulator, the test servers,
+#   the TypeScript SDK against the emulator, the source layout, these lists;
+#   spec/spec_lists_spec.lua checks that none of them reaches the module),
+MODULE_FREE_SPECS = spec/emulator_spec.lua spec/emulator_logs_spec.lua spec/emulator_endpoints_spec.lua \
+  spec/emulator_keepalive_spec.lua spec/server_spec.lua spec/layering_spec.lua spec/ts_sdk_tests_spec.lua \
+  spec/spec_lists_spec.lua
+# - those that build and load a Lua 5.4 module of their own (luarocks make,
+#   make install, the embedding host), whatever the interpreter running them.
+OWN_BUILD_SPECS = spec/luarocks_spec.lua spec/install_spec.lua spec/embed_spec.lua
+SPEC_SKIP = $(if $(filter lua5.4,$(LUA)),,$(MODULE_FREE_SPECS) $(OWN_BUILD_SPECS))
+
 SPEC_ENV = LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" \
            LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
            QSTASH_SPEC_LUA="$(LUA_BIN)"
@@ -68,7 +82,7 @@ deps:
 # runs every spec under $(LUA) and ends with "N passed, N failed".
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(SPEC_ENV) bash tools/run-specs $(LUA_BIN) $(BUSTED) $(SPECS)
+	@$(SPEC_ENV) SPEC_SKIP="$(SPEC_SKIP)" bash tools/run-specs $(LUA_BIN) $(BUSTED) $(SPECS)
 
 # The main job on the local emulator: fail, find, retry with overrides, deliver.
 demo: deps
@@ -116,7 +130,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 docs/qstash-dlq.1 $(DESTDIR)$(PREFIX)/share/man/man1/qstash-dlq.1
 
-# The whole suite against an ASan+UBSan build of the module (with
+# The suite (but MODULE_FREE_SPECS and OWN_BUILD_SPECS, where the build
+# does not run) against an ASan+UBSan build of the module (with
 # float-cast-overflow, which -fsanitize=undefined leaves out: converting a
 # double such as 1e300 to an integer is undefined). The interpreter
 # is not instrumented, so the ASan runtime is preloaded; leaks are left to
@@ -131,10 +146,13 @@ asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	  LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" QSTASH_SPEC_LUA="$(LUA_BIN)" \
+	  SPEC_SKIP="$(MODULE_FREE_SPECS) $(OWN_BUILD_SPECS)" SPEC_TIMES_KEY=asan-$(LUA) \
 	  bash tools/run-specs $(LUA_BIN) $(BUSTED) $(SPECS)
 
 # The specs that reach C under valgrind (not the slow or timing ones,
 # tagged #timing): any error or definite/indirect leak fails.
+# QSTASH_SPEC_VALGRIND tells the specs that run thousands of rounds (verify_spec,
+# logs_spec) to run a tenth of them.
 VALGRIND = valgrind --quiet --error-exitcode=1 --leak-check=full \
   --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
   --suppressions=$(CURDIR)/tools/valgrind.supp --child-silent-after-fork=yes
@@ -145,7 +163,7 @@ VALGRIND_SPECS ?= spec/dlq_retry_spec.lua spec/errors_spec.lua spec/dlq_api_spec
   spec/follow_leaks_spec.lua spec/queues_spec.lua spec/signing_keys_spec.lua spec/schedules_spec.lua \
   spec/async_any_spec.lua spec/async_every_spec.lua spec/loop_luv_spec.lua spec/loop_cqueues_spec.lua
 valgrind: deps all
-	@$(SPEC_ENV) bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
+	@$(SPEC_ENV) QSTASH_SPEC_VALGRIND=1 bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 
 # Benchmarks against raw libcurl loops, the TypeScript SDK, luasocket and wrk,
 # on a local nginx; prints one table and writes build/bench/results.md, and after

@@ -37,18 +37,22 @@ function M.install()
     assert(run("command -v " .. tool), tool .. " is not installed: the TypeScript SDK specs need Node.js " ..
       "and npm (tools/ensure-deps installs Debian's nodejs and npm)")
   end
-  -- a copy of the lock file, written once `npm ci` succeeded, says what is installed
+  -- a copy of the lock file, written once `npm ci` succeeded, says what is
+  -- installed; the check and the install hold a lock, as two spec files that
+  -- run at once (tools/run-specs) may both find nothing installed
   local stamp = M.dir .. "/node_modules/.installed-lock.json"
-  if E.read_file(stamp) ~= E.read_file(M.source .. "/package-lock.json") then
-    local ok, out = run("rm -rf " .. q(M.dir) .. " && mkdir -p " .. q(M.dir) ..
-      " && cp " .. q(M.source .. "/package.json") .. " " .. q(M.source .. "/package-lock.json") .. " " .. q(M.dir) ..
+  local lock = q(M.source .. "/package-lock.json")
+  local ok, out = run("mkdir -p " .. q(root .. "/build") .. " && flock " .. q(root .. "/build/ts-sdk.lock") ..
+    " sh -c " .. q("cmp -s " .. q(stamp) .. " " .. lock .. " || { rm -rf " .. q(M.dir) .. " && mkdir -p " .. q(M.dir) ..
+      " && cp " .. q(M.source .. "/package.json") .. " " .. lock .. " " .. q(M.dir) ..
       " && cd " .. q(M.dir) .. " && npm ci --prefer-offline --no-audit --no-fund --ignore-scripts" ..
-      " && cp package-lock.json " .. q(stamp))
-    assert(ok, "npm ci in " .. M.dir .. " failed:\n" .. out)
-  end
-  -- the test files, fresh every run
-  local ok, out = run("cp -R " .. q(M.source) .. "/. " .. q(M.dir) .. "/")
-  assert(ok, "cannot copy spec/ts-sdk to " .. M.dir .. ":\n" .. out)
+      " && cp package-lock.json " .. q(stamp) .. "; }"))
+  assert(ok, "npm ci in " .. M.dir .. " failed:\n" .. out)
+  -- the test files, those newer than the copies (-u: a file another spec
+  -- file's node is reading is not rewritten), under the same lock
+  local copied, why = run("flock " .. q(root .. "/build/ts-sdk.lock") .. " cp -R -u " .. q(M.source) .. "/. " ..
+    q(M.dir) .. "/")
+  assert(copied, "cannot copy spec/ts-sdk to " .. M.dir .. ":\n" .. why)
   return M.dir
 end
 
