@@ -35,13 +35,18 @@ describe("the incident runbook of docs/cli.md", function()
     -- qstash-dlq on PATH: this checkout's, under the interpreter the suite runs
     local bin = tmp .. "/bin"
     os.execute("mkdir -p " .. q(bin))
-    E.write_file(bin .. "/qstash-dlq", ("#!/bin/sh\nexec %s %s \"$@\"\n"):format(q(LUA), q(ROOT .. "/bin/qstash-dlq")))
+    -- `make asan` preloads the ASan runtime for the interpreter (the module
+    -- needs it): qstash-dlq keeps it, the rest of the runbook (curl, the
+    -- servers) runs without it (curl hung under it)
+    local preload = os.getenv("LD_PRELOAD")
+    E.write_file(bin .. "/qstash-dlq", ("#!/bin/sh\n%sexec %s %s \"$@\"\n"):format(
+      preload and ("LD_PRELOAD=%s; export LD_PRELOAD\n"):format(q(preload)) or "", q(LUA), q(ROOT .. "/bin/qstash-dlq")))
     os.execute("chmod +x " .. q(bin .. "/qstash-dlq"))
 
     -- Each line between markers on both streams, its status after it; the
     -- background processes go whatever happens (a hang guard of 120 s).
     local script = { "cd " .. q(ROOT), "export PATH=" .. q(bin) .. ":$PATH",
-      "unset QSTASH_DEV QSTASH_DEV_PORT QSTASH_REGION",
+      "unset QSTASH_DEV QSTASH_DEV_PORT QSTASH_REGION LD_PRELOAD",
       "trap 'kill $(jobs -p) 2>/dev/null' EXIT" }
     for i, line in ipairs(lines) do
       script[#script + 1] = ("printf '\\n@@step %d\\n'; printf '\\n@@step %d\\n' >&2"):format(i, i)
