@@ -217,13 +217,8 @@ static void build_get(lua_State *L, qs_call *k, const qs_args *a, int uv)
 
 static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
 {
-    const char *why;
     (void)uv;
-    if (!qs_result_json(L, &k->req, status)) return -1;
-    if ((why = shape_queue(L)) == NULL) return 0;
-    lua_pop(L, 1);
-    qs_result_shape_error(L, &k->req, status, why);
-    return -1;
+    return qs_result_shaped(L, &k->req, status, shape_queue, NULL) ? 0 : -1;
 }
 
 /* client:queue_list() -> an array of Queue objects (QStash answers a bare array) */
@@ -237,38 +232,11 @@ static void build_list(lua_State *L, qs_call *k, const qs_args *a, int uv)
     qs_plan_target_done(L, k);
 }
 
-/* How many keys the table at the top holds: an array's are its length
- * (a JSON object decodes to a table too, of length 0). */
-static size_t count_keys(lua_State *L)
-{
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        n++;
-        lua_pop(L, 1);
-    }
-    return n;
-}
-
+/* QStash answers a bare array. */
 static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
 {
-    const char *why = NULL;
-    size_t i, n = 0;
     (void)uv;
-    if (!qs_result_json(L, &k->req, status)) return -1;
-    if (lua_type(L, -1) != LUA_TTABLE || (n = qs_rawlen(L, -1), count_keys(L) != n)) {
-        why = "expected a JSON array of queues";
-    } else {
-        for (i = 1; i <= n && !why; i++) {
-            lua_rawgeti(L, -1, (int)i);
-            why = shape_queue(L);
-            lua_pop(L, 1);
-        }
-    }
-    if (!why) return 0;
-    lua_pop(L, 1);
-    qs_result_shape_error(L, &k->req, status, why);
-    return -1;
+    return qs_result_shaped(L, &k->req, status, shape_queue, "queues") ? 0 : -1;
 }
 
 static const qs_plan upsert_plan = {"queue_upsert", 0, build_upsert, absorb_true, NULL};

@@ -216,39 +216,10 @@ static void build_list(lua_State *L, qs_call *k, const qs_args *a, int uv)
     qs_plan_target_done(L, k);
 }
 
-/* Whether the table at the top has only the keys 1..n (*n its length):
- * a JSON array, not an object. */
-static int is_array(lua_State *L, size_t *n)
-{
-    size_t count = 0;
-    *n = qs_rawlen(L, -1);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        lua_pop(L, 1);
-        count++;
-    }
-    return count == *n;
-}
-
 static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
 {
-    const char *why = NULL;
-    size_t n, i;
     (void)uv;
-    if (!qs_result_json(L, &k->req, status)) return -1;
-    if (lua_type(L, -1) != LUA_TTABLE || !is_array(L, &n)) {
-        why = "expected a JSON array of URL groups";
-    } else {
-        for (i = 1; i <= n && !why; i++) {
-            lua_rawgeti(L, -1, (int)i);
-            why = shape_group(L);
-            lua_pop(L, 1);
-        }
-    }
-    if (!why) return 0;
-    lua_pop(L, 1);
-    qs_result_shape_error(L, &k->req, status, why);
-    return -1;
+    return qs_result_shaped(L, &k->req, status, shape_group, "URL groups") ? 0 : -1;
 }
 
 static const qs_plan get_plan = {"url_group_get", 0, build_get, absorb_get, NULL};

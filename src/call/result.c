@@ -140,6 +140,44 @@ int qs_result_json(lua_State *L, const qs_req *r, long status)
     return 0;
 }
 
+/* Whether the table at the top has only the keys 1..n (*n its length): a
+ * JSON array, not an object (an object decodes to a table of length 0). */
+static int is_array(lua_State *L, size_t *n)
+{
+    size_t count = 0;
+    *n = qs_rawlen(L, -1);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    return count == *n;
+}
+
+int qs_result_shaped(lua_State *L, const qs_req *r, long status, qs_shape_fn shape, const char *array_of)
+{
+    char why_array[80];
+    const char *why = NULL;
+    size_t i, n;
+    if (!qs_result_json(L, r, status)) return 0;
+    if (!array_of) {
+        why = shape(L);
+    } else if (lua_type(L, -1) != LUA_TTABLE || !is_array(L, &n)) {
+        snprintf(why_array, sizeof why_array, "expected a JSON array of %s", array_of);
+        why = why_array;
+    } else {
+        for (i = 1; i <= n && !why; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            why = shape(L);
+            lua_pop(L, 1);
+        }
+    }
+    if (!why) return 1;
+    lua_pop(L, 1);
+    qs_result_shape_error(L, r, status, why);
+    return 0;
+}
+
 int qs_result_publish(lua_State *L, const qs_req *r, long status)
 {
     const char *why;

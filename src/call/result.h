@@ -18,6 +18,15 @@ void qs_result_shape_error(lua_State *L, const qs_req *r, long status, const cha
  * pushes a `decode` error and returns 0. */
 int qs_result_json(lua_State *L, const qs_req *r, long status);
 
+/* Checks the value at the top: a table the API documents, or what it
+ * names is wrong (NULL when it is right). */
+typedef const char *(*qs_shape_fn)(lua_State *L);
+
+/* Decodes the body as JSON and checks it with `shape`: one object, or, when
+ * `array_of` names what the array holds ("queues"), a JSON array of them.
+ * 1: the value pushed; 0: a `decode` error pushed instead. */
+int qs_result_shaped(lua_State *L, const qs_req *r, long status, qs_shape_fn shape, const char *array_of);
+
 /* Decodes a PublishResponse (dlq_retry's result). 1: result pushed; 0: error. */
 int qs_result_publish(lua_State *L, const qs_req *r, long status);
 
