@@ -506,8 +506,27 @@ static double next_due(const qs_set *s)
     return wake;
 }
 
+/* One pass that never waits: calls decide what follows, due jobs start,
+ * libcurl runs what is due (and, with `poll_sockets`, every socket ready
+ * now: a host loop hands over its ready sockets itself), finished attempts
+ * settle, and calls decide again. */
+static void pass(lua_State *L, qs_client *c, int cidx, int poll_sockets)
+{
+    qs_set *s = (qs_set *)c->ext;
+    advance_calls(L, c, cidx, qs_now());
+    if (c->closed) return; /* closed by a call's Lua */
+    start_due(c, s, qs_now());
+    if (poll_sockets) qs_engine_drive(c->eng, 0);
+    else qs_engine_timer_due(c->eng);
+    settle(c, s, qs_now());
+    advance_calls(L, c, cidx, qs_now());
+}
+
 /* Drives every transfer until at least one job completes or `timeout`
- * seconds pass, then runs the callbacks of all completed ones. */
+ * seconds pass, then runs the callbacks of all completed ones. Each pass
+ * polls every socket, a host loop's drive too: one drive then takes in
+ * every answer that is in (measured: a drive per ready socket costs a third
+ * more CPU per call in the loops bench). */
 static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref)
 {
     double deadline = qs_now() + timeout;
@@ -515,14 +534,9 @@ static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_
     int ran;
     after_fork(L, c, s);
     for (;;) {
-        double now = qs_now(), wake = deadline, due;
-        advance_calls(L, c, cidx, now);
+        double now, wake = deadline, due;
+        pass(L, c, cidx, 1);
         if (c->closed) return 0; /* closed by a call's Lua: no callback runs */
-        start_due(c, s, now);
-        qs_engine_drive(c->eng, 0);
-        settle(c, s, qs_now());
-        advance_calls(L, c, cidx, qs_now());
-        if (c->closed) return 0;
         if (first_completed(s) || s->pending == 0) break;
         now = qs_now();
         if (now >= deadline) break;
@@ -532,7 +546,11 @@ static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_
     }
     s->in_poll++;
     ran = deliver(L, c, cidx, err_ref);
-    if (!c->closed) ((qs_set *)c->ext)->in_poll--;
+    if (c->closed) return ran;
+    s->in_poll--;
+    /* what the callbacks asked for goes out now, not a drive later (their
+     * own callbacks wait for the next drive: no callback runs twice here) */
+    if (ran > 0) pass(L, c, cidx, 0);
     return ran;
 }
 

@@ -70,6 +70,31 @@ static int on_send(void *ud, char *primary_ip, char *local_ip, int primary_port,
     return CURL_PREREQFUNC_OK;
 }
 
+static int note_change(qs_engine *e, curl_socket_t fd, short events, int removed);
+
+/* Whether libcurl opened fd through on_open_socket and has not closed it. */
+static int own_socket(const qs_engine *e, curl_socket_t fd)
+{
+    int i;
+    for (i = 0; i < e->nsocks; i++)
+        if (e->socks[i] == fd) return 1;
+    return 0;
+}
+
+/* Notes a socket libcurl opened. Out of memory, it goes unnoted: it is then
+ * treated as let go whenever libcurl stops watching it (see on_socket). */
+static void note_open(qs_engine *e, curl_socket_t fd)
+{
+    if (e->nsocks == e->capsocks) {
+        int cap = e->capsocks ? e->capsocks * 2 : 16;
+        curl_socket_t *p = (curl_socket_t *)realloc(e->socks, (size_t)cap * sizeof *p);
+        if (!p) return;
+        e->socks = p;
+        e->capsocks = cap;
+    }
+    e->socks[e->nsocks++] = fd;
+}
+
 /* Sockets are opened here, close-on-exec, so that a failure names its cause
  * (out of descriptors, say) instead of libcurl's "Couldn't connect". */
 static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
@@ -79,13 +104,42 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
     (void)purpose;
     s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
     if (s == CURL_SOCKET_BAD) x->sock_errno = errno;
+    else note_open(x->e, s);
     return s;
+}
+
+/* libcurl closes its sockets here (the engine is the callback's data: a
+ * connection outlives the transfer that opened it). A host loop learns
+ * that the number is let go, and drops its watch before the number can
+ * name a new socket. */
+static int on_close_socket(void *ud, curl_socket_t fd)
+{
+    qs_engine *e = (qs_engine *)ud;
+    int i;
+    for (i = 0; i < e->nsocks; i++) {
+        if (e->socks[i] == fd) {
+            e->socks[i] = e->socks[--e->nsocks];
+            break;
+        }
+    }
+    /* (libcurl stopped watching it first; should it not have, the watch
+     * goes now: a closed fd is never polled) */
+    for (i = 0; i < e->nwatch; i++) {
+        if (e->watch[i].fd == fd) {
+            e->watch[i] = e->watch[--e->nwatch];
+            break;
+        }
+    }
+    /* (out of memory the note is lost, as any change of on_socket is: the
+     * list grows only to the number of sockets, 8 at a time) */
+    if (e->hooked) note_change(e, fd, 0, 1);
+    return close(fd);
 }
 
 /* ---- handles ---------------------------------------------------------- */
 
 /* Resets h and sets the options every request of this engine shares. */
-static void prepare(const qs_engine *e, qs_handle *h)
+static void prepare(qs_engine *e, qs_handle *h)
 {
     const qs_conf *c = e->conf;
     CURL *easy = h->easy;
@@ -104,6 +158,8 @@ static void prepare(const qs_engine *e, qs_handle *h)
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_send);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, (void *)e);
     curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes);
     if (c->ca_file && c->https) curl_easy_setopt(easy, CURLOPT_CAINFO, c->ca_file);
     if (c->proxy) {
@@ -318,6 +374,7 @@ int qs_engine_start(qs_engine *e, qs_xfer *x, qs_req *r, int concurrent, double 
     long limit = qs_req_attempt_ms(r, c->timeout_ms, now);
     memset(x, 0, sizeof *x);
     x->req = r;
+    x->e = e;
     x->gen = e->gen;
     /* a request safe to repeat may be resent while attempts are left */
     x->max_sends = r->resend_ok ? c->attempts - r->attempts : 1;
@@ -455,7 +512,10 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
     for (i = 0; i < e->nwatch && e->watch[i].fd != fd; i++) {}
     if (what == CURL_POLL_REMOVE) {
         if (i < e->nwatch) e->watch[i] = e->watch[--e->nwatch];
-        return e->hooked ? note_change(e, fd, 0, 1) : 0;
+        /* a socket libcurl keeps (an idle connection) stays the same socket
+         * until on_close_socket says otherwise; of any other (a resolver's)
+         * the engine cannot know when it closes: let go now */
+        return e->hooked ? note_change(e, fd, 0, !own_socket(e, fd)) : 0;
     }
     if (i == e->nwatch) {
         if (e->nwatch == e->capwatch) {
@@ -736,6 +796,7 @@ static void make_live(qs_engine *e)
         e->multi[i].e = e;
     }
     e->nwatch = 0;
+    e->nsocks = 0; /* a forked parent's sockets are never closed here */
     e->unclaimed = 0; /* a forked parent's transfers are not this process's */
     e->live = 1;
     e->pid = getpid();
@@ -813,6 +874,9 @@ void qs_engine_close(qs_engine *e)
     free(e->chg);
     e->chg = NULL;
     e->nchg = e->capchg = 0;
+    free(e->socks);
+    e->socks = NULL;
+    e->nsocks = e->capsocks = 0;
     e->hooked = 0;
     e->watch = NULL;
     e->pfd = NULL;

@@ -50,6 +50,7 @@ typedef struct qs_xfer {
     int max_sends;            /* beyond this many, a send is refused */
     int too_large;
     int sock_errno;           /* errno of a socket that could not be opened */
+    struct qs_engine *e;      /* its engine: the sockets libcurl opens are noted there */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
 } qs_xfer;
@@ -65,9 +66,12 @@ typedef struct qs_watch {
 } qs_watch;
 
 /* A change of what libcurl wants watched, kept for a host loop (see
- * qs_engine_hook): the fd's events now (0: none), and `fresh` when libcurl
- * let go of the fd since the last report (the host drops its watch: the fd
- * may be a new socket under the same number). */
+ * qs_engine_hook): the fd's events now (0: none for now), and `fresh` when
+ * the fd's socket was closed since the last report (the host drops its
+ * watch: the number may be a new socket now). A socket libcurl stops
+ * watching but keeps (an idle keep-alive connection) is reported with
+ * events 0 and not fresh: the host may keep its watch for the next request
+ * on it. */
 #define QS_EV_IN CURL_POLL_IN
 #define QS_EV_OUT CURL_POLL_OUT
 typedef struct qs_change {
@@ -105,6 +109,11 @@ typedef struct qs_engine {
     int hooked;
     qs_change *chg;
     int nchg, capchg;
+    /* The sockets libcurl opened (CURLOPT_OPENSOCKETFUNCTION) and has not
+     * closed (CURLOPT_CLOSESOCKETFUNCTION): only of these does the engine
+     * know when the fd number is let go. */
+    curl_socket_t *socks;
+    int nsocks, capsocks;
     unsigned long hooked_waits;
 } qs_engine;
 

@@ -27,13 +27,18 @@ end
 
 -- Applies what changed in the fds to watch since the last look. The
 -- controller polls a duplicate of each socket (cqueues.socket.dup), closed
--- by this module once libcurl lets go of the fd: libcurl may close its
--- socket at any time (a cancel, a dropped connection), and the controller
--- must forget a descriptor before it closes.
+-- by this module once libcurl closed the socket (`fresh`: the number may be
+-- a new socket now): libcurl may close its socket at any time (a cancel, a
+-- dropped connection), and the controller must forget a descriptor before
+-- it closes. A socket libcurl keeps idle (a keep-alive connection between
+-- two requests) keeps its duplicate, unpolled, for the next request on it.
+-- The poll set is made anew only after a change.
 local function refresh(st, client)
-  for _, ch in ipairs(client:io_changes()) do
+  local chg = client:io_changes()
+  for i = 1, #chg do
+    local ch = chg[i]
     local w = st.watch[ch.fd]
-    if w and (ch.fresh or ch.events == "") then
+    if w and ch.fresh then
       unwatch(w)
       st.watch[ch.fd], w = nil, nil
     end
@@ -44,7 +49,16 @@ local function refresh(st, client)
         st.watch[ch.fd] = w
       end
       w.events = ch.events
+    elseif w then
+      w.events = ""
     end
+  end
+  if #chg > 0 or not st.objs then
+    local objs = { st.wake }
+    for _, w in pairs(st.watch) do
+      if w.events ~= "" then objs[#objs + 1] = w end
+    end
+    st.objs, st.nobjs = objs, #objs
   end
 end
 
@@ -58,7 +72,7 @@ local function state_of(client)
   client:on_io(function(c, what)
     if what == "closed" then
       for _, w in pairs(st.watch) do unwatch(w) end
-      st.watch, st.closed = {}, true
+      st.watch, st.objs, st.closed = {}, nil, true
       st.closing:signal()
     else
       -- a cancel may have closed a polled socket: the controller forgets
@@ -80,18 +94,19 @@ local function drive(st, client)
   -- no pcall around the poll: Lua 5.1 cannot yield across one
   while ok and not st.closed and client:pending() > 0 do
     refresh(st, client)
-    local objs = { st.wake }
-    for _, w in pairs(st.watch) do objs[#objs + 1] = w end
+    local objs, n = st.objs, st.nobjs
     local t = client:io_timeout()
-    if t then objs[#objs + 1] = t end
-    local ready = { cqueues.poll(unpack(objs)) }
-    local woken = false
+    objs[n + 1] = t -- (nil: no timeout)
+    local ready = { cqueues.poll(unpack(objs, 1, t and n + 1 or n)) }
+    local woken, drove = false, false
     for _, r in ipairs(ready) do
       if r == st.wake then
         woken = true
-      elseif ok and type(r) == "table" and r.pollfd and not st.closed then
+      elseif not drove and type(r) == "table" and r.pollfd and not st.closed then
+        -- one drive takes in every socket that is ready (it polls them
+        -- all): the others ready in this turn need no drive of their own
         ok, err = pcall(client.io_ready, client, r.fd, r.events)
-        woken = true
+        woken, drove = true, true
       end
     end
     -- nothing ready: the timeout passed
@@ -146,7 +161,9 @@ function M.watched(client)
   if not st then return 0, false end
   local n = 0
   if st.driving then
-    for _ in pairs(st.watch) do n = n + 1 end
+    for _, w in pairs(st.watch) do
+      if w.events ~= "" then n = n + 1 end
+    end
   end
   if st.closed then return 0, false end
   return n, st.driving

@@ -20,7 +20,8 @@ local function teardown(st)
   end
   if st.timer then
     close_handle(st.timer)
-    st.timer = nil
+    close_handle(st.turns)
+    st.timer, st.turns = nil, nil
   end
   attached[st.client] = nil
 end
@@ -30,19 +31,10 @@ local sync
 -- Runs a drive call of the client, then looks again at what to watch, even
 -- when a callback raised (its error goes to on_error afterwards).
 local function drive(st, fn, ...)
+  st.drove = st.turn
   local ok, err = pcall(fn, st.client, ...)
   if attached[st.client] == st then sync(st) end
   if not ok then st.on_error(err) end
-end
-
-local function poll_handle(st, fd)
-  local p = { events = "", active = "" }
-  p.handle = st.uv.new_socket_poll(fd)
-  p.cb = function(err, events)
-    drive(st, st.client.io_ready, fd, err and "e" or events or "")
-  end
-  st.polls[fd] = p
-  return p
 end
 
 -- Turns one watch on or off as `want` says.
@@ -53,17 +45,37 @@ local function apply(p, want)
   end
 end
 
+local function poll_handle(st, fd)
+  local p = { events = "", active = "" }
+  p.handle = st.uv.new_socket_poll(fd)
+  p.cb = function(err, events)
+    -- a watch kept on while libcurl needs nothing of its socket (see sync)
+    -- goes off when it fires: the client has nothing to do with it
+    if p.events == "" then return apply(p, "") end
+    -- a drive polls every socket of the client: one drive per turn of the
+    -- loop takes in all that are ready (a socket still ready later fires
+    -- again next turn: the watches are level-triggered)
+    if st.drove == st.turn then return end
+    drive(st, st.client.io_ready, fd, err and "e" or events or "")
+  end
+  st.polls[fd] = p
+  return p
+end
+
 -- Applies what changed: watches made, changed or dropped; each watch on
 -- only while something is in flight; the timer re-armed (or stopped). Only
 -- the watches that changed are touched, all of them only when the client
--- turns busy or idle: no walk over every socket per event.
+-- turns busy or idle: no walk over every socket per event. A socket libcurl
+-- keeps idle (a keep-alive connection between two requests) keeps its watch
+-- as it was, so the next request on it costs the loop nothing; its watch
+-- goes with its socket (`fresh`: the fd was closed, the number may be a new
+-- socket now), when it fires, or when the client turns idle.
 sync = function(st)
   local client = st.client
   local busy = client:pending() > 0
   for _, ch in ipairs(client:io_changes()) do
     local p = st.polls[ch.fd]
-    -- libcurl let go of the fd: the number may be a new socket now
-    if p and (ch.fresh or ch.events == "") then
+    if p and ch.fresh then
       close_handle(p.handle)
       st.polls[ch.fd], p = nil, nil
     end
@@ -71,10 +83,13 @@ sync = function(st)
       p = p or poll_handle(st, ch.fd)
       p.events = ch.events
       if busy == st.busy then apply(p, busy and p.events or "") end
+    elseif p then
+      p.events = ""
     end
   end
   if busy ~= st.busy then
     for _, p in pairs(st.polls) do apply(p, busy and p.events or "") end
+    if busy then st.turns:start(st.on_turn) else st.turns:stop() end
     st.busy = busy
   end
   local t = busy and client:io_timeout() or nil
@@ -90,7 +105,13 @@ function M.attach(client, opts)
   opts = opts or {}
   if attached[client] then return client end
   local uv = opts.uv or require "luv"
-  local st = { client = client, uv = uv, polls = {}, timer = uv.new_timer(), busy = false }
+  -- turns: counts the loop's turns while the client is busy (a prepare
+  -- handle: it runs once a turn, before the loop polls; unreferenced, it
+  -- never keeps the loop running by itself)
+  local st = { client = client, uv = uv, polls = {}, timer = uv.new_timer(), turns = uv.new_prepare(),
+               busy = false, turn = 0, drove = -1 }
+  st.on_turn = function() st.turn = st.turn + 1 end
+  st.turns:unref()
   st.on_error = opts.on_error or function(err) error(err, 0) end
   st.on_timer = function() drive(st, client.io_timer) end
   attached[client] = st
