@@ -27,10 +27,14 @@ end
 
 -- runs uv's loop with a guard timer that stops it after `limit` seconds (a
 -- hang fails the spec instead of hanging it); whether the guard fired, and
--- then what the attached clients still had
+-- then what the attached clients still had. The guard counts from now: uv's
+-- clock is the time of the loop's last turn, which may be long past (a spec
+-- before this one ran the loop, then other work), and a guard armed from it
+-- fires on the loop's first turn.
 local function run(limit)
   local fired = false
   local guard = uv.new_timer()
+  uv.update_time()
   guard:start(math.floor((limit or 10) * 1000), 0, function()
     fired = {}
     uv.walk(function(h)
@@ -59,6 +63,13 @@ describe("qstash.loop.luv", function()
     cfg.retry = cfg.retry or { attempts = 3, base_delay = 0.05, max_delay = 0.1 }
     return qstash.new(cfg)
   end
+
+  it("run()'s guard counts from now, also after the loop sat unused (its clock stands still then)", function()
+    uv.sleep(250) -- the loop's clock is now a quarter second behind
+    local work = uv.new_timer()
+    work:start(0, 0, function() work:close() end)
+    assert.is_false(run(0.2))
+  end)
 
   it("retries through the loop; uv.run() returns when nothing is in flight", function()
     local c = QL.attach(new())
