@@ -154,6 +154,44 @@ describe("qstash.loop.luv", function()
     close(c)
   end)
 
+  it("arms its timer from the clock of now, not from the loop's last turn", function()
+    -- the adapter's timer, through a uv module that keeps what it made
+    local timers = {}
+    local fake = setmetatable({
+      new_timer = function()
+        local t = uv.new_timer()
+        timers[#timers + 1] = t
+        return t
+      end,
+    }, { __index = uv })
+    local c = new{ retry = { attempts = 2, base_delay = 0.05, max_delay = 1 } }
+    srv:script{
+      { status = 429, headers = { ["Retry-After"] = "0.3" } },
+      { status = 201, json = { messageId = "m4" } },
+    }
+    local got
+    c:async("dlq_retry", "d4", nil, function(res, err) got = { res, err } end)
+    -- driven by poll until the retry waits out the 429's 0.3 s (while the
+    -- answer is awaited the next timer is the attempt's timeout, seconds away)
+    local deadline = uv.hrtime() + 5e9
+    local function backoff()
+      local t = c:io_timeout()
+      return t and t > 0.1 and t <= 0.3
+    end
+    repeat c:poll(0.01) until backoff() or uv.hrtime() > deadline
+    assert.is_true(backoff())
+    uv.sleep(50) -- the loop's clock is now 50 ms or more behind
+    local now = uv.hrtime() / 1e6 -- then the wait left: due no earlier than now + want
+    local want = c:io_timeout() * 1000
+    QL.attach(c, { uv = fake })
+    assert.equal(1, #timers)
+    local due = uv.now() + timers[1]:get_due_in()
+    assert.is_true(due >= now + want - 10, ("due in %.0f ms of %.0f"):format(due - now, want))
+    assert.is_false(run(30))
+    assert.equal("m4", got[1].messageId)
+    close(c)
+  end)
+
   it("cancel leaves no fd watched and no timer armed", function()
     local c = QL.attach(new())
     srv:script{ { status = 201, json = { messageId = "slow" }, delay = 2 } }
