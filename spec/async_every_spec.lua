@@ -136,6 +136,7 @@ local function via_luv(c, name, args)
   c:async(name, unpack(args))
   local guard = uv.new_timer()
   local fired = false
+  uv.update_time() -- from now, not from the loop's last turn (long past, maybe)
   guard:start(20000, 0, function() fired = true; uv.stop() end)
   uv.unref(guard)
   uv.run()

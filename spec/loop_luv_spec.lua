@@ -27,10 +27,14 @@ end
 
 -- runs uv's loop with a guard timer that stops it after `limit` seconds (a
 -- hang fails the spec instead of hanging it); whether the guard fired, and
--- then what the attached clients still had
+-- then what the attached clients still had. The guard counts from now: uv's
+-- clock is the time of the loop's last turn, which may be long past (a spec
+-- before this one ran the loop, then other work), and a guard armed from it
+-- fires on the loop's first turn.
 local function run(limit)
   local fired = false
   local guard = uv.new_timer()
+  uv.update_time()
   guard:start(math.floor((limit or 10) * 1000), 0, function()
     fired = {}
     uv.walk(function(h)
@@ -59,6 +63,13 @@ describe("qstash.loop.luv", function()
     cfg.retry = cfg.retry or { attempts = 3, base_delay = 0.05, max_delay = 0.1 }
     return qstash.new(cfg)
   end
+
+  it("run()'s guard counts from now, also after the loop sat unused (its clock stands still then)", function()
+    uv.sleep(250) -- the loop's clock is now a quarter second behind
+    local work = uv.new_timer()
+    work:start(0, 0, function() work:close() end)
+    assert.is_false(run(0.2))
+  end)
 
   it("retries through the loop; uv.run() returns when nothing is in flight", function()
     local c = QL.attach(new())
@@ -140,6 +151,44 @@ describe("qstash.loop.luv", function()
     assert.is_true(turns < 60, "the loop turned " .. turns .. " times")
     assert.equal(0, c:_stats().loop_waits)
     assert.same({ 0, false }, { QL.watched(c) })
+    close(c)
+  end)
+
+  it("arms its timer from the clock of now, not from the loop's last turn", function()
+    -- the adapter's timer, through a uv module that keeps what it made
+    local timers = {}
+    local fake = setmetatable({
+      new_timer = function()
+        local t = uv.new_timer()
+        timers[#timers + 1] = t
+        return t
+      end,
+    }, { __index = uv })
+    local c = new{ retry = { attempts = 2, base_delay = 0.05, max_delay = 1 } }
+    srv:script{
+      { status = 429, headers = { ["Retry-After"] = "0.3" } },
+      { status = 201, json = { messageId = "m4" } },
+    }
+    local got
+    c:async("dlq_retry", "d4", nil, function(res, err) got = { res, err } end)
+    -- driven by poll until the retry waits out the 429's 0.3 s (while the
+    -- answer is awaited the next timer is the attempt's timeout, seconds away)
+    local deadline = uv.hrtime() + 5e9
+    local function backoff()
+      local t = c:io_timeout()
+      return t and t > 0.1 and t <= 0.3
+    end
+    repeat c:poll(0.01) until backoff() or uv.hrtime() > deadline
+    assert.is_true(backoff())
+    uv.sleep(50) -- the loop's clock is now 50 ms or more behind
+    local now = uv.hrtime() / 1e6 -- then the wait left: due no earlier than now + want
+    local want = c:io_timeout() * 1000
+    QL.attach(c, { uv = fake })
+    assert.equal(1, #timers)
+    local due = uv.now() + timers[1]:get_due_in()
+    assert.is_true(due >= now + want - 10, ("due in %.0f ms of %.0f"):format(due - now, want))
+    assert.is_false(run(30))
+    assert.equal("m4", got[1].messageId)
     close(c)
   end)
 

@@ -94,8 +94,13 @@ sync = function(st)
   end
   local t = busy and client:io_timeout() or nil
   st.timer:stop()
-  -- rather late than early: a timer that fires early only re-arms
-  if t then st.timer:start(math.ceil(t * 1000), 0, st.on_timer) end
+  -- rather late than early: a timer that fires early only re-arms. From the
+  -- clock of now: the loop's is that of its last turn, long past when the
+  -- loop has not run for a while (attach, a call made before uv.run)
+  if t then
+    st.uv.update_time()
+    st.timer:start(math.ceil(t * 1000), 0, st.on_timer)
+  end
 end
 
 --- attach(client [, { uv = luv module, on_error = fn(err) }]) -> client
