@@ -56,13 +56,44 @@ describe("qstash.loop.cqueues", function()
     assert.equal("m1", res.messageId)
     local reqs = srv:requests()
     assert.equal(2, #reqs)
-    -- the controller's duplicate of the socket closed between the two: the
-    -- connection itself stayed open for the retry
+    -- the connection stayed open for the retry
     assert.equal(reqs[1].conn, reqs[2].conn)
     ok, res = run(function() return QC.call(c, "dlq_retry", "d2") end)
     assert.is_true(ok, tostring(res))
     assert.equal(reqs[1].conn, srv:requests()[3].conn)
     assert.equal(0, c:_stats().loop_waits)
+    c:close()
+  end)
+
+  it("an idle keep-alive socket keeps its duplicate between calls; its close drops it", function()
+    local csocket = require "cqueues.socket"
+    local real_dup, dups = csocket.dup, 0
+    csocket.dup = function(...)
+      dups = dups + 1
+      return real_dup(...)
+    end
+    local c = new()
+    srv:script{
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "closing" }, keep_alive = false },
+      { status = 201, json = { messageId = "m" } },
+    }
+    local ok, ids = run(function()
+      local got = {}
+      for i = 1, 5 do got[i] = QC.call(c, "dlq_retry", "k" .. i).messageId end
+      return got
+    end)
+    csocket.dup = real_dup
+    assert.is_true(ok, tostring(ids))
+    assert.same({ "m", "m", "m", "closing", "m" }, ids)
+    local reqs = srv:requests()
+    assert.equal(reqs[1].conn, reqs[4].conn)
+    assert.are_not.equal(reqs[4].conn, reqs[5].conn)
+    -- one duplicate per socket, not one per call
+    assert.equal(2, dups)
+    assert.same({ 0, false }, { QC.watched(c) })
     c:close()
   end)
 

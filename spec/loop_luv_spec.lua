@@ -88,6 +88,58 @@ describe("qstash.loop.luv", function()
     close(c)
   end)
 
+  it("an idle keep-alive socket keeps its watch between requests; its close drops it", function()
+    -- the adapter's poll handles, through a uv module that counts them
+    local polls = 0
+    local counting = setmetatable({
+      new_socket_poll = function(fd)
+        polls = polls + 1
+        return uv.new_socket_poll(fd)
+      end,
+    }, { __index = uv })
+    local c = QL.attach(new(), { uv = counting })
+    srv:default{ status = 201, json = { messageId = "m" } }
+    -- five requests one after another (each a loop turn after the last
+    -- one's callback: the adapter sees the socket go idle in between), then
+    -- one whose answer closes the connection, then one more
+    srv:script{
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "m" } },
+      { status = 201, json = { messageId = "closing" }, keep_alive = false },
+    }
+    local ids, n = {}, 0
+    local function next_retry()
+      n = n + 1
+      c:async("dlq_retry", "k" .. n, nil, function(res, err)
+        assert(res, err)
+        ids[#ids + 1] = res.messageId
+        if n < 7 then
+          local later = uv.new_timer()
+          later:start(1, 0, function()
+            later:close()
+            next_retry()
+          end)
+        end
+      end)
+    end
+    next_retry()
+    assert.is_false(run(30))
+    assert.same({ "m", "m", "m", "m", "m", "closing", "m" }, ids)
+    local conns = {}
+    for _, r in ipairs(srv:requests()) do conns[r.conn] = true end
+    local nconn = 0
+    for _ in pairs(conns) do nconn = nconn + 1 end
+    assert.equal(2, nconn) -- one keep-alive connection, then a new one
+    -- one poll handle per socket, not one per request
+    assert.equal(2, polls)
+    assert.same({ 0, false }, { QL.watched(c) })
+    assert.equal(0, c:_stats().loop_waits)
+    close(c)
+  end)
+
   it("dlq_retry_async and many at once, all from the loop", function()
     local c = QL.attach(new())
     srv:default{ status = 201, json = { messageId = "m" }, delay = 0.05 }
