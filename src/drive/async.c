@@ -39,7 +39,8 @@ typedef struct qs_job {
     qs_decision d;            /* J_FINISHED: how it ended */
     struct qs_job *next, *prev;
     double start_at;          /* J_WAITING: not before this (monotonic) */
-    lua_Integer id;           /* its callback's key; its handle's number */
+    lua_Integer id;           /* its handle's number (unique in the client) */
+    int slot;                 /* its key in the client's tables cbs, calls and ends (0: none) */
     lua_Integer batch;        /* 0, or its batch's key */
     lua_Integer batch_idx;    /* the id's index in its batch */
     int state;
@@ -60,9 +61,35 @@ typedef struct qs_set {
     double pause_until;       /* monotonic time before which none starts (429) */
     int in_poll;              /* poll is delivering */
     unsigned eng_gen;         /* the engine generation the jobs belong to */
+    /* The keys of the tables cbs, calls and ends: small numbers, each
+     * given again once its job was delivered, so that those tables keep
+     * their entries in their array part. Numbers that only grew (the
+     * handles' own) left every insertion a rehash of the hash part. */
+    int *free_slots;
+    int nfree, capfree, top_slot;
 } qs_set;
 
 /* ---- jobs and the set (C only) ------------------------------------------ */
+
+/* A key for a new job's entries: a number given back before, or a new one. */
+static int take_slot(qs_set *s)
+{
+    return s->nfree > 0 ? s->free_slots[--s->nfree] : ++s->top_slot;
+}
+
+/* Gives a delivered job's key back (out of memory, the number is not used
+ * again: a new one comes next). */
+static void give_slot(qs_set *s, int slot)
+{
+    if (s->nfree == s->capfree) {
+        int cap = s->capfree ? s->capfree * 2 : 64;
+        int *p = (int *)realloc(s->free_slots, (size_t)cap * sizeof *p);
+        if (!p) return;
+        s->free_slots = p;
+        s->capfree = cap;
+    }
+    s->free_slots[s->nfree++] = slot;
+}
 
 static void job_free(qs_job *j)
 {
@@ -121,6 +148,7 @@ static void set_close(lua_State *L, qs_client *c, int idx)
         unlink_job(s, j);
         job_free(j);
     }
+    free(s->free_slots);
     free(s);
     c->ext = NULL;
     /* the callbacks go with the jobs */
@@ -272,11 +300,11 @@ static int push_delivery(lua_State *L, int cidx, qs_job *j)
 {
     int nargs = 2;
     push_table(L, cidx, j->batch ? "batches" : "cbs");
-    qs_pushint(L, j->batch ? j->batch : j->id);
+    qs_pushint(L, j->batch ? j->batch : j->slot);
     lua_rawget(L, -2);
     if (!j->batch) {
         /* a single request's callback runs once */
-        qs_pushint(L, j->id);
+        qs_pushint(L, j->slot);
         lua_pushnil(L);
         lua_rawset(L, -4);
     }
@@ -299,9 +327,9 @@ static int push_delivery(lua_State *L, int cidx, qs_job *j)
     } else if (j->is_call) {
         /* the call's end, kept in `ends` */
         push_table(L, cidx, "ends");
-        qs_pushint(L, j->id);
+        qs_pushint(L, j->slot);
         lua_rawget(L, -2);
-        qs_pushint(L, j->id);
+        qs_pushint(L, j->slot);
         lua_pushnil(L);
         lua_rawset(L, -4);
         lua_remove(L, -2);
@@ -346,12 +374,14 @@ static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
         h->job = j;
         if (j->is_call) {
             push_table(L, cidx, "calls");
-            qs_pushint(L, j->id);
+            qs_pushint(L, j->slot);
             lua_pushnil(L);
             lua_rawset(L, -3);
             lua_pop(L, 1);
         }
         nargs = push_delivery(L, cidx, j);
+        /* its entries are gone: the key is free for the next job */
+        if (j->slot && !c->closed) give_slot((qs_set *)c->ext, j->slot);
         h->job = NULL;
         job_free(j); /* C memory first: the callback may raise */
         if (nargs < 0) continue;
@@ -406,7 +436,7 @@ static int advance_body(lua_State *L)
 static void store_end(lua_State *L, int cidx, qs_job *j, int ok)
 {
     push_table(L, cidx, "ends");
-    qs_pushint(L, j->id);
+    qs_pushint(L, j->slot);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);
     lua_pop(L, 2);
@@ -443,7 +473,7 @@ static void advance_calls(lua_State *L, qs_client *c, int cidx, double now)
         h->job = j;
         lua_pushcfunction(L, advance_body);
         push_table(L, cidx, "calls");
-        qs_pushint(L, j->id);
+        qs_pushint(L, j->slot);
         lua_rawget(L, -2);
         lua_remove(L, -2);
         lua_pushlightuserdata(L, j);
@@ -468,7 +498,7 @@ static void advance_calls(lua_State *L, qs_client *c, int cidx, double now)
             } else if (st == QS_K_WAIT) {
                 qs_call *k;
                 push_table(L, cidx, "calls");
-                qs_pushint(L, j->id);
+                qs_pushint(L, j->slot);
                 lua_rawget(L, -2);
                 k = qs_call_at(L, -1);
                 lua_pop(L, 2);
@@ -585,7 +615,7 @@ static lua_Integer next_number(lua_State *L, int cidx)
 
 /* Makes a job of a copy of the request r, retargeted to the DLQ id at idx
  * (when idx > 0), and adds it to the set. C only, but for reading the id. */
-static void add_job(lua_State *L, qs_client *c, const qs_req *r, int idx, lua_Integer id,
+static void add_job(lua_State *L, qs_client *c, const qs_req *r, int idx, lua_Integer id, int slot,
                     lua_Integer batch, lua_Integer batch_idx)
 {
     qs_set *s = get_set(L, c);
@@ -599,6 +629,7 @@ static void add_job(lua_State *L, qs_client *c, const qs_req *r, int idx, lua_In
             goto oom;
     }
     j->id = id;
+    j->slot = slot;
     j->batch = batch;
     j->batch_idx = batch_idx;
     j->state = J_WAITING;
@@ -610,13 +641,13 @@ oom:
     luaL_error(L, "not enough memory");
 }
 
-/* Registers the callback at cb under a new number and pushes the handle
- * of that number; returns the number. */
-static lua_Integer new_handle(lua_State *L, int cidx, int cb)
+/* Registers the callback at cb under the key `slot` and pushes the handle
+ * of a new number; returns the number. */
+static lua_Integer new_handle(lua_State *L, int cidx, int cb, int slot)
 {
     lua_Integer id = next_number(L, cidx);
     push_table(L, cidx, "cbs");
-    qs_pushint(L, id);
+    qs_pushint(L, slot);
     lua_pushvalue(L, cb);
     lua_rawset(L, -3);
     lua_pop(L, 1);
@@ -655,7 +686,7 @@ static void notify(lua_State *L, qs_client *c, int cidx, const char *what)
 /* client:dlq_retry_async(id, opts, callback) -> handle; callback(res, err) runs from poll */
 static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int cb = a->base + 2, cidx = a->base - 1, k;
+    int cb = a->base + 2, cidx = a->base - 1, k, slot;
     lua_Integer id;
     lua_settop(L, cb);
     k = (qs_call_new(L, c, &qs_plan_dlq_retry, a), lua_gettop(L));
@@ -668,12 +699,13 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
         qs_result_no_token(L, &qs_call_at(L, k)->req);
         return qs_api_finish(L, c->safe, 0);
     }
-    /* the Lua side first: the callback and the handle */
-    id = new_handle(L, cidx, cb);
-    /* then the job, in C only */
     qs_client_check_open(L, c);
     after_fork(L, c, get_set(L, c));
-    add_job(L, c, &qs_call_at(L, k)->req, 0, id, 0, 0);
+    slot = take_slot((qs_set *)c->ext);
+    /* the Lua side first: the callback and the handle */
+    id = new_handle(L, cidx, cb, slot);
+    /* then the job, in C only */
+    add_job(L, c, &qs_call_at(L, k)->req, 0, id, slot, 0, 0);
     notify(L, c, cidx, "changed");
     return 1;
 }
@@ -683,7 +715,7 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
  * wait, io_ready, io_timer); callback(res, err) runs from them. */
 static int async_call(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int cidx = a->base - 1, top = lua_gettop(L), k;
+    int cidx = a->base - 1, top = lua_gettop(L), k, slot;
     const qs_plan *plan;
     qs_args fa;
     lua_Integer id;
@@ -714,14 +746,15 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
     fa.fname = plan->name;
     qs_call_new(L, c, plan, &fa);
     k = lua_gettop(L);
-    id = new_handle(L, cidx, a->base);
+    qs_client_check_open(L, c);
+    after_fork(L, c, get_set(L, c));
+    slot = take_slot((qs_set *)c->ext);
+    id = new_handle(L, cidx, a->base, slot);
     push_table(L, cidx, "calls");
-    qs_pushint(L, id);
+    qs_pushint(L, slot);
     lua_pushvalue(L, k);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    qs_client_check_open(L, c);
-    after_fork(L, c, get_set(L, c));
     j = (qs_job *)calloc(1, sizeof *j);
     /* a copy of the request for a cancelled error before the first send */
     if (!j || qs_req_copy(&j->req, &qs_call_at(L, k)->req, 1) != 0) {
@@ -729,6 +762,7 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
         return luaL_error(L, "not enough memory");
     }
     j->id = id;
+    j->slot = slot;
     j->is_call = 1;
     j->state = J_WAITING; /* its call says what comes first */
     link_job(get_set(L, c), j);
@@ -1023,7 +1057,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
         /* keep `concurrency` jobs of this batch in flight */
         while (err_ref == LUA_NOREF && !c->closed && next <= total && next - 1 - st->done - st->waiting < concurrency) {
             lua_rawgeti(L, list, (int)next);
-            add_job(L, c, &tk->req, lua_gettop(L), 0, batch, (lua_Integer)next);
+            add_job(L, c, &tk->req, lua_gettop(L), 0, 0, batch, (lua_Integer)next);
             lua_pop(L, 1);
             next++;
         }
