@@ -245,12 +245,51 @@ static void settle(qs_client *c, qs_set *s, double now)
     }
 }
 
+static int completed(const qs_job *j)
+{
+    return j->state == J_FINISHED || j->state == J_CANCELLED;
+}
+
 static qs_job *first_completed(const qs_set *s)
 {
     qs_job *j;
     for (j = s->head; j; j = j->next)
-        if (j->state == J_FINISHED || j->state == J_CANCELLED) return j;
+        if (completed(j)) return j;
     return NULL;
+}
+
+/* A walk over the jobs that may run Lua at each one it picks: it goes on
+ * after the last job picked (the Lua run may move that one to the head),
+ * and walks again from the head once it reached the end having picked
+ * any (the Lua may have added jobs there), so that a drive costs a walk or
+ * two, not one per job. Only a close frees jobs while Lua runs here (the
+ * drive calls cannot run inside a callback). */
+typedef struct walk {
+    qs_job *from;
+    int from_head, picked;
+} walk;
+
+static qs_job *walk_next(walk *w, const qs_set *s, int (*pick)(const qs_job *, double), double now)
+{
+    for (;;) {
+        qs_job *j = w->from_head ? s->head : w->from;
+        for (; j && !pick(j, now); j = j->next) {}
+        if (j) {
+            w->from = j->next;
+            w->from_head = 0;
+            w->picked = 1;
+            return j;
+        }
+        if (!w->picked) return NULL;
+        w->from_head = 1;
+        w->picked = 0;
+    }
+}
+
+static int pick_completed(const qs_job *j, double now)
+{
+    (void)now;
+    return completed(j);
 }
 
 /* Completes a pending job with `cancelled`; 0 if it was not pending. */
@@ -360,6 +399,7 @@ static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
 {
     int ran = 0, top = lua_gettop(L);
     holder *h;
+    walk w = {NULL, 1, 0};
     if (c->closed || !c->ext || !first_completed((qs_set *)c->ext)) return 0;
     h = (holder *)qs_newudata(L, sizeof *h);
     h->job = NULL;
@@ -369,7 +409,7 @@ static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
         qs_job *j;
         int nargs;
         /* the client may have closed during the last round's Lua code */
-        if (c->closed || !(j = first_completed((qs_set *)c->ext))) break;
+        if (c->closed || !(j = walk_next(&w, (qs_set *)c->ext, pick_completed, 0))) break;
         unlink_job((qs_set *)c->ext, j);
         h->job = j;
         if (j->is_call) {
@@ -456,13 +496,13 @@ static void advance_calls(lua_State *L, qs_client *c, int cidx, double now)
 {
     int top = lua_gettop(L);
     holder *h = NULL;
+    walk w = {NULL, 1, 0};
     for (;;) {
         qs_set *s = (qs_set *)c->ext;
         qs_job *j;
         int rc;
         if (c->closed || !s) break;
-        for (j = s->head; j && !needs_advance(j, now); j = j->next) {}
-        if (!j) break;
+        if (!(j = walk_next(&w, s, needs_advance, now))) break;
         if (!h) {
             h = (holder *)qs_newudata(L, sizeof *h);
             h->job = NULL;

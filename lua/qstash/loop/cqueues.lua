@@ -131,20 +131,41 @@ local function ensure_driver(st, client)
   cq:wrap(drive, st, client)
 end
 
+-- coroutine -> its condition, signalled when its call ended: one each,
+-- kept for its next call (a coroutine waits on one call at a time)
+local ended_of = setmetatable({}, { __mode = "k" })
+
 --- call(client, name, ...) -> result; raises the call's error. Inside a
 -- coroutine of a cqueues controller (cq:wrap). `name` and the arguments are
 -- those of client:async (any API function prepare takes).
 function M.call(client, name, ...)
   local st = state_of(client)
-  local n = select("#", ...)
-  local args = { ... }
+  local co = coroutine.running()
+  local ended = co and ended_of[co]
+  if not ended then
+    ended = condition.new()
+    if co then ended_of[co] = ended end
+  end
   local done, res, err = false, nil, nil
-  local ended = condition.new()
-  args[n + 1] = function(r, e)
+  local function cb(r, e)
     done, res, err = true, r, e
     ended:signal()
   end
-  client:async(name, unpack(args, 1, n + 1))
+  local n = select("#", ...)
+  -- the callback after the arguments (no table for the usual counts)
+  if n == 1 then
+    client:async(name, ..., cb)
+  elseif n == 2 then
+    local a, b = ...
+    client:async(name, a, b, cb)
+  elseif n == 3 then
+    local a, b, c = ...
+    client:async(name, a, b, c, cb)
+  else
+    local args = { ... }
+    args[n + 1] = cb
+    client:async(name, unpack(args, 1, n + 1))
+  end
   ensure_driver(st, client)
   while not done do
     if st.closed then error("qstash: the client was closed before the call ended", 2) end
