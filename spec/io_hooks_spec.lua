@@ -103,4 +103,104 @@ describe("event loop hooks", function()
     assert.equal("m", last.messageId)
     c:close()
   end)
+
+  -- an fd for socket.select (it asks any object for getfd)
+  local function selectable(fd)
+    return { fd = fd, getfd = function() return fd end, dirty = function() return false end }
+  end
+
+  -- two requests on two connections, both answered and not read yet: a
+  -- host loop (socket.select) hands the client its writable sockets only,
+  -- until both requests are out and libcurl waits to read both answers
+  local function two_answered(c)
+    local socket = require "socket"
+    c:on_io(function() end)
+    srv:default{ status = 201, json = { messageId = "m" } }
+    local got = {}
+    for i = 1, 2 do
+      c:async("dlq_retry", "t" .. i, nil, function(res, err) got[#got + 1] = res or err end)
+    end
+    local want = {}
+    c:io_timer() -- starts them
+    for _ = 1, 500 do
+      for _, ch in ipairs(c:io_changes()) do want[ch.fd] = ch.events ~= "" and ch.events or nil end
+      local reading, writing = {}, {}
+      for fd, ev in pairs(want) do
+        if ev == "r" then reading[#reading + 1] = fd else writing[#writing + 1] = selectable(fd) end
+      end
+      if #reading == 2 and #srv:requests() == 2 then
+        table.sort(reading)
+        return got, reading
+      end
+      if #writing > 0 then
+        local _, writable = socket.select(nil, writing, 0.01)
+        for _, w in ipairs(writable) do c:io_ready(w.fd, "w") end
+      else
+        c:io_timer()
+        socket.sleep(0.005)
+      end
+    end
+    error("the two requests did not go out")
+  end
+
+  it("io_ready drives with the sockets handed over only; all of a turn in one call", function()
+    local c = new()
+    local got, fds = two_answered(c)
+    -- io_timer polls no socket: the answers wait
+    assert.equal(0, c:io_timer())
+    assert.equal(0, #got)
+    -- one socket handed over: its answer only
+    local ran = 0
+    for _ = 1, 200 do
+      ran = ran + c:io_ready(fds[1], "r")
+      if ran > 0 then break end
+      require("socket").sleep(0.005) -- the answer on its way
+    end
+    assert.equal(1, ran)
+    assert.equal(1, #got)
+    -- both in one call: the other one too (the first is idle now)
+    for _ = 1, 200 do
+      ran = ran + c:io_ready(fds[1], "r", fds[2], "r")
+      if ran > 1 then break end
+      require("socket").sleep(0.005)
+    end
+    assert.equal(2, ran)
+    assert.equal(2, #got)
+    c:close()
+  end)
+
+  it("io_poll: the client looks which of its sockets are ready", function()
+    local c = new()
+    local got = two_answered(c)
+    for _ = 1, 100 do
+      if #got == 2 then break end
+      c:io_poll()
+      if #got < 2 then require("socket").sleep(0.01) end
+    end
+    assert.equal(2, #got)
+    assert.equal("m", got[1].messageId)
+    c:close()
+  end)
+
+  it("io_ready checks every pair before it drives: a bad one raises and nothing ran", function()
+    local c = new()
+    local got, fds = two_answered(c)
+    srv:wait_requests(2)
+    for _, args in ipairs{
+      { fds[1] },                      -- no events
+      { fds[1], "r", fds[2] },         -- the second without events
+      { fds[1], "r", -1, "r" },        -- not a descriptor
+      { fds[1], "r", fds[2], 5 },      -- events not a string
+      { "3", "r" },                    -- the fd a string
+    } do
+      local ok, err = pcall(c.io_ready, c, (table.unpack or unpack)(args)) -- luacheck: ignore 143
+      assert.is_false(ok)
+      assert.matches("io_ready", tostring(err))
+    end
+    local many = {}
+    for i = 1, 257 do many[2 * i - 1], many[2 * i] = fds[1], "r" end
+    assert.has_error(function() c:io_ready((table.unpack or unpack)(many)) end) -- luacheck: ignore 143
+    assert.equal(0, #got) -- nothing was driven
+    c:close()
+  end)
 end)

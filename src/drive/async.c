@@ -593,11 +593,10 @@ static void pass(lua_State *L, qs_client *c, int cidx, int poll_sockets)
 }
 
 /* Drives every transfer until at least one job completes or `timeout`
- * seconds pass, then runs the callbacks of all completed ones. Each pass
- * polls every socket, a host loop's drive too: one drive then takes in
- * every answer that is in (measured: a drive per ready socket costs a third
- * more CPU per call in the loops bench). */
-static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_ref)
+ * seconds pass, then runs the callbacks of all completed ones. A host
+ * loop's drive (`hooked`) never waits and polls no socket: the host hands
+ * over every socket it found ready, all of them in one drive. */
+static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int hooked, int *err_ref)
 {
     double deadline = qs_now() + timeout;
     qs_set *s = get_set(L, c);
@@ -605,7 +604,7 @@ static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int *err_
     after_fork(L, c, s);
     for (;;) {
         double now, wake = deadline, due;
-        pass(L, c, cidx, 1);
+        pass(L, c, cidx, !hooked);
         if (c->closed) return 0; /* closed by a call's Lua: no callback runs */
         if (first_completed(s) || s->pending == 0) break;
         now = qs_now();
@@ -822,7 +821,7 @@ static int poll_api(lua_State *L, qs_client *c, const qs_args *a)
         timeout = t;
     }
     if (in_poll(c)) return luaL_error(L, "qstash: poll cannot run inside a callback");
-    ran = drive(L, c, a->base - 1, timeout, &err_ref);
+    ran = drive(L, c, a->base - 1, timeout, 0, &err_ref);
     raise_callback_error(L, err_ref);
     qs_pushint(L, ran);
     return 1;
@@ -843,7 +842,7 @@ static int wait_all(lua_State *L, qs_client *c, const qs_args *a)
     int ran = 0, err_ref = LUA_NOREF;
     if (in_poll(c)) return luaL_error(L, "qstash: wait cannot run inside a callback");
     while (!c->closed && c->ext && ((qs_set *)c->ext)->pending > 0)
-        ran += drive(L, c, a->base - 1, 1.0, &err_ref);
+        ran += drive(L, c, a->base - 1, 1.0, 0, &err_ref);
     raise_callback_error(L, err_ref);
     qs_pushint(L, ran);
     return 1;
@@ -1113,12 +1112,12 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
              * before counting its id, at its very call) */
             while (!c->closed && batch_left(c, batch)) {
                 int ignored = LUA_NOREF;
-                drive(L, c, cidx, 0.1, &ignored);
+                drive(L, c, cidx, 0.1, 0, &ignored);
                 if (ignored != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, ignored);
             }
             break;
         }
-        drive(L, c, cidx, 1.0, &err_ref);
+        drive(L, c, cidx, 1.0, 0, &err_ref);
     }
     if (st->follow) {
         qs_each_batch fb;
@@ -1244,46 +1243,68 @@ static int io_timeout(lua_State *L, qs_client *c, const qs_args *a)
     return 1;
 }
 
-/* The drive of a host loop: never waits. */
-static int drive_now(lua_State *L, qs_client *c, int cidx, int fd, int ev)
+/* The drive of a host loop: never waits. The `n` sockets the host found
+ * ready go to libcurl first (fds[i] with the CURL_CSELECT_* bits evs[i]);
+ * with `poll_all`, every socket ready now does too. */
+static int drive_now(lua_State *L, qs_client *c, int cidx, const int *fds, const int *evs, int n, int poll_all)
 {
-    int ran, err_ref = LUA_NOREF;
+    int ran, i, err_ref = LUA_NOREF;
     if (in_poll(c)) return luaL_error(L, "qstash: the loop cannot drive the client inside a callback");
     if (c->closed || !c->ext) {
         qs_pushint(L, 0);
         return 1;
     }
     after_fork(L, c, (qs_set *)c->ext);
-    if (fd >= 0) qs_engine_socket_ready(c->eng, (curl_socket_t)fd, ev);
-    ran = drive(L, c, cidx, 0, &err_ref);
+    for (i = 0; i < n; i++) qs_engine_socket_ready(c->eng, (curl_socket_t)fds[i], evs[i]);
+    ran = drive(L, c, cidx, 0, !poll_all, &err_ref);
     raise_callback_error(L, err_ref);
     qs_pushint(L, ran);
     return 1;
 }
 
-/* client:io_ready(fd, events) -> how many callbacks ran: the host found fd
- * ready; events has "r" (readable), "w" (writable), "e" (an error). */
+/* The most sockets one io_ready call takes (the rest: another call). */
+#define QS_READY_MAX 256
+
+/* client:io_ready(fd, events [, fd, events ...]) -> how many callbacks ran:
+ * the host found each fd ready; events has "r" (readable), "w" (writable),
+ * "e" (an error). Every socket ready in one turn of the host's loop in one
+ * call: one drive takes them all in. */
 static int io_ready(lua_State *L, qs_client *c, const qs_args *a)
 {
-    double fd = lua_tonumber(L, a->base);
-    const char *ev;
-    int bits = 0;
-    if (lua_type(L, a->base) != LUA_TNUMBER || !(fd >= 0 && fd <= 1e9) || fd != floor(fd))
-        qs_argerror(a, a->base, "fd must be a file descriptor number");
-    if (lua_type(L, a->base + 1) != LUA_TSTRING)
-        qs_argerror(a, a->base + 1, "events must be a string of \"r\", \"w\", \"e\"");
-    ev = lua_tostring(L, a->base + 1);
-    if (strchr(ev, 'r')) bits |= CURL_CSELECT_IN;
-    if (strchr(ev, 'w')) bits |= CURL_CSELECT_OUT;
-    if (strchr(ev, 'e')) bits |= CURL_CSELECT_ERR;
-    return drive_now(L, c, a->base - 1, (int)fd, bits);
+    int fds[QS_READY_MAX], evs[QS_READY_MAX], n = 0, i, top = lua_gettop(L);
+    if (top < a->base + 1 || (top - a->base + 1) % 2 != 0)
+        qs_argerror(a, top < a->base + 1 ? a->base + 1 : top + 1, "events expected after each fd");
+    if ((top - a->base + 1) / 2 > QS_READY_MAX)
+        qs_argerror(a, a->base + 2 * QS_READY_MAX, "at most %d sockets in one call", QS_READY_MAX);
+    /* every pair is checked before any goes to libcurl */
+    for (i = a->base; i < top; i += 2, n++) {
+        double fd = lua_tonumber(L, i);
+        const char *ev;
+        if (lua_type(L, i) != LUA_TNUMBER || !(fd >= 0 && fd <= 1e9) || fd != floor(fd))
+            qs_argerror(a, i, "fd must be a file descriptor number");
+        if (lua_type(L, i + 1) != LUA_TSTRING)
+            qs_argerror(a, i + 1, "events must be a string of \"r\", \"w\", \"e\"");
+        ev = lua_tostring(L, i + 1);
+        fds[n] = (int)fd;
+        evs[n] = (strchr(ev, 'r') ? CURL_CSELECT_IN : 0) | (strchr(ev, 'w') ? CURL_CSELECT_OUT : 0) |
+                 (strchr(ev, 'e') ? CURL_CSELECT_ERR : 0);
+    }
+    return drive_now(L, c, a->base - 1, fds, evs, n, 0);
 }
 
 /* client:io_timer() -> how many callbacks ran: the timer io_timeout asked
  * for fired. */
 static int io_timer(lua_State *L, qs_client *c, const qs_args *a)
 {
-    return drive_now(L, c, a->base - 1, -1, 0);
+    return drive_now(L, c, a->base - 1, NULL, NULL, 0, 0);
+}
+
+/* client:io_poll() -> how many callbacks ran: some socket of the client is
+ * ready, and the client looks which (a poll without waiting), for loops
+ * that do not report every ready socket of a turn at once (cqueues). */
+static int io_poll(lua_State *L, qs_client *c, const qs_args *a)
+{
+    return drive_now(L, c, a->base - 1, NULL, NULL, 0, 1);
 }
 
 /* client:_stats() -> { stalled_waits = n }: the engine's count of waits
@@ -1313,5 +1334,6 @@ const qs_api qs_async_apis[] = {
     {"io_timeout", io_timeout, NULL},
     {"io_ready", io_ready, NULL},
     {"io_timer", io_timer, NULL},
+    {"io_poll", io_poll, NULL},
     {NULL, NULL, NULL},
 };

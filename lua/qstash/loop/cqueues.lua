@@ -98,19 +98,23 @@ local function drive(st, client)
     local t = client:io_timeout()
     objs[n + 1] = t -- (nil: no timeout)
     local ready = { cqueues.poll(unpack(objs, 1, t and n + 1 or n)) }
-    local woken, drove = false, false
+    local woken, any = false, false
     for _, r in ipairs(ready) do
       if r == st.wake then
         woken = true
-      elseif not drove and type(r) == "table" and r.pollfd and not st.closed then
-        -- one drive takes in every socket that is ready (it polls them
-        -- all): the others ready in this turn need no drive of their own
-        ok, err = pcall(client.io_ready, client, r.fd, r.events)
-        woken, drove = true, true
+      elseif type(r) == "table" and r.pollfd then
+        any = true
       end
     end
-    -- nothing ready: the timeout passed
-    if ok and not woken and not st.closed then ok, err = pcall(client.io_timer, client) end
+    if st.closed then break end
+    -- a socket is ready: the client polls them all (a turn of the
+    -- controller reports some of those ready, not always all of them),
+    -- one drive for all; nothing ready: the timeout passed
+    if any then
+      ok, err = pcall(client.io_poll, client)
+    elseif not woken then
+      ok, err = pcall(client.io_timer, client)
+    end
   end
   st.driving = false
   if not ok then

@@ -4,6 +4,7 @@
 -- ready (client:io_ready, client:io_timer); nothing blocks, and no handle
 -- stays active while nothing is in flight, so uv.run() returns then.
 local M = {}
+local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local attached = {} -- client -> its state (a strong reference: detach or close drops it)
 
@@ -20,8 +21,8 @@ local function teardown(st)
   end
   if st.timer then
     close_handle(st.timer)
-    close_handle(st.turns)
-    st.timer, st.turns = nil, nil
+    close_handle(st.turn_end)
+    st.timer, st.turn_end = nil, nil
   end
   attached[st.client] = nil
 end
@@ -31,7 +32,6 @@ local sync
 -- Runs a drive call of the client, then looks again at what to watch, even
 -- when a callback raised (its error goes to on_error afterwards).
 local function drive(st, fn, ...)
-  st.drove = st.turn
   local ok, err = pcall(fn, st.client, ...)
   if attached[st.client] == st then sync(st) end
   if not ok then st.on_error(err) end
@@ -52,11 +52,11 @@ local function poll_handle(st, fd)
     -- a watch kept on while libcurl needs nothing of its socket (see sync)
     -- goes off when it fires: the client has nothing to do with it
     if p.events == "" then return apply(p, "") end
-    -- a drive polls every socket of the client: one drive per turn of the
-    -- loop takes in all that are ready (a socket still ready later fires
-    -- again next turn: the watches are level-triggered)
-    if st.drove == st.turn then return end
-    drive(st, st.client.io_ready, fd, err and "e" or events or "")
+    -- kept for the end of the loop's turn: one drive takes in every
+    -- socket ready in it
+    local n = st.nready
+    st.ready[n + 1], st.ready[n + 2] = fd, err and "e" or events or ""
+    st.nready = n + 2
   end
   st.polls[fd] = p
   return p
@@ -89,7 +89,7 @@ sync = function(st)
   end
   if busy ~= st.busy then
     for _, p in pairs(st.polls) do apply(p, busy and p.events or "") end
-    if busy then st.turns:start(st.on_turn) else st.turns:stop() end
+    if busy then st.turn_end:start(st.on_turn_end) else st.turn_end:stop() end
     st.busy = busy
   end
   local t = busy and client:io_timeout() or nil
@@ -110,13 +110,22 @@ function M.attach(client, opts)
   opts = opts or {}
   if attached[client] then return client end
   local uv = opts.uv or require "luv"
-  -- turns: counts the loop's turns while the client is busy (a prepare
-  -- handle: it runs once a turn, before the loop polls; unreferenced, it
-  -- never keeps the loop running by itself)
-  local st = { client = client, uv = uv, polls = {}, timer = uv.new_timer(), turns = uv.new_prepare(),
-               busy = false, turn = 0, drove = -1 }
-  st.on_turn = function() st.turn = st.turn + 1 end
-  st.turns:unref()
+  -- turn_end: a check handle, run once a turn after the loop's sockets:
+  -- it hands the client every socket found ready in the turn (unreferenced,
+  -- it never keeps the loop running by itself)
+  local st = { client = client, uv = uv, polls = {}, timer = uv.new_timer(), turn_end = uv.new_check(),
+               busy = false, ready = {}, nready = 0 }
+  st.on_turn_end = function()
+    local n = st.nready
+    if n == 0 then return end
+    st.nready = 0
+    -- (io_ready takes up to 256 sockets a call)
+    for i = 1, n, 512 do
+      if attached[client] ~= st then return end
+      drive(st, client.io_ready, unpack(st.ready, i, math.min(n, i + 511)))
+    end
+  end
+  st.turn_end:unref()
   st.on_error = opts.on_error or function(err) error(err, 0) end
   st.on_timer = function() drive(st, client.io_timer) end
   attached[client] = st
