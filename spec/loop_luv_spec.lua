@@ -140,6 +140,24 @@ describe("qstash.loop.luv", function()
     close(c)
   end)
 
+  it("a refused connection through the loop: a network error each, nothing left watched", function()
+    local port = require("spec.support.ports").closed()
+    local c = QL.attach(qstash.new{ token = "tok-luv", base_url = "http://127.0.0.1:" .. port,
+                                    retry = { attempts = 2, base_delay = 0.01, max_delay = 0.02 } })
+    local errs = {}
+    for i = 1, 3 do
+      c:async("dlq_retry", "r" .. i, nil, function(res, err)
+        assert.is_nil(res)
+        errs[#errs + 1] = err.kind
+      end)
+    end
+    assert.is_false(run(30))
+    assert.same({ "network", "network", "network" }, errs)
+    assert.same({ 0, false }, { QL.watched(c) })
+    assert.equal(0, c:_stats().loop_waits)
+    close(c)
+  end)
+
   it("dlq_retry_async and many at once, all from the loop", function()
     local c = QL.attach(new())
     srv:default{ status = 201, json = { messageId = "m" }, delay = 0.05 }

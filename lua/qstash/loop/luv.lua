@@ -51,6 +51,10 @@ local function poll_handle(st, fd)
   p.cb = function(err, events)
     -- a watch kept on while libcurl needs nothing of its socket (see sync)
     -- goes off when it fires: the client has nothing to do with it
+    -- libuv stops a watch whose socket has an error (luv prints it as
+    -- EBADF): libcurl learns the error from the socket, the watch starts
+    -- again if libcurl still wants it
+    if err then p.active = "" end
     if p.events == "" then return apply(p, "") end
     -- kept for the end of the loop's turn: one drive takes in every
     -- socket ready in it
