@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 #include "api/api.h"
 #include "drive/async.h"
+#include "drive/loop_hooks.h"
 #include "call/call.h"
 #include "client/client.h"
 #include "base/compat.h"
@@ -74,6 +75,7 @@ static int open_variant(lua_State *L, int safe)
     qs_api_register(L, qs_logs_apis, safe);
     qs_api_register(L, qs_follow_apis, safe);
     qs_api_register(L, qs_async_apis, safe);
+    qs_api_register(L, qs_loop_hook_apis, safe);
     qs_api_register(L, qs_step_apis, safe);
     return 1;
 }

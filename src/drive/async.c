@@ -1,12 +1,13 @@
-/* Async requests and batches: dlq_retry_async, poll, pending, wait,
- * handle:cancel and dlq_retry_each (design.md, "Concurrency").
+/* Async requests and batches: dlq_retry_async, client:async, poll, pending,
+ * wait, handle:cancel and dlq_retry_each (design.md, "Concurrency"), and
+ * the drives a host's loop runs through its hooks (loop_hooks.c).
  *
  * One lifecycle per request: a job is C memory owned by its client's set
  * (hooked to the client: closing the client frees the set) until it is
  * delivered; then a holder on the Lua stack owns it while its result is
  * built, and it is freed before its callback runs. Lua holds no pointer to a
- * job: handles and callbacks refer to it by a number, and callbacks live in
- * the client's own table, so a dropped client with requests in flight is
+ * job: handles refer to it by a number, and callbacks live in the client's
+ * own tables (under a slot of the job's), so a dropped client with requests in flight is
  * collected (its __gc cancels them; their callbacks do not run). No Lua runs
  * while a job sits in the set half-updated. */
 #include <math.h>
@@ -1173,80 +1174,12 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
     return 1;
 }
 
-/* ---- hooks for a host's event loop --------------------------------------- */
-
-/* client:on_io(fn | nil): fn(client, "changed" | "closed") runs when the
- * client's fds or timer may have changed outside a drive call, and when it
- * closes; the engine keeps libcurl's socket reports for io_changes. */
-static int on_io(lua_State *L, qs_client *c, const qs_args *a)
-{
-    int on = !lua_isnoneornil(L, a->base);
-    if (on && lua_type(L, a->base) != LUA_TFUNCTION)
-        qs_argerror(a, a->base, "expected a function or nil, got %s", luaL_typename(L, a->base));
-    qs_client_check_open(L, c);
-    after_fork(L, c, get_set(L, c)); /* its close hook tells fn "closed" */
-    qs_getuv(L, a->base - 1);
-    lua_pushvalue(L, a->base);
-    lua_setfield(L, -2, "io_hook");
-    lua_pop(L, 1);
-    if (qs_engine_hook(c->eng, on) != 0) return luaL_error(L, "not enough memory");
-    return 0;
-}
-
-/* client:io_changes() -> { { fd = n, events = "r" | "w" | "rw" | "", fresh = bool }, ... }:
- * what changed in the fds to watch since last asked (fresh: drop the old
- * watch of that fd first, it may be another socket now). */
-static int io_changes(lua_State *L, qs_client *c, const qs_args *a)
-{
-    qs_engine *e = c->eng;
-    int i, n = (!c->closed && e) ? e->nchg : 0;
-    (void)a;
-    lua_createtable(L, n, 0);
-    for (i = 0; i < n; i++) {
-        const qs_change *ch = &e->chg[i];
-        lua_createtable(L, 0, 3);
-        qs_pushint(L, (long long)ch->fd);
-        lua_setfield(L, -2, "fd");
-        lua_pushstring(L, (ch->events & QS_EV_IN) ? ((ch->events & QS_EV_OUT) ? "rw" : "r")
-                                                : ((ch->events & QS_EV_OUT) ? "w" : ""));
-        lua_setfield(L, -2, "events");
-        lua_pushboolean(L, ch->fresh);
-        lua_setfield(L, -2, "fresh");
-        lua_rawseti(L, -2, i + 1);
-    }
-    if (e) e->nchg = 0;
-    return 1;
-}
-
-/* client:io_timeout() -> seconds until io_timer is due, or nil: nothing in
- * flight, or nothing but transfers waiting on their fds. */
-static int io_timeout(lua_State *L, qs_client *c, const qs_args *a)
-{
-    qs_set *s = (qs_set *)c->ext;
-    double at, now;
-    (void)a;
-    if (c->closed || !s || s->pending == 0) {
-        lua_pushnil(L);
-        return 1;
-    }
-    at = next_due(s);
-    {
-        double t = qs_engine_next_timer(c->eng);
-        if (t >= 0 && (at < 0 || t < at)) at = t;
-    }
-    if (at < 0) {
-        lua_pushnil(L);
-        return 1;
-    }
-    now = qs_now();
-    lua_pushnumber(L, at > now ? at - now : 0);
-    return 1;
-}
+/* ---- for the host loop's hooks (loop_hooks.c) ---------------------------- */
 
 /* The drive of a host loop: never waits. The `n` sockets the host found
  * ready go to libcurl first (fds[i] with the CURL_CSELECT_* bits evs[i]);
  * with `poll_all`, every socket ready now does too. */
-static int drive_now(lua_State *L, qs_client *c, int cidx, const int *fds, const int *evs, int n, int poll_all)
+int qs_async_drive_now(lua_State *L, qs_client *c, int cidx, const int *fds, const int *evs, int n, int poll_all)
 {
     int ran, i, err_ref = LUA_NOREF;
     if (in_poll(c)) return luaL_error(L, "qstash: the loop cannot drive the client inside a callback");
@@ -1262,63 +1195,19 @@ static int drive_now(lua_State *L, qs_client *c, int cidx, const int *fds, const
     return 1;
 }
 
-/* The most sockets one io_ready call takes (the rest: another call). */
-#define QS_READY_MAX 256
-
-/* client:io_ready(fd, events [, fd, events ...]) -> how many callbacks ran:
- * the host found each fd ready; events has "r" (readable), "w" (writable),
- * "e" (an error). Every socket ready in one turn of the host's loop in one
- * call: one drive takes them all in. */
-static int io_ready(lua_State *L, qs_client *c, const qs_args *a)
+void qs_async_ready(lua_State *L, qs_client *c)
 {
-    int fds[QS_READY_MAX], evs[QS_READY_MAX], n = 0, i, top = lua_gettop(L);
-    if (top < a->base + 1 || (top - a->base + 1) % 2 != 0)
-        qs_argerror(a, top < a->base + 1 ? a->base + 1 : top + 1, "events expected after each fd");
-    if ((top - a->base + 1) / 2 > QS_READY_MAX)
-        qs_argerror(a, a->base + 2 * QS_READY_MAX, "at most %d sockets in one call", QS_READY_MAX);
-    /* every pair is checked before any goes to libcurl */
-    for (i = a->base; i < top; i += 2, n++) {
-        double fd = lua_tonumber(L, i);
-        const char *ev;
-        if (lua_type(L, i) != LUA_TNUMBER || !(fd >= 0 && fd <= 1e9) || fd != floor(fd))
-            qs_argerror(a, i, "fd must be a file descriptor number");
-        if (lua_type(L, i + 1) != LUA_TSTRING)
-            qs_argerror(a, i + 1, "events must be a string of \"r\", \"w\", \"e\"");
-        ev = lua_tostring(L, i + 1);
-        fds[n] = (int)fd;
-        evs[n] = (strchr(ev, 'r') ? CURL_CSELECT_IN : 0) | (strchr(ev, 'w') ? CURL_CSELECT_OUT : 0) |
-                 (strchr(ev, 'e') ? CURL_CSELECT_ERR : 0);
-    }
-    return drive_now(L, c, a->base - 1, fds, evs, n, 0);
+    after_fork(L, c, get_set(L, c));
 }
 
-/* client:io_timer() -> how many callbacks ran: the timer io_timeout asked
- * for fired. */
-static int io_timer(lua_State *L, qs_client *c, const qs_args *a)
+int qs_async_pending(const qs_client *c)
 {
-    return drive_now(L, c, a->base - 1, NULL, NULL, 0, 0);
+    return (!c->closed && c->ext) ? ((const qs_set *)c->ext)->pending : 0;
 }
 
-/* client:io_poll() -> how many callbacks ran: some socket of the client is
- * ready, and the client looks which (a poll without waiting), for loops
- * that do not report every ready socket of a turn at once (cqueues). */
-static int io_poll(lua_State *L, qs_client *c, const qs_args *a)
+double qs_async_due(const qs_client *c)
 {
-    return drive_now(L, c, a->base - 1, NULL, NULL, 0, 1);
-}
-
-/* client:_stats() -> { stalled_waits = n }: the engine's count of waits
- * begun while results were already in (docs/development.md). For
- * specs: not part of the API. */
-static int stats(lua_State *L, qs_client *c, const qs_args *a)
-{
-    (void)a;
-    lua_createtable(L, 0, 1);
-    qs_pushint(L, c->eng ? (long long)c->eng->stalled_waits : 0);
-    lua_setfield(L, -2, "stalled_waits");
-    qs_pushint(L, c->eng ? (long long)c->eng->hooked_waits : 0);
-    lua_setfield(L, -2, "loop_waits");
-    return 1;
+    return (!c->closed && c->ext) ? next_due((const qs_set *)c->ext) : -1.0;
 }
 
 const qs_api qs_async_apis[] = {
@@ -1327,13 +1216,6 @@ const qs_api qs_async_apis[] = {
     {"pending", pending, NULL},
     {"wait", wait_all, NULL},
     {"dlq_retry_each", dlq_retry_each, NULL},
-    {"_stats", stats, NULL},
     {"async", async_call, NULL},
-    {"on_io", on_io, NULL},
-    {"io_changes", io_changes, NULL},
-    {"io_timeout", io_timeout, NULL},
-    {"io_ready", io_ready, NULL},
-    {"io_timer", io_timer, NULL},
-    {"io_poll", io_poll, NULL},
     {NULL, NULL, NULL},
 };
