@@ -31,8 +31,10 @@ static int on_io(lua_State *L, qs_client *c, const qs_args *a)
 }
 
 /* client:io_changes() -> { { fd = n, events = "r" | "w" | "rw" | "", fresh = bool }, ... }:
- * what changed in the fds to watch since last asked (fresh: drop the old
- * watch of that fd first, it may be another socket now). */
+ * what changed in the fds to watch since last asked ("": libcurl needs
+ * nothing of the fd for now, an idle keep-alive socket keeps its number;
+ * fresh: the socket was closed, drop the old watch of that fd first, it may
+ * be another socket now). */
 static int io_changes(lua_State *L, qs_client *c, const qs_args *a)
 {
     qs_engine *e = c->eng;
