@@ -203,4 +203,28 @@ describe("event loop hooks", function()
     assert.equal(0, #got) -- nothing was driven
     c:close()
   end)
+
+  it("the loop's drives raise inside a callback; the other callbacks still run and the client still works", function()
+    local c = new()
+    c:on_io(function() end)
+    srv:default{ status = 201, json = { messageId = "m" } }
+    local errs, ran = {}, 0
+    for i = 1, 3 do
+      c:async("dlq_retry", "cb" .. i, nil, function()
+        ran = ran + 1
+        for _, name in ipairs{ "io_ready", "io_timer", "io_poll" } do
+          local ok, err = pcall(c[name], c, 3, "r")
+          if not ok then errs[#errs + 1] = tostring(err) end
+        end
+      end)
+    end
+    drive_until(c, function() return ran == 3 end)
+    assert.equal(9, #errs)
+    for _, e in ipairs(errs) do assert.matches("inside a callback", e) end
+    local last
+    c:async("dlq_retry", "after", nil, function(res) last = res end)
+    drive_until(c, function() return last ~= nil end)
+    assert.equal("m", last.messageId)
+    c:close()
+  end)
 end)

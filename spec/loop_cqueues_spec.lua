@@ -97,6 +97,34 @@ describe("qstash.loop.cqueues", function()
     c:close()
   end)
 
+  it("a socket closed in the last drive takes its duplicate with it: no descriptor left open", function()
+    -- the sockets this process has open (Linux: /proc/self/fd)
+    local function sockets()
+      local n = 0
+      local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null") -- ($PPID: this Lua process)
+      for line in p:lines() do
+        if line:find("socket:", 1, true) then n = n + 1 end
+      end
+      p:close()
+      return n
+    end
+    local c = new()
+    srv:script{
+      { status = 201, json = { messageId = "kept" } },
+      { status = 201, json = { messageId = "closing" }, keep_alive = false },
+    }
+    local ok, res = run(function() return QC.call(c, "dlq_retry", "first") end)
+    assert.is_true(ok, tostring(res))
+    -- the connection is open: libcurl's socket and the controller's duplicate
+    local before = sockets()
+    ok, res = run(function() return QC.call(c, "dlq_retry", "last") end)
+    assert.is_true(ok, tostring(res))
+    assert.equal("closing", res.messageId)
+    -- libcurl closed its socket after the answer: the duplicate went too
+    assert.equal(before - 2, sockets())
+    c:close()
+  end)
+
   it("raises the error of the synchronous call", function()
     local c = new()
     srv:default{ status = 404, json = { error = "dlq message not found" } }

@@ -117,6 +117,9 @@ local function drive(st, client)
     end
   end
   st.driving = false
+  -- a socket closed in the last drive: its duplicate goes now, not at the
+  -- next call (it would keep the connection open meanwhile)
+  if ok and not st.closed then ok, err = pcall(refresh, st, client) end
   if not ok then
     -- the other requests go on in a new driver; the error goes to the controller
     if not st.closed and client:pending() > 0 then

@@ -49,12 +49,12 @@ local function poll_handle(st, fd)
   local p = { events = "", active = "" }
   p.handle = st.uv.new_socket_poll(fd)
   p.cb = function(err, events)
-    -- a watch kept on while libcurl needs nothing of its socket (see sync)
-    -- goes off when it fires: the client has nothing to do with it
     -- libuv stops a watch whose socket has an error (luv prints it as
     -- EBADF): libcurl learns the error from the socket, the watch starts
     -- again if libcurl still wants it
     if err then p.active = "" end
+    -- a watch kept on while libcurl needs nothing of its socket (see sync)
+    -- goes off when it fires: the client has nothing to do with it
     if p.events == "" then return apply(p, "") end
     -- kept for the end of the loop's turn: one drive takes in every
     -- socket ready in it
@@ -93,7 +93,12 @@ sync = function(st)
   end
   if busy ~= st.busy then
     for _, p in pairs(st.polls) do apply(p, busy and p.events or "") end
-    if busy then st.turn_end:start(st.on_turn_end) else st.turn_end:stop() end
+    if busy then
+      st.turn_end:start(st.on_turn_end)
+    else
+      st.turn_end:stop()
+      st.nready = 0 -- (sockets noted in this turn: nothing is in flight now)
+    end
     st.busy = busy
   end
   local t = busy and client:io_timeout() or nil
