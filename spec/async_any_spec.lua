@@ -130,7 +130,7 @@ describe("client:async against the emulator", function()
   end)
 
   it("cancel: the callback gets a cancelled error, even in the middle of a follow", function()
-    local id = c:publish(sink.url .. "/later", "x", { delay = 3600 }).messageId
+    local id = c:publish(sink.url .. "/later", "x", { delay = 86400 }).messageId
     local got
     local h = c:async("follow", id, FAST, function(res, err) got = { res, err } end)
     c:poll(0.05)
@@ -144,7 +144,7 @@ describe("client:async against the emulator", function()
 
   it("close inside a callback cancels the rest without their callbacks", function()
     local ran = 0
-    local id = c:publish(sink.url .. "/later", "x", { delay = 3600 }).messageId
+    local id = c:publish(sink.url .. "/later", "x", { delay = 86400 }).messageId
     c:async("follow", id, FAST, function() ran = ran + 1 end)
     c:async("dlq_list", nil, function() ran = ran + 1; c:close() end)
     local deadline = socket.gettime() + 10

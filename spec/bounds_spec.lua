@@ -403,12 +403,12 @@ describe("whole-call bounds", function()
     it("cancel_many(filter) leaves a message published while it runs #issue24", function()
       local c = qstash.new{ token = fx.emu.token, base_url = fx.emu.url }
       local url = fx.sink.url .. "/later"
-      local before = c:publish(url, "x", { delay = 3600, label = "bounds-cut" }).messageId
+      local before = c:publish(url, "x", { delay = 86400, label = "bounds-cut" }).messageId
       socket.sleep(0.01)
       -- the call is made (and its start read) now; a message arrives before it runs
       local call = c:prepare("cancel_many", { label = "bounds-cut" })
       socket.sleep(0.01)
-      local after = c:publish(url, "x", { delay = 3600, label = "bounds-cut" }).messageId
+      local after = c:publish(url, "x", { delay = 86400, label = "bounds-cut" }).messageId
       local res, err = step_http.run(call)
       assert.is_nil(err)
       assert.same({ cancelled = 1 }, res)

@@ -116,7 +116,7 @@ describe("follow faults against the emulator", function()
 
   it("follow_many with timeout 0 asks about every id once, past the first 100", function()
     local ids = {}
-    for i = 1, 150 do ids[i] = c:publish(sink.url .. "/later" .. i, "x", { delay = 3600 }).messageId end
+    for i = 1, 150 do ids[i] = c:publish(sink.url .. "/later" .. i, "x", { delay = 86400 }).messageId end
     local call = c:prepare("follow_many", ids, { timeout = 0 })
     local sends, what, v = 0, call:step()
     while what == "send" or what == "wait" do

@@ -64,7 +64,7 @@ describe("follow against the emulator", function()
   end)
 
   it("reaches CANCELLED when the message is cancelled mid-follow", function()
-    local id = c:publish(sink.url .. "/later", "x", { delay = 3600 }).messageId
+    local id = c:publish(sink.url .. "/later", "x", { delay = 86400 }).messageId
     local call = c:prepare("follow", id, { timeout = 5, interval = 0.02 })
     local what, v, why = call:step()
     local polls, cancelled = 0, false
@@ -90,7 +90,7 @@ describe("follow against the emulator", function()
   end)
 
   it("stops at its timeout with done = false and the states seen so far #timing", function()
-    local id = c:publish(sink.url .. "/later", "x", { delay = 3600 }).messageId
+    local id = c:publish(sink.url .. "/later", "x", { delay = 86400 }).messageId
     local t0 = socket.gettime()
     local f = c:follow(id, { timeout = 0.3, interval = 0.05 })
     local took = socket.gettime() - t0
@@ -101,7 +101,7 @@ describe("follow against the emulator", function()
   end)
 
   it("a timeout of 0 looks once", function()
-    local id = c:publish(sink.url .. "/later", "x", { delay = 3600 }).messageId
+    local id = c:publish(sink.url .. "/later", "x", { delay = 86400 }).messageId
     local call = c:prepare("follow", id, { timeout = 0 })
     local sends, what, v = 0, call:step()
     while what == "send" or what == "wait" do
