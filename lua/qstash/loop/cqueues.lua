@@ -107,14 +107,11 @@ local function drive(st, client)
       end
     end
     if st.closed then break end
-    -- a socket is ready: the client polls them all (a turn of the
-    -- controller reports some of those ready, not always all of them),
-    -- one drive for all; nothing ready: the timeout passed
-    if any then
-      ok, err = pcall(client.io_poll, client)
-    elseif not woken then
-      ok, err = pcall(client.io_timer, client)
-    end
+    -- a socket is ready, or the timeout passed: one drive in which the
+    -- client polls all its sockets (a turn of the controller reports some
+    -- of those ready, not always all of them; and at the timeout, answers
+    -- may be in that no turn reported yet)
+    if any or not woken then ok, err = pcall(client.io_poll, client) end
   end
   st.driving = false
   -- a socket closed in the last drive: its duplicate goes now, not at the
