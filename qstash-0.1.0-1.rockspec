@@ -65,7 +65,7 @@ build = {
         "src/core/cron.c", "src/core/decide.c", "src/core/errors.c", "src/core/filters.c", "src/core/options.c",
         "src/core/request.c", "src/core/response.c", "src/core/url.c", "src/drive/async.c",
         "src/drive/each_async.c", "src/drive/each_follow.c", "src/drive/loop_hooks.c", "src/drive/step.c",
-        "src/engine/engine.c", "src/qstash.c",
+        "src/engine/engine.c", "src/engine/io_fd.c", "src/qstash.c",
         "src/verify/verify.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -144,4 +144,57 @@ describe("fork", function()
     assert.equal(1, by_target["/v2/dlq/retry/parent"])
     assert.equal(1, by_target["/v2/dlq/retry/child-sync"])
   end)
+
+  it("a host loop's one descriptor (io_fd): the child gets its own and leaves the parent's set as it was", function()
+    -- the parent's set holds its socket: a child that took it out (its
+    -- descriptor is the same epoll set) would leave the parent's answer unseen
+    srv:script{ { status = 201, json = { messageId = "msg_parent", deduplicated = false }, delay = 1 } }
+    run([==[
+      check(socket_ok, "needs luasocket")
+      -- a host loop over the one descriptor: select, then io_poll or io_timer
+      local function loop(c, got, seconds)
+        local io = { getfd = function() return c:io_fd() end }
+        local limit = now() + seconds
+        while not got.done and now() < limit do
+          local t = c:io_timeout() or 0.1
+          if #socket.select({ io }, nil, math.min(t, 0.1)) > 0 then c:io_poll() else c:io_timer() end
+        end
+        check(c:_stats().loop_waits == 0, "the engine waited inside the loop")
+      end
+      local c = new_client()
+      c:on_io(function() end)
+      local parent_fd = c:io_fd()
+      local got = {}
+      c:async("dlq_retry", "parent", nil, function(res, err) got.res, got.err, got.done = res, err, true end)
+      local t0 = now()
+      while now() < t0 + 0.3 do loop(c, got, 0.05) end
+      check(not got.done, "the request completed before the fork")
+      local pid = unistd.fork()
+      if pid == 0 then
+        unistd.alarm(8)
+        local ok, err = pcall(function()
+          local fd = c:io_fd()
+          check(type(fd) == "number", "no descriptor in the child")
+          -- the inherited request ends at once; a new one goes through the child's set
+          loop(c, got, 2)
+          check(got.done and got.err and got.err.ambiguous, "the inherited request in the child")
+          local mine = {}
+          c:async("dlq_retry", "child", nil, function(res, e) mine.res, mine.err, mine.done = res, e, true end)
+          loop(c, mine, 3)
+          check(mine.res and mine.res.messageId == "msg_test", "the child's call: " .. tostring(mine.err))
+          c:close()
+        end)
+        if not ok then io.stderr:write("child: ", tostring(err), "\n") end
+        os.exit(ok and 0 or 3)
+      else
+        local child = reap(pid)
+        check(child == "exit 0", "the child ended with " .. child)
+        check(c:io_fd() == parent_fd, "the parent's descriptor changed")
+        loop(c, got, 5)
+        check(got.res and got.res.messageId == "msg_parent", "the parent's request: " .. tostring(got.err))
+        c:close()
+        print("OK")
+      end
+    ]==])
+  end)
 end)

@@ -3,6 +3,7 @@
  * libcurl reports them to the engine, and the host hands back what is
  * ready; the drives themselves are async.c's. The adapters
  * (lua/qstash/loop/) are built on these. */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -54,6 +55,30 @@ static int io_changes(lua_State *L, qs_client *c, const qs_args *a)
         lua_rawseti(L, -2, i + 1);
     }
     if (e) e->nchg = 0;
+    return 1;
+}
+
+/* client:io_fd() -> fd, or nil and why: one descriptor, readable while a
+ * socket of the client is ready (Linux: an epoll set). A host that watches
+ * it for readability drives the client with io_poll when it is, and needs
+ * neither io_changes (empty from now on) nor a watch per socket. The same
+ * number until the client closes or its hook goes off (on_io(nil)); after
+ * a fork, the child's client has a number of its own. */
+static int io_fd(lua_State *L, qs_client *c, const qs_args *a)
+{
+    int fd;
+    (void)a;
+    qs_client_check_open(L, c);
+    qs_async_ready(L, c); /* (after a fork: the child's engine first) */
+    if (!c->eng->hooked) return luaL_error(L, "qstash: io_fd needs a hook first (client:on_io)");
+    fd = qs_engine_io_fd(c->eng);
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, errno == ENOSYS ? "no epoll on this system: watch each socket (io_changes)"
+                                          : strerror(errno));
+        return 2;
+    }
+    qs_pushint(L, fd);
     return 1;
 }
 
@@ -144,6 +169,7 @@ static int stats(lua_State *L, qs_client *c, const qs_args *a)
 const qs_api qs_loop_hook_apis[] = {
     {"on_io", on_io, NULL},
     {"io_changes", io_changes, NULL},
+    {"io_fd", io_fd, NULL},
     {"io_timeout", io_timeout, NULL},
     {"io_ready", io_ready, NULL},
     {"io_timer", io_timer, NULL},

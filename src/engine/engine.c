@@ -132,7 +132,8 @@ static int on_close_socket(void *ud, curl_socket_t fd)
     }
     /* (out of memory the note is lost, as any change of on_socket is: the
      * list grows only to the number of sockets, 8 at a time) */
-    if (e->hooked) note_change(e, fd, 0, 1);
+    qs_iofd_drop(&e->iofd, fd);
+    if (e->hooked && e->iofd.fd < 0) note_change(e, fd, 0, 1);
     return close(fd);
 }
 
@@ -487,6 +488,7 @@ int qs_engine_hook(qs_engine *e, int on)
     e->hooked = on;
     e->nchg = 0;
     if (!on) {
+        qs_iofd_close(&e->iofd);
         free(e->chg);
         e->chg = NULL;
         e->capchg = 0;
@@ -511,11 +513,16 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
     (void)socketp;
     for (i = 0; i < e->nwatch && e->watch[i].fd != fd; i++) {}
     if (what == CURL_POLL_REMOVE) {
+        int own = own_socket(e, fd);
         if (i < e->nwatch) e->watch[i] = e->watch[--e->nwatch];
         /* a socket libcurl keeps (an idle connection) stays the same socket
          * until on_close_socket says otherwise; of any other (a resolver's)
          * the engine cannot know when it closes: let go now */
-        return e->hooked ? note_change(e, fd, 0, !own_socket(e, fd)) : 0;
+        if (e->iofd.fd >= 0) {
+            if (!own) qs_iofd_drop(&e->iofd, fd);
+            return 0;
+        }
+        return e->hooked ? note_change(e, fd, 0, !own) : 0;
     }
     if (i == e->nwatch) {
         if (e->nwatch == e->capwatch) {
@@ -529,6 +536,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
     }
     e->watch[i].owner = mu;
     e->watch[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
+    if (e->iofd.fd >= 0) return qs_iofd_want(&e->iofd, fd, what);
     return e->hooked ? note_change(e, fd, (short)(what & (QS_EV_IN | QS_EV_OUT)), 0) : 0;
 }
 
@@ -584,6 +592,22 @@ static int run_due(qs_engine *e)
  * libcurl's timer is due sooner; with none watched, it sleeps: the wait
  * before a retry), hands libcurl each ready socket with its events, runs
  * the due timers; how many transfers finished. */
+/* A round through the io fd: only the sockets ready come back. One the
+ * engine no longer watches (an idle keep-alive socket left in the set, or
+ * one libcurl let go in this round) leaves the set. */
+static int round_io_fd(qs_engine *e, long timeout)
+{
+    curl_socket_t fds[64];
+    int evs[64], i, n, running;
+    n = qs_iofd_ready(&e->iofd, fds, evs, 64, (int)timeout);
+    for (i = 0; i < n; i++) {
+        qs_multi *owner = owner_of(e, fds[i]);
+        if (owner) curl_multi_socket_action(owner->m, fds[i], evs[i], &running);
+        else qs_iofd_drop(&e->iofd, fds[i]);
+    }
+    return collect(e) + run_due(e);
+}
+
 static int round_once(qs_engine *e, long wait_ms)
 {
     int i, n, nw = e->nwatch, running;
@@ -593,6 +617,9 @@ static int round_once(qs_engine *e, long wait_ms)
         double left = (at - qs_now()) * 1000.0;
         if (left < (double)timeout) timeout = left <= 0 ? 0 : (long)ceil(left);
     }
+    /* a host loop drives the engine: it should never wait here */
+    if (e->hooked && timeout > 0) e->hooked_waits++;
+    if (e->iofd.fd >= 0) return round_io_fd(e, timeout);
     if (nw > e->cappfd) {
         struct pollfd *p = (struct pollfd *)realloc(e->pfd, (size_t)e->capwatch * sizeof *p);
         if (p) {
@@ -608,8 +635,6 @@ static int round_once(qs_engine *e, long wait_ms)
         e->pfd[i].events = e->watch[i].events;
         e->pfd[i].revents = 0;
     }
-    /* a host loop drives the engine: it should never wait here */
-    if (e->hooked && timeout > 0) e->hooked_waits++;
     n = poll(e->pfd, nw > 0 ? (nfds_t)nw : 0, (int)timeout);
     for (i = 0; n > 0 && i < nw; i++) {
         short re = e->pfd[i].revents;
@@ -658,6 +683,23 @@ void qs_engine_timer_due(qs_engine *e)
 double qs_engine_next_timer(const qs_engine *e)
 {
     return next_timer(e);
+}
+
+int qs_engine_io_fd(qs_engine *e)
+{
+    int i;
+    if (e->iofd.fd >= 0) return e->iofd.fd;
+    if (qs_iofd_open(&e->iofd) != 0) return -1;
+    for (i = 0; i < e->nwatch; i++) {
+        int what = (e->watch[i].events & POLLIN ? CURL_POLL_IN : 0) | (e->watch[i].events & POLLOUT ? CURL_POLL_OUT : 0);
+        if (qs_iofd_want(&e->iofd, e->watch[i].fd, what) != 0) {
+            qs_iofd_close(&e->iofd);
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    e->nchg = 0; /* the host watches the one descriptor from now on */
+    return e->iofd.fd;
 }
 
 /* The transport-neutral failure of a libcurl result. */
@@ -819,6 +861,7 @@ static void parse_base_url(qs_engine *e)
 int qs_engine_init(qs_engine *e, qs_conf *conf)
 {
     memset(e, 0, sizeof *e);
+    qs_iofd_init(&e->iofd);
     e->conf = qs_conf_ref(conf);
     parse_base_url(e);
     make_live(e);
@@ -848,6 +891,7 @@ int qs_engine_ready(qs_engine *e)
      * with the parent: abandon them (never clean up) and start afresh. */
     for (i = 0; i < e->npool; i++) handle_forget(&e->pool[i]);
     e->npool = 0;
+    qs_iofd_forget(&e->iofd); /* the parent's set: a host asks for a new one */
     make_live(e);
     return 0;
 }
@@ -869,6 +913,8 @@ void qs_engine_close(qs_engine *e)
         e->multi[i].m = NULL;
     }
     e->live = 0;
+    if (owned) qs_iofd_close(&e->iofd);
+    else qs_iofd_forget(&e->iofd);
     free(e->watch);
     free(e->pfd);
     free(e->chg);

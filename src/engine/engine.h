@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include "base/buf.h"
 #include "core/request.h"
+#include "engine/io_fd.h"
 
 #define QS_POOL_MAX 128
 
@@ -115,6 +116,11 @@ typedef struct qs_engine {
     curl_socket_t *socks;
     int nsocks, capsocks;
     unsigned long hooked_waits;
+    /* The one descriptor a host loop may watch instead of each socket
+     * (qs_engine_io_fd): every watched socket is in it. A socket libcurl
+     * stops watching stays in until it fires or closes (an idle keep-alive
+     * socket between two requests costs no change), and then goes. */
+    qs_iofd iofd;
 } qs_engine;
 
 /* curl_global_init once per process (and the fork hook). 0, or -1. */
@@ -163,6 +169,13 @@ int qs_engine_perform(qs_engine *e, qs_req *r, qs_outcome *o, double now);
 /* Turns the host-loop reports on (every fd watched now is reported as a
  * change) or off. 0, or -1 when out of memory. */
 int qs_engine_hook(qs_engine *e, int on);
+
+/* The descriptor that stands for every socket the engine watches, readable
+ * when one of them is ready (made on first use, with the sockets watched
+ * now); qs_engine_drive then asks it instead of polling each. From then
+ * on, until the hook goes off, no change is kept for io_changes. -1: the
+ * system has none (errno says why): the host watches each socket. */
+int qs_engine_io_fd(qs_engine *e);
 
 /* Hands libcurl an fd the host found ready (CURL_CSELECT_* bits), then runs
  * its due timers; never waits. An fd no longer watched is ignored. */

@@ -1,9 +1,10 @@
 -- qstash.loop.cqueues: a call that yields to its cqueues controller until
 -- it ends, then returns its result or raises its error, like the
 -- synchronous call. One driver coroutine per client (started by the first
--- call, ended when nothing is in flight) polls the client's sockets and its
+-- call, ended when nothing is in flight) polls the client's one descriptor
+-- (client:io_fd; where the system has none, each of its sockets) and its
 -- timer through the controller and drives the client through its loop hooks
--- (client:io_ready, client:io_timer); the calling coroutines sleep on a
+-- (client:io_poll); the calling coroutines sleep on a
 -- condition of their own until their callback ran. Nothing blocks the
 -- controller, and nothing wakes a coroutine but its own end (no coroutine
 -- wakes the others: no polling in turns).
@@ -62,7 +63,15 @@ local function refresh(st, client)
   end
 end
 
-local function state_of(client)
+-- The client's one descriptor (client:io_fd), for the controller to poll
+-- instead of each socket: a forked child's client has one of its own.
+local function io_of(st, client)
+  local fd = client:io_fd()
+  if st.io and st.io.pollfd ~= fd then cqueues.cancel(st.io.pollfd) end
+  if not st.io or st.io.pollfd ~= fd then st.io = { pollfd = fd, events = "r" } end
+end
+
+local function state_of(client, opts)
   local st = states[client]
   if st then return st end
   -- watch: fd -> the pollable the controller polls; wake: the driver's
@@ -71,9 +80,13 @@ local function state_of(client)
   states[client] = st
   client:on_io(function(c, what)
     if what == "closed" then
+      -- the controller forgets the descriptors before they close
+      if st.io then cqueues.cancel(st.io.pollfd) end
       for _, w in pairs(st.watch) do unwatch(w) end
       st.watch, st.objs, st.closed = {}, nil, true
       st.closing:signal()
+    elseif st.io then
+      return st.wake:signal()
     else
       -- a cancel may have closed a polled socket: the controller forgets
       -- it now, before its next turn touches the fd
@@ -81,7 +94,22 @@ local function state_of(client)
     end
     st.wake:signal()
   end)
+  if not (opts and opts.each_socket) and client:io_fd() then io_of(st, client) end
   return st
+end
+
+-- The driver of a client with its one descriptor: polls it and the
+-- client's timer, and drives the client once a turn (client:io_poll).
+local function drive_io(st, client)
+  local ok, err = true, nil
+  io_of(st, client)
+  while ok and not st.closed and client:pending() > 0 do
+    local t = client:io_timeout()
+    if t then cqueues.poll(st.wake, st.io, t) else cqueues.poll(st.wake, st.io) end
+    if st.closed then break end
+    ok, err = pcall(client.io_poll, client)
+  end
+  return ok, err
 end
 
 -- The driver: while something is in flight, waits in the controller for a
@@ -89,9 +117,9 @@ end
 -- What a drive call raises (a callback of a request not made through
 -- call()) goes to the controller (cq:step/cq:loop) once a new driver took
 -- over the requests still in flight.
-local function drive(st, client)
+-- The driver of a client watched socket by socket.
+local function drive_each(st, client)
   local ok, err = true, nil
-  -- no pcall around the poll: Lua 5.1 cannot yield across one
   while ok and not st.closed and client:pending() > 0 do
     refresh(st, client)
     local objs, n = st.objs, st.nobjs
@@ -113,10 +141,16 @@ local function drive(st, client)
     -- may be in that no turn reported yet)
     if any or not woken then ok, err = pcall(client.io_poll, client) end
   end
-  st.driving = false
   -- a socket closed in the last drive: its duplicate goes now, not at the
   -- next call (it would keep the connection open meanwhile)
   if ok and not st.closed then ok, err = pcall(refresh, st, client) end
+  return ok, err
+end
+
+local function drive(st, client)
+  -- no pcall around the polls: Lua 5.1 cannot yield across one
+  local ok, err = (st.io and drive_io or drive_each)(st, client)
+  st.driving = false
   if not ok then
     -- the other requests go on in a new driver; the error goes to the controller
     if not st.closed and client:pending() > 0 then
@@ -138,6 +172,15 @@ end
 -- coroutine -> its condition, signalled when its call ended: one each,
 -- kept for its next call (a coroutine waits on one call at a time)
 local ended_of = setmetatable({}, { __mode = "k" })
+
+--- attach(client [, { each_socket = bool }]) -> client: optional (call
+-- attaches a client on its first use). each_socket: the controller polls
+-- each socket of the client even where the client has its one descriptor
+-- (client:io_fd), as on systems without one.
+function M.attach(client, opts)
+  state_of(client, opts)
+  return client
+end
 
 --- call(client, name, ...) -> result; raises the call's error. Inside a
 -- coroutine of a cqueues controller (cq:wrap). `name` and the arguments are
@@ -179,13 +222,15 @@ function M.call(client, name, ...)
   return res
 end
 
---- watched(client) -> fds the driver polls, whether a driver runs (and so
+--- watched(client) -> fds the driver polls (the client's one descriptor,
+-- or its sockets), whether a driver runs (and so
 -- the client's timer is polled). For specs and diagnostics.
 function M.watched(client)
   local st = states[client]
   if not st then return 0, false end
   local n = 0
   if st.driving then
+    if st.io then n = 1 end
     for _, w in pairs(st.watch) do
       if w.events ~= "" then n = n + 1 end
     end

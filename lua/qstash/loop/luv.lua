@@ -1,8 +1,11 @@
 -- qstash.loop.luv: a client's sockets and timer in a luv loop (uv's default
--- loop, or a host's: Neovim's vim.uv). The client reports what to watch
--- (client:io_changes, client:io_timeout) and the loop hands back what is
--- ready (client:io_ready, client:io_timer); nothing blocks, and no handle
--- stays active while nothing is in flight, so uv.run() returns then.
+-- loop, or a host's: Neovim's vim.uv). The loop watches the client's one
+-- descriptor (client:io_fd, readable while a socket is ready) and drives
+-- the client with client:io_poll; where the system has none, it watches
+-- each socket the client reports (client:io_changes) and hands back those
+-- ready (client:io_ready). The timer is client:io_timeout's, and fires
+-- client:io_timer. Nothing blocks, and no handle stays active while
+-- nothing is in flight, so uv.run() returns then.
 local M = {}
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
@@ -23,6 +26,10 @@ local function teardown(st)
     close_handle(st.timer)
     close_handle(st.turn_end)
     st.timer, st.turn_end = nil, nil
+  end
+  if st.io then
+    close_handle(st.io)
+    st.io = nil
   end
   attached[st.client] = nil
 end
@@ -74,9 +81,40 @@ end
 -- as it was, so the next request on it costs the loop nothing; its watch
 -- goes with its socket (`fresh`: the fd was closed, the number may be a new
 -- socket now), when it fires, or when the client turns idle.
+-- The timer re-armed (or stopped) for what the client needs next.
+local function arm(st, busy)
+  local t = busy and st.client:io_timeout() or nil
+  st.timer:stop()
+  -- rather late than early: a timer that fires early only re-arms. From the
+  -- clock of now: the loop's is that of its last turn, long past when the
+  -- loop has not run for a while (attach, a call made before uv.run)
+  if t then
+    st.uv.update_time()
+    st.timer:start(math.ceil(t * 1000), 0, st.on_timer)
+  end
+end
+
+-- The client's one descriptor, watched while something is in flight. A
+-- forked child's client has a descriptor of its own: the watch follows.
+local function sync_io(st)
+  local client = st.client
+  local busy = client:pending() > 0
+  local fd = client:io_fd()
+  if fd ~= st.fd then
+    close_handle(st.io)
+    st.fd, st.io, st.busy = fd, st.uv.new_poll(fd), false
+  end
+  if busy ~= st.busy then
+    if busy then st.io:start("r", st.on_io) else st.io:stop() end
+    st.busy = busy
+  end
+  arm(st, busy)
+end
+
 sync = function(st)
   local client = st.client
   local busy = client:pending() > 0
+  if st.io then return sync_io(st) end
   for _, ch in ipairs(client:io_changes()) do
     local p = st.polls[ch.fd]
     if p and ch.fresh then
@@ -101,20 +139,13 @@ sync = function(st)
     end
     st.busy = busy
   end
-  local t = busy and client:io_timeout() or nil
-  st.timer:stop()
-  -- rather late than early: a timer that fires early only re-arms. From the
-  -- clock of now: the loop's is that of its last turn, long past when the
-  -- loop has not run for a while (attach, a call made before uv.run)
-  if t then
-    st.uv.update_time()
-    st.timer:start(math.ceil(t * 1000), 0, st.on_timer)
-  end
+  arm(st, busy)
 end
 
---- attach(client [, { uv = luv module, on_error = fn(err) }]) -> client
+--- attach(client [, { uv = luv module, on_error = fn(err), each_socket = bool }]) -> client
 -- on_error gets what a callback raised (default: raised again, from the
--- loop's callback).
+-- loop's callback). each_socket: a watch per socket even where the client
+-- has its one descriptor (client:io_fd), as on systems without one.
 function M.attach(client, opts)
   opts = opts or {}
   if attached[client] then return client end
@@ -142,6 +173,15 @@ function M.attach(client, opts)
     if attached[client] ~= st then return end
     if what == "closed" then teardown(st) else sync(st) end
   end)
+  local fd = not opts.each_socket and client:io_fd()
+  if fd then
+    st.fd, st.io = fd, uv.new_poll(fd)
+    st.on_io = function(err)
+      -- libuv stops a watch that failed: the next look starts it again
+      if err then st.busy = nil end
+      drive(st, client.io_poll)
+    end
+  end
   sync(st)
   return client
 end
@@ -155,12 +195,14 @@ function M.detach(client)
   client:on_io(nil)
 end
 
---- watched(client) -> fds watched now (active), whether the timer is armed.
+--- watched(client) -> fds watched now (active: the client's one descriptor,
+-- or its sockets), whether the timer is armed.
 -- For specs and diagnostics.
 function M.watched(client)
   local st = attached[client]
   local n = 0
   if not st then return 0, false end
+  if st.io and st.io:is_active() then n = 1 end
   for _, p in pairs(st.polls) do
     if p.active ~= "" then n = n + 1 end
   end
