@@ -179,6 +179,41 @@ for _, mode in ipairs(MODES) do
       assert.same({ 0, false }, { QC.watched(c) })
     end)
 
+    -- (Lua 5.1 cannot yield across a pcall: there a call that raised ends
+    -- its coroutine, which never calls again)
+    local it_pcall = (_VERSION ~= "Lua 5.1" or rawget(_G, "jit")) and it or pending
+    it_pcall("a coroutine whose call ended with the close calls again on another client: its own result", function()
+      local c1, c2 = new(), new()
+      srv:default{ status = 201, json = { messageId = "late" }, delay = 0.3 }
+      local ok, res = run(function()
+        cqueues.running():wrap(function()
+          cqueues.sleep(0.05)
+          c1:close()
+        end)
+        local first_ok, first = pcall(QC.call, c1, "dlq_retry", "one")
+        assert(not first_ok and tostring(first):find("closed", 1, true), tostring(first))
+        -- the same coroutine (its waiter made once) waits for its new call
+        srv:script{ { status = 201, json = { messageId = "second" } } }
+        return QC.call(c2, "dlq_retry", "two")
+      end)
+      assert.is_true(ok, tostring(res))
+      assert.equal("second", res.messageId)
+      c2:close()
+    end)
+
+    it("outside a controller's coroutine: raises, and sends nothing", function()
+      local c = new()
+      assert.has_error(function() QC.call(c, "dlq_retry", "main") end,
+                       "qstash.loop.cqueues: call() runs inside a coroutine of a cqueues controller")
+      local co = coroutine.create(function() return QC.call(c, "dlq_retry", "plain") end)
+      local ok, err = coroutine.resume(co)
+      assert.is_false(ok)
+      assert.matches("inside a coroutine of a cqueues controller", err)
+      assert.equal(0, c:pending())
+      assert.equal(0, #srv:requests())
+      c:close()
+    end)
+
     it("a 429's wait is the controller's timeout, never a wait of the engine", function()
       local c = new{ attempts = 3, base_delay = 0.05, max_delay = 1 }
       srv:script{

@@ -75,8 +75,9 @@ local function state_of(client, opts)
   local st = states[client]
   if st then return st end
   -- watch: fd -> the pollable the controller polls; wake: the driver's
-  -- condition (a new request, a cancel, a close); closing: the callers'
-  st = { watch = {}, wake = condition.new(), closing = condition.new(), closed = false, driving = false }
+  -- condition (a new request, a cancel, a close); waiting: the waiters of
+  -- the callers whose calls have not ended
+  st = { watch = {}, wake = condition.new(), waiting = {}, closed = false, driving = false }
   states[client] = st
   client:on_io(function(c, what)
     if what == "closed" then
@@ -84,7 +85,8 @@ local function state_of(client, opts)
       if st.io then cqueues.cancel(st.io.pollfd) end
       for _, w in pairs(st.watch) do unwatch(w) end
       st.watch, st.objs, st.closed = {}, nil, true
-      st.closing:signal()
+      -- every caller still waiting wakes, and raises
+      for w in pairs(st.waiting) do w.ended:signal() end
     elseif st.io then
       return st.wake:signal()
     else
@@ -163,15 +165,23 @@ end
 
 local function ensure_driver(st, client)
   if st.driving or st.closed then return end
-  local cq = cqueues.running()
-  if not cq then error("qstash.loop.cqueues: call() runs inside a coroutine of a cqueues controller", 3) end
   st.driving = true
-  cq:wrap(drive, st, client)
+  cqueues.running():wrap(drive, st, client)
 end
 
--- coroutine -> its condition, signalled when its call ended: one each,
--- kept for its next call (a coroutine waits on one call at a time)
-local ended_of = setmetatable({}, { __mode = "k" })
+-- coroutine -> its waiter: the condition it sleeps on until its call
+-- ended, and the callback that ends the wait, made once per coroutine (a
+-- coroutine waits on one call at a time) rather than once per call.
+local waiter_of = setmetatable({}, { __mode = "k" })
+
+local function new_waiter()
+  local w = { ended = condition.new(), done = false }
+  w.cb = function(r, e)
+    w.done, w.res, w.err = true, r, e
+    w.ended:signal()
+  end
+  return w
+end
 
 --- attach(client [, { each_socket = bool }]) -> client: optional (call
 -- attaches a client on its first use). each_socket: the controller polls
@@ -188,17 +198,18 @@ end
 function M.call(client, name, ...)
   local st = state_of(client)
   local co = coroutine.running()
-  local ended = co and ended_of[co]
-  if not ended then
-    ended = condition.new()
-    if co then ended_of[co] = ended end
+  if not (co and cqueues.running()) then
+    error("qstash.loop.cqueues: call() runs inside a coroutine of a cqueues controller", 2)
   end
-  local done, res, err = false, nil, nil
-  local function cb(r, e)
-    done, res, err = true, r, e
-    ended:signal()
+  local w = waiter_of[co]
+  if not w then
+    w = new_waiter()
+    waiter_of[co] = w
   end
-  local n = select("#", ...)
+  -- (a call that raised before its end left nothing behind: the only such
+  -- end is the client's close, after which no callback of it runs)
+  w.done = false
+  local cb, n = w.cb, select("#", ...)
   -- the callback after the arguments (no table for the usual counts)
   if n == 1 then
     client:async(name, ..., cb)
@@ -214,10 +225,17 @@ function M.call(client, name, ...)
     client:async(name, unpack(args, 1, n + 1))
   end
   ensure_driver(st, client)
-  while not done do
-    if st.closed then error("qstash: the client was closed before the call ended", 2) end
-    cqueues.poll(ended, st.closing)
+  st.waiting[w] = true
+  while not w.done do
+    if st.closed then
+      st.waiting[w] = nil
+      error("qstash: the client was closed before the call ended", 2)
+    end
+    cqueues.poll(w.ended)
   end
+  st.waiting[w] = nil
+  local res, err = w.res, w.err
+  w.res, w.err = nil, nil -- (the waiter keeps no result alive)
   if err ~= nil then error(err, 0) end
   return res
 end
