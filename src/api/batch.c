@@ -293,8 +293,8 @@ static int absorb_batch(lua_State *L, qs_call *k, int uv, long status)
     return -1;
 }
 
-static const qs_plan batch_plan = {"batch", 0, build_raw, absorb_batch, NULL};
-static const qs_plan batch_json_plan = {"batch_json", 0, build_json, absorb_batch, NULL};
+static const qs_plan batch_plan = {"batch", 0, build_raw, absorb_batch, NULL, NULL, NULL};
+static const qs_plan batch_json_plan = {"batch_json", 0, build_json, absorb_batch, NULL, NULL, NULL};
 
 const qs_api qs_batch_apis[] = {
     {"batch", NULL, &batch_plan},

@@ -51,7 +51,7 @@ static int absorb_retry(lua_State *L, qs_call *k, int uv, long status)
     return qs_result_publish(L, &k->req, status) ? 0 : -1;
 }
 
-const qs_plan qs_plan_dlq_retry = {"dlq_retry", 0, build_retry, absorb_retry, qs_follow_wants_state};
+const qs_plan qs_plan_dlq_retry = {"dlq_retry", 0, build_retry, absorb_retry, qs_follow_wants_state, NULL, NULL};
 
 /* ---- dlq_list, dlq_messages -------------------------------------------- */
 
@@ -82,7 +82,7 @@ static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
     return 0;
 }
 
-const qs_plan qs_plan_dlq_list = {"dlq_list", 0, build_list, absorb_list, NULL};
+const qs_plan qs_plan_dlq_list = {"dlq_list", 0, build_list, absorb_list, NULL, NULL, NULL};
 
 static const qs_pager dlq_pager = {&qs_plan_dlq_list, "messages", QS_FSET_DLQ_LIST};
 
@@ -118,7 +118,7 @@ static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
     return qs_plan_json_object(L, k, status) ? 0 : -1;
 }
 
-const qs_plan qs_plan_dlq_get = {"dlq_get", 0, build_get, absorb_get, NULL};
+const qs_plan qs_plan_dlq_get = {"dlq_get", 0, build_get, absorb_get, NULL, NULL, NULL};
 
 /* client:dlq_delete(id) -> true (the answer has no body) */
 static void build_delete(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -136,7 +136,7 @@ static int absorb_delete(lua_State *L, qs_call *k, int uv, long status)
     return 0;
 }
 
-const qs_plan qs_plan_dlq_delete = {"dlq_delete", 0, build_delete, absorb_delete, NULL};
+const qs_plan qs_plan_dlq_delete = {"dlq_delete", 0, build_delete, absorb_delete, NULL, NULL, NULL};
 
 /* ---- dlq_delete_many, dlq_retry_many ------------------------------------ */
 
@@ -314,7 +314,7 @@ static int absorb_delete_many(lua_State *L, qs_call *k, int uv, long status)
     return bulk_next(L, k, uv, page, "/v2/dlq");
 }
 
-const qs_plan qs_plan_dlq_delete_many = {"dlq_delete_many", 1, build_delete_many, absorb_delete_many, NULL};
+const qs_plan qs_plan_dlq_delete_many = {"dlq_delete_many", 1, build_delete_many, absorb_delete_many, NULL, NULL, NULL};
 
 /* client:dlq_retry_many(ids_or_filter, opts) -> { responses = {...} } */
 static void build_retry_many(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -356,7 +356,7 @@ static int absorb_retry_many(lua_State *L, qs_call *k, int uv, long status)
     return bulk_next(L, k, uv, page, "/v2/dlq/retry");
 }
 
-const qs_plan qs_plan_dlq_retry_many = {"dlq_retry_many", 1, build_retry_many, absorb_retry_many, NULL};
+const qs_plan qs_plan_dlq_retry_many = {"dlq_retry_many", 1, build_retry_many, absorb_retry_many, NULL, NULL, NULL};
 
 const qs_api qs_dlq_apis[] = {
     {"dlq_retry", NULL, &qs_plan_dlq_retry},

@@ -137,24 +137,11 @@ static int absorb_global(lua_State *L, qs_call *k, int uv, long status)
 
 /* ---- pause, resume, resetRate -------------------------------------------- */
 
-static void build_pause(lua_State *L, qs_call *k, const qs_args *a, int uv)
+/* The key's path + the row's tail ("/pause", "/resume", "/resetRate"). */
+static void build_on_key(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
     (void)uv;
-    key_target(L, k, a, "/pause");
-    qs_plan_target_done(L, k);
-}
-
-static void build_resume(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    key_target(L, k, a, "/resume");
-    qs_plan_target_done(L, k);
-}
-
-static void build_reset_rate(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    key_target(L, k, a, "/resetRate");
+    key_target(L, k, a, k->plan->tail);
     qs_plan_target_done(L, k);
 }
 
@@ -277,13 +264,13 @@ static void build_unpin(lua_State *L, qs_call *k, const qs_args *a, int uv)
     qs_plan_target_done(L, k);
 }
 
-static const qs_plan get_plan = {"flow_control_get", 0, build_get, absorb_get, NULL};
-static const qs_plan global_plan = {"global_parallelism", 0, build_global, absorb_global, NULL};
-static const qs_plan pause_plan = {"flow_control_pause", 0, build_pause, absorb_true, NULL};
-static const qs_plan resume_plan = {"flow_control_resume", 0, build_resume, absorb_true, NULL};
-static const qs_plan reset_plan = {"flow_control_reset_rate", 0, build_reset_rate, absorb_true, NULL};
-static const qs_plan pin_plan = {"flow_control_pin", 0, build_pin, absorb_true, NULL};
-static const qs_plan unpin_plan = {"flow_control_unpin", 0, build_unpin, absorb_true, NULL};
+static const qs_plan get_plan = {"flow_control_get", 0, build_get, absorb_get, NULL, NULL, NULL};
+static const qs_plan global_plan = {"global_parallelism", 0, build_global, absorb_global, NULL, NULL, NULL};
+static const qs_plan pause_plan = {"flow_control_pause", 0, build_on_key, absorb_true, NULL, NULL, "/pause"};
+static const qs_plan resume_plan = {"flow_control_resume", 0, build_on_key, absorb_true, NULL, NULL, "/resume"};
+static const qs_plan reset_plan = {"flow_control_reset_rate", 0, build_on_key, absorb_true, NULL, NULL, "/resetRate"};
+static const qs_plan pin_plan = {"flow_control_pin", 0, build_pin, absorb_true, NULL, NULL, NULL};
+static const qs_plan unpin_plan = {"flow_control_unpin", 0, build_unpin, absorb_true, NULL, NULL, NULL};
 
 const qs_api qs_flow_control_apis[] = {
     {"flow_control_get", NULL, &get_plan},

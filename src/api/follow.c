@@ -419,7 +419,7 @@ static void build_follow(lua_State *L, qs_call *k, const qs_args *a, int uv)
     start_round(L, k, uv);
 }
 
-static const qs_plan follow_plan = {"follow", 1, build_follow, follow_absorb, NULL};
+static const qs_plan follow_plan = {"follow", 1, build_follow, follow_absorb, NULL, NULL, NULL};
 
 /* client:follow_many(message_ids, opts) -> { [messageId] = result } */
 static void build_follow_many(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -453,7 +453,7 @@ static void build_follow_many(lua_State *L, qs_call *k, const qs_args *a, int uv
     start_round(L, k, uv);
 }
 
-const qs_plan qs_plan_follow_many = {"follow_many", 1, build_follow_many, follow_absorb, NULL};
+const qs_plan qs_plan_follow_many = {"follow_many", 1, build_follow_many, follow_absorb, NULL, NULL, NULL};
 
 /* ---- dlq_retry with follow ------------------------------------------------ */
 

@@ -49,7 +49,7 @@ static int absorb_logs(lua_State *L, qs_call *k, int uv, long status)
     return qs_logs_page(L, k, status) ? 0 : -1;
 }
 
-static const qs_plan logs_plan = {"logs", 0, build_logs, absorb_logs, NULL};
+static const qs_plan logs_plan = {"logs", 0, build_logs, absorb_logs, NULL, NULL, NULL};
 static const qs_pager logs_pager = {&logs_plan, "logs", QS_FSET_LOGS};
 
 /* client:log_entries(filter) -> iterator over every entry across pages */

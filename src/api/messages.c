@@ -41,7 +41,7 @@ static int absorb_message(lua_State *L, qs_call *k, int uv, long status)
     return qs_plan_json_object(L, k, status) ? 0 : -1;
 }
 
-static const qs_plan message_plan = {"message", 0, build_message, absorb_message, NULL};
+static const qs_plan message_plan = {"message", 0, build_message, absorb_message, NULL, NULL, NULL};
 
 /* client:cancel(id) -> true */
 static void build_cancel(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -59,7 +59,7 @@ static int absorb_cancel(lua_State *L, qs_call *k, int uv, long status)
     return 0;
 }
 
-static const qs_plan cancel_plan = {"cancel", 0, build_cancel, absorb_cancel, NULL};
+static const qs_plan cancel_plan = {"cancel", 0, build_cancel, absorb_cancel, NULL, NULL, NULL};
 
 /* ---- cancel_many -------------------------------------------------------- */
 
@@ -167,7 +167,7 @@ static int absorb_cancel_many(lua_State *L, qs_call *k, int uv, long status)
     return 0; /* acc at the top */
 }
 
-static const qs_plan cancel_many_plan = {"cancel_many", 1, build_cancel_many, absorb_cancel_many, NULL};
+static const qs_plan cancel_many_plan = {"cancel_many", 1, build_cancel_many, absorb_cancel_many, NULL, NULL, NULL};
 
 const qs_api qs_message_apis[] = {
     {"message", NULL, &message_plan},

@@ -107,8 +107,8 @@ int qs_publish_absorb(lua_State *L, qs_call *k, int uv, long status)
     return -1;
 }
 
-static const qs_plan publish_plan = {"publish", 0, build_raw, qs_publish_absorb, NULL};
-static const qs_plan publish_json_plan = {"publish_json", 0, build_json, qs_publish_absorb, NULL};
+static const qs_plan publish_plan = {"publish", 0, build_raw, qs_publish_absorb, NULL, NULL, NULL};
+static const qs_plan publish_json_plan = {"publish_json", 0, build_json, qs_publish_absorb, NULL, NULL, NULL};
 
 const qs_api qs_publish_apis[] = {
     {"publish", NULL, &publish_plan},

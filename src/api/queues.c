@@ -81,8 +81,8 @@ static void build_enqueue_json(lua_State *L, qs_call *k, const qs_args *a, int u
     qs_publish_build(L, k, a, a->base + 1, lua_gettop(L), a->base + 3, QS_OPTS_PUBLISH_JSON);
 }
 
-static const qs_plan enqueue_plan = {"enqueue", 0, build_enqueue, qs_publish_absorb, NULL};
-static const qs_plan enqueue_json_plan = {"enqueue_json", 0, build_enqueue_json, qs_publish_absorb, NULL};
+static const qs_plan enqueue_plan = {"enqueue", 0, build_enqueue, qs_publish_absorb, NULL, NULL, NULL};
+static const qs_plan enqueue_json_plan = {"enqueue_json", 0, build_enqueue_json, qs_publish_absorb, NULL, NULL, NULL};
 
 /* ---- the queue resource ------------------------------------------------- */
 
@@ -133,33 +133,17 @@ static void build_upsert(lua_State *L, qs_call *k, const qs_args *a, int uv)
         qs_plan_oom(L);
 }
 
-/* A write with no answer body: POST or DELETE on the queue's path + `tail`.
- * Each is idempotent (deleting an absent queue answers 200), so repeatable. */
-static void build_write(lua_State *L, qs_call *k, const qs_args *a, const char *method, const char *tail)
+/* A request with no body on the queue's path + the row's tail, with the
+ * row's method (get, delete, pause, resume). Each is idempotent (deleting
+ * an absent queue answers 200), so repeatable. */
+static void build_on_name(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
-    k->req.method = method;
+    (void)uv;
+    k->req.method = k->plan->method;
     k->req.resend_ok = 1;
     target_with_name(L, k, a, "/v2/queues/");
-    if (qs_buf_adds(&k->req.target, tail)) qs_plan_oom(L);
+    if (qs_buf_adds(&k->req.target, k->plan->tail)) qs_plan_oom(L);
     qs_plan_target_done(L, k);
-}
-
-static void build_delete(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_write(L, k, a, "DELETE", "");
-}
-
-static void build_pause(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_write(L, k, a, "POST", "/pause");
-}
-
-static void build_resume(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_write(L, k, a, "POST", "/resume");
 }
 
 /* The answer of a write: whatever its body, `true`. */
@@ -209,12 +193,6 @@ static const char *shape_queue(lua_State *L)
 }
 
 /* client:queue_get(name) -> the Queue object */
-static void build_get(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_write(L, k, a, "GET", "");
-}
-
 static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
 {
     (void)uv;
@@ -239,12 +217,12 @@ static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
     return qs_result_shaped(L, &k->req, status, shape_queue, "queues") ? 0 : -1;
 }
 
-static const qs_plan upsert_plan = {"queue_upsert", 0, build_upsert, absorb_true, NULL};
-static const qs_plan get_plan = {"queue_get", 0, build_get, absorb_get, NULL};
-static const qs_plan list_plan = {"queue_list", 0, build_list, absorb_list, NULL};
-static const qs_plan delete_plan = {"queue_delete", 0, build_delete, absorb_true, NULL};
-static const qs_plan pause_plan = {"queue_pause", 0, build_pause, absorb_true, NULL};
-static const qs_plan resume_plan = {"queue_resume", 0, build_resume, absorb_true, NULL};
+static const qs_plan upsert_plan = {"queue_upsert", 0, build_upsert, absorb_true, NULL, NULL, NULL};
+static const qs_plan get_plan = {"queue_get", 0, build_on_name, absorb_get, NULL, "GET", ""};
+static const qs_plan list_plan = {"queue_list", 0, build_list, absorb_list, NULL, NULL, NULL};
+static const qs_plan delete_plan = {"queue_delete", 0, build_on_name, absorb_true, NULL, "DELETE", ""};
+static const qs_plan pause_plan = {"queue_pause", 0, build_on_name, absorb_true, NULL, "POST", "/pause"};
+static const qs_plan resume_plan = {"queue_resume", 0, build_on_name, absorb_true, NULL, "POST", "/resume"};
 
 const qs_api qs_queue_apis[] = {
     {"enqueue", NULL, &enqueue_plan},

@@ -127,41 +127,18 @@ static int absorb_create(lua_State *L, qs_call *k, int uv, long status)
 
 /* ---- the schedule resource ---------------------------------------------- */
 
-/* A request on the schedule's path + `tail`, with no body. Each is
- * idempotent (pause and resume too), so repeatable. */
-static void build_on_id(lua_State *L, qs_call *k, const qs_args *a, const char *method, const char *tail)
+/* A request on the schedule's path + the row's tail, with the row's method
+ * and no body. Each is idempotent (pause and resume too), so repeatable. */
+static void build_on_id(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
     size_t n;
     const char *id = check_id(a, a->base, &n);
-    k->req.method = method;
+    (void)uv;
+    k->req.method = k->plan->method;
     k->req.resend_ok = 1;
     qs_plan_start_target(L, k, "/v2/schedules/");
-    if (qs_buf_add(&k->req.target, id, n) || qs_buf_adds(&k->req.target, tail)) qs_plan_oom(L);
+    if (qs_buf_add(&k->req.target, id, n) || qs_buf_adds(&k->req.target, k->plan->tail)) qs_plan_oom(L);
     qs_plan_target_done(L, k);
-}
-
-static void build_get(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_on_id(L, k, a, "GET", "");
-}
-
-static void build_delete(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_on_id(L, k, a, "DELETE", "");
-}
-
-static void build_pause(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_on_id(L, k, a, "PATCH", "/pause");
-}
-
-static void build_resume(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_on_id(L, k, a, "PATCH", "/resume");
 }
 
 static void build_list(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -235,13 +212,13 @@ static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
     return qs_result_shaped(L, &k->req, status, shape_schedule, "schedules") ? 0 : -1;
 }
 
-static const qs_plan create_plan = {"schedule_create", 0, build_create, absorb_create, NULL};
-static const qs_plan create_json_plan = {"schedule_create_json", 0, build_create_json, absorb_create, NULL};
-static const qs_plan get_plan = {"schedule_get", 0, build_get, absorb_get, NULL};
-static const qs_plan list_plan = {"schedule_list", 0, build_list, absorb_list, NULL};
-static const qs_plan delete_plan = {"schedule_delete", 0, build_delete, absorb_true, NULL};
-static const qs_plan pause_plan = {"schedule_pause", 0, build_pause, absorb_true, NULL};
-static const qs_plan resume_plan = {"schedule_resume", 0, build_resume, absorb_true, NULL};
+static const qs_plan create_plan = {"schedule_create", 0, build_create, absorb_create, NULL, NULL, NULL};
+static const qs_plan create_json_plan = {"schedule_create_json", 0, build_create_json, absorb_create, NULL, NULL, NULL};
+static const qs_plan get_plan = {"schedule_get", 0, build_on_id, absorb_get, NULL, "GET", ""};
+static const qs_plan list_plan = {"schedule_list", 0, build_list, absorb_list, NULL, NULL, NULL};
+static const qs_plan delete_plan = {"schedule_delete", 0, build_on_id, absorb_true, NULL, "DELETE", ""};
+static const qs_plan pause_plan = {"schedule_pause", 0, build_on_id, absorb_true, NULL, "PATCH", "/pause"};
+static const qs_plan resume_plan = {"schedule_resume", 0, build_on_id, absorb_true, NULL, "PATCH", "/resume"};
 
 const qs_api qs_schedule_apis[] = {
     {"schedule_create", NULL, &create_plan},

@@ -71,8 +71,8 @@ static int absorb_keys(lua_State *L, qs_call *k, int uv, long status)
     return 0;
 }
 
-static const qs_plan get_plan = {"signing_keys", 0, build_get, absorb_keys, NULL};
-static const qs_plan rotate_plan = {"signing_keys_rotate", 0, build_rotate, absorb_keys, NULL};
+static const qs_plan get_plan = {"signing_keys", 0, build_get, absorb_keys, NULL, NULL, NULL};
+static const qs_plan rotate_plan = {"signing_keys_rotate", 0, build_rotate, absorb_keys, NULL, NULL, NULL};
 
 const qs_api qs_signing_key_apis[] = {
     {"signing_keys", NULL, &get_plan},

@@ -146,8 +146,8 @@ static void build_remove(lua_State *L, qs_call *k, const qs_args *a, int uv)
     build_endpoints(L, k, a, "DELETE", 0);
 }
 
-static const qs_plan add_plan = {"url_group_add_endpoints", 0, build_add, absorb_true, NULL};
-static const qs_plan remove_plan = {"url_group_remove_endpoints", 0, build_remove, absorb_true, NULL};
+static const qs_plan add_plan = {"url_group_add_endpoints", 0, build_add, absorb_true, NULL, NULL, NULL};
+static const qs_plan remove_plan = {"url_group_remove_endpoints", 0, build_remove, absorb_true, NULL, NULL, NULL};
 
 /* ---- get, list, delete --------------------------------------------------- */
 
@@ -170,9 +170,11 @@ static const char *shape_group(lua_State *L)
     return NULL;
 }
 
-static void build_by_name(lua_State *L, qs_call *k, const qs_args *a, const char *method)
+/* get and delete: the row's method on the group's path */
+static void build_by_name(lua_State *L, qs_call *k, const qs_args *a, int uv)
 {
-    k->req.method = method;
+    (void)uv;
+    k->req.method = k->plan->method;
     /* reading twice is harmless; deleting an absent group answers 200 */
     k->req.resend_ok = 1;
     qs_plan_start_target(L, k, "/v2/topics/");
@@ -181,12 +183,6 @@ static void build_by_name(lua_State *L, qs_call *k, const qs_args *a, const char
 }
 
 /* client:url_group_get(name) -> { name, createdAt, updatedAt, endpoints = {...} } */
-static void build_get(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_by_name(L, k, a, "GET");
-}
-
 static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
 {
     const char *why;
@@ -198,12 +194,7 @@ static int absorb_get(lua_State *L, qs_call *k, int uv, long status)
     return -1;
 }
 
-/* client:url_group_delete(name) -> true */
-static void build_delete(lua_State *L, qs_call *k, const qs_args *a, int uv)
-{
-    (void)uv;
-    build_by_name(L, k, a, "DELETE");
-}
+/* client:url_group_delete(name) -> true: build_by_name */
 
 /* client:url_group_list() -> { group, ... } */
 static void build_list(lua_State *L, qs_call *k, const qs_args *a, int uv)
@@ -222,9 +213,9 @@ static int absorb_list(lua_State *L, qs_call *k, int uv, long status)
     return qs_result_shaped(L, &k->req, status, shape_group, "URL groups") ? 0 : -1;
 }
 
-static const qs_plan get_plan = {"url_group_get", 0, build_get, absorb_get, NULL};
-static const qs_plan list_plan = {"url_group_list", 0, build_list, absorb_list, NULL};
-static const qs_plan delete_plan = {"url_group_delete", 0, build_delete, absorb_true, NULL};
+static const qs_plan get_plan = {"url_group_get", 0, build_by_name, absorb_get, NULL, "GET", NULL};
+static const qs_plan list_plan = {"url_group_list", 0, build_list, absorb_list, NULL, NULL, NULL};
+static const qs_plan delete_plan = {"url_group_delete", 0, build_by_name, absorb_true, NULL, "DELETE", NULL};
 
 const qs_api qs_url_group_apis[] = {
     {"url_group_add_endpoints", NULL, &add_plan},

@@ -46,6 +46,11 @@ typedef struct qs_plan {
     /* Optional, for plans that need Lua state only for some arguments
      * (dlq_retry with `follow`): whether this call gets a state table. */
     int (*wants_state)(lua_State *L, const qs_args *a);
+    /* For a family of plans served by one build function (the requests on
+     * one resource: get, delete, pause, resume): the row's HTTP method, and
+     * what follows the resource's name in the target ("" or "/pause"). */
+    const char *method;
+    const char *tail;
 } qs_plan;
 
 typedef enum {
