@@ -68,6 +68,7 @@ typedef struct qs_set {
      * handles' own) left every insertion a rehash of the hash part. */
     int *free_slots;
     int nfree, capfree, top_slot;
+    lua_Integer next_number;  /* the last number given to a handle or a batch */
 } qs_set;
 
 /* ---- jobs and the set (C only) ------------------------------------------ */
@@ -444,7 +445,7 @@ static int deliver(lua_State *L, qs_client *c, int cidx, int *err_ref)
  * hook) may raise. */
 static int advance_body(lua_State *L)
 {
-    qs_call *k = qs_call_at(L, 1);
+    qs_call *k = (qs_call *)lua_touserdata(L, 1); /* (from the calls table: a call) */
     qs_job *j = (qs_job *)lua_touserdata(L, 2);
     qs_call_state st;
     lua_settop(L, 1);
@@ -541,7 +542,7 @@ static void advance_calls(lua_State *L, qs_client *c, int cidx, double now)
                 push_table(L, cidx, "calls");
                 qs_pushint(L, j->slot);
                 lua_rawget(L, -2);
-                k = qs_call_at(L, -1);
+                k = (qs_call *)lua_touserdata(L, -1); /* (the calls table holds calls only) */
                 lua_pop(L, 2);
                 j->state = J_WAITING;
                 j->start_at = qs_now() + k->wait;
@@ -639,18 +640,10 @@ static int in_poll(const qs_client *c)
     return c->ext && ((const qs_set *)c->ext)->in_poll > 0;
 }
 
-/* A new number for a job or a batch of the client at cidx. */
-static lua_Integer next_number(lua_State *L, int cidx)
+/* A new number for a job or a batch of the client c. */
+static lua_Integer next_number(lua_State *L, qs_client *c)
 {
-    lua_Integer n;
-    qs_getuv(L, cidx);
-    lua_getfield(L, -1, "next");
-    n = (lua_Integer)lua_tonumber(L, -1) + 1;
-    lua_pop(L, 1);
-    qs_pushint(L, n);
-    lua_setfield(L, -2, "next");
-    lua_pop(L, 1);
-    return n;
+    return ++get_set(L, c)->next_number;
 }
 
 /* Makes a job of a copy of the request r, retargeted to the DLQ id at idx
@@ -681,22 +674,43 @@ oom:
     luaL_error(L, "not enough memory");
 }
 
+/* The handle at the top keeps its client (at cidx): as its user value
+ * where any value may be one (5.3 and later), in a table otherwise (5.1
+ * and 5.2 take only tables there). */
+static void handle_keep_client(lua_State *L, int cidx)
+{
+#if LUA_VERSION_NUM >= 503
+    lua_pushvalue(L, cidx);
+#else
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, cidx);
+    lua_rawseti(L, -2, 1);
+#endif
+    qs_setuv(L, -2);
+}
+
+/* Pushes the client the handle at hidx keeps. */
+static void handle_push_client(lua_State *L, int hidx)
+{
+    qs_getuv(L, hidx);
+#if LUA_VERSION_NUM < 503
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+#endif
+}
+
 /* Registers the callback at cb under the key `slot` and pushes the handle
  * of a new number; returns the number. */
-static lua_Integer new_handle(lua_State *L, int cidx, int cb, int slot)
+static lua_Integer new_handle(lua_State *L, qs_client *c, int cidx, int cb, int slot)
 {
-    lua_Integer id = next_number(L, cidx);
+    lua_Integer id = next_number(L, c);
     push_table(L, cidx, "cbs");
     qs_pushint(L, slot);
     lua_pushvalue(L, cb);
     lua_rawset(L, -3);
     lua_pop(L, 1);
     *(lua_Integer *)qs_newudata_t(L, sizeof(lua_Integer)) = id;
-    /* the handle keeps its client (in a table: Lua 5.1 takes only tables) */
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, cidx);
-    lua_rawseti(L, -2, 1);
-    qs_setuv(L, -2);
+    handle_keep_client(L, cidx);
     luaL_getmetatable(L, QS_HANDLE_MT);
     lua_setmetatable(L, -2);
     return id;
@@ -726,26 +740,27 @@ static void notify(lua_State *L, qs_client *c, int cidx, const char *what)
 /* client:dlq_retry_async(id, opts, callback) -> handle; callback(res, err) runs from poll */
 static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int cb = a->base + 2, cidx = a->base - 1, k, slot;
+    int cb = a->base + 2, cidx = a->base - 1, slot;
     lua_Integer id;
+    qs_call *k;
     lua_settop(L, cb);
-    k = (qs_call_new(L, c, &qs_plan_dlq_retry, a), lua_gettop(L));
-    if (qs_call_at(L, k)->follow)
+    k = qs_call_new(L, c, &qs_plan_dlq_retry, a);
+    if (k->follow)
         qs_argerror(a, a->base + 1, "option 'follow' applies to dlq_retry and dlq_retry_each "
                                     "(follow the messageId of the result with client:follow)");
     if (lua_type(L, cb) != LUA_TFUNCTION)
         qs_argerror(a, cb, "callback must be a function, got %s", luaL_typename(L, cb));
     if (!c->conf->token) {
-        qs_result_no_token(L, &qs_call_at(L, k)->req);
+        qs_result_no_token(L, &k->req);
         return qs_api_finish(L, c->safe, 0);
     }
     qs_client_check_open(L, c);
     after_fork(L, c, get_set(L, c));
     slot = take_slot((qs_set *)c->ext);
     /* the Lua side first: the callback and the handle */
-    id = new_handle(L, cidx, cb, slot);
+    id = new_handle(L, c, cidx, cb, slot);
     /* then the job, in C only */
-    add_job(L, c, &qs_call_at(L, k)->req, 0, id, slot, 0, 0);
+    add_job(L, c, &k->req, 0, id, slot, 0, 0);
     notify(L, c, cidx, "changed");
     return 1;
 }
@@ -755,8 +770,9 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
  * wait, io_ready, io_timer); callback(res, err) runs from them. */
 static int async_call(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int cidx = a->base - 1, top = lua_gettop(L), k, slot;
+    int cidx = a->base - 1, top = lua_gettop(L), kidx, slot;
     const qs_plan *plan;
+    qs_call *k;
     qs_args fa;
     lua_Integer id;
     qs_job *j;
@@ -784,20 +800,20 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
     fa.L = L;
     fa.base = a->base + 2;
     fa.fname = plan->name;
-    qs_call_new(L, c, plan, &fa);
-    k = lua_gettop(L);
+    k = qs_call_new(L, c, plan, &fa);
+    kidx = lua_gettop(L);
     qs_client_check_open(L, c);
     after_fork(L, c, get_set(L, c));
     slot = take_slot((qs_set *)c->ext);
-    id = new_handle(L, cidx, a->base, slot);
+    id = new_handle(L, c, cidx, a->base, slot);
     push_table(L, cidx, "calls");
     qs_pushint(L, slot);
-    lua_pushvalue(L, k);
+    lua_pushvalue(L, kidx);
     lua_rawset(L, -3);
     lua_pop(L, 1);
     j = (qs_job *)calloc(1, sizeof *j);
     /* a copy of the request for a cancelled error before the first send */
-    if (!j || qs_req_copy(&j->req, &qs_call_at(L, k)->req, 1) != 0) {
+    if (!j || qs_req_copy(&j->req, &k->req, 1) != 0) {
         if (j) job_free(j);
         return luaL_error(L, "not enough memory");
     }
@@ -855,10 +871,9 @@ static qs_job *handle_job(lua_State *L, qs_client **cp)
     lua_Integer id = *(lua_Integer *)luaL_checkudata(L, 1, QS_HANDLE_MT);
     qs_client *c;
     qs_job *j;
-    qs_getuv(L, 1);
-    lua_rawgeti(L, -1, 1);
+    handle_push_client(L, 1);
     c = (qs_client *)lua_touserdata(L, -1);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     *cp = c;
     if (!c || c->closed || !c->ext) return NULL;
     for (j = ((qs_set *)c->ext)->head; j; j = j->next)
@@ -874,10 +889,9 @@ static int handle_cancel(lua_State *L)
     qs_job *j = handle_job(L, &c);
     int done = j && cancel(c, j);
     if (done) {
-        qs_getuv(L, 1);
-        lua_rawgeti(L, -1, 1);
+        handle_push_client(L, 1);
         notify(L, c, lua_gettop(L), "changed");
-        lua_pop(L, 2);
+        lua_pop(L, 1);
     }
     lua_pushboolean(L, done);
     return 1;
@@ -1082,7 +1096,7 @@ static int dlq_retry_each(lua_State *L, qs_client *c, const qs_args *a)
         return qs_api_finish(L, c->safe, 0);
     }
     if (in_poll(c)) return luaL_error(L, "qstash: dlq_retry_each cannot run inside a callback");
-    batch = next_number(L, cidx);
+    batch = next_number(L, c);
     push_table(L, cidx, "batches");
     qs_pushint(L, batch);
     lua_pushvalue(L, -3);
