@@ -126,6 +126,18 @@ describe("client:io_fd", function()
     lsn:close()
   end)
 
+  it("is close-on-exec (a program the host starts does not inherit it)", function()
+    local c = new()
+    local fd = c:io_fd()
+    -- /proc/<pid>/fdinfo/<fd>: "flags:" in octal, O_CLOEXEC = 02000000
+    local p = io.popen("cat /proc/$PPID/fdinfo/" .. fd)
+    local flags = p:read("*a"):match("flags:%s*(%d+)")
+    p:close()
+    assert.is_truthy(flags)
+    assert.is_true(math.floor(tonumber(flags, 8) / 2 ^ 19) % 2 == 1, "flags " .. flags)
+    c:close()
+  end)
+
   it("goes with the client's close and with the hook (on_io(nil))", function()
     local before = epoll_sets()
     local c = new()
