@@ -4,151 +4,60 @@
 -- returns, and a slow answer does not block the worker. Needs LuaJIT and
 -- nginx (`make test LUA=luajit SPECS=spec/resty_queues_spec.lua`).
 
+local RC = require "spec.support.resty_calls"
 local E = require "spec.support.emulator"
-local N = require "spec.support.nginx"
-local server = require "spec.support.server"
-local socket = require "socket"
 local cjson = require "cjson"
 
-local skip = N.skip_reason()
+local skip = RC.skip_reason()
 if skip then
   describe("qstash.resty queues under nginx", function() pending(skip) end)
   return
 end
 
-local qstash = require "qstash"
-
--- package.loaded.queues_h: the handlers, run by content_by_lua_block.
-local HANDLERS = [==[
-  local qr = require "qstash.resty"
-  local cjson = require "cjson.safe"
-  local unpack = table.unpack or unpack
-  local H = {}
-  local function body()
-    ngx.req.read_body()
-    return cjson.decode(ngx.req.get_body_data() or "null")
-  end
-  -- { fn, n, args = { ["1"] = ..., ... }, conf }: qr[fn](args 1..n, conf)
-  function H.call()
-    local a = body()
-    local args = {}
-    for i = 1, a.n do args[i] = a.args[tostring(i)] end
-    args[a.n + 1] = a.conf
-    local ok, res, err = pcall(qr[a.fn], unpack(args, 1, a.n + 1))
-    if not ok then
-      ngx.say(cjson.encode{ raised = tostring(res) })
-      return
-    end
-    ngx.say(cjson.encode{ ok = res ~= nil, res = res, phase = ngx.get_phase(),
-      err = err and { kind = err.kind, status = err.status } or nil })
-  end
-  package.loaded.queues_h = H
-]==]
-
 describe("qstash.resty queues under nginx", function()
-  local emu, sink, srv, ng, client, conf
-
-  setup(function()
-    emu = E.start{ time_scale = 0.001 }
-    sink = E.start_sink()
-    srv = server.start()
-    conf = { base_url = emu.url, token = emu.token, retry = { base_delay = 0.01 }, timeout = 5 }
-    client = qstash.new(conf)
-    ng = N.start{
-      http = ("init_by_lua_block { %s }"):format(HANDLERS),
-      server = table.concat({
-        "location = /call { content_by_lua_block { package.loaded.queues_h.call() } }",
-        'location = /fast { content_by_lua_block { ngx.say("ok") } }',
-      }, "\n    "),
-    }
-  end)
-
-  teardown(function()
-    if ng then ng:stop() end
-    if client then client:close() end
-    if srv then srv:stop() end
-    if sink then sink:stop() end
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    sink:clear()
-  end)
-
-  -- qr[fn](...) in a content handler: { ok, res, err, phase } or { raised }
-  local function call(fn, n, ...)
-    local args = { ["0"] = false }
-    for i = 1, n do
-      local v = select(i, ...)
-      if v ~= nil then args[tostring(i)] = v end
-    end
-    local status, body = E.request(ng.url, "POST", "/call", {
-      body = cjson.encode{ fn = fn, n = n, args = args, conf = conf },
-      headers = { ["content-type"] = "application/json" } })
-    assert.equal(200, status, body .. "\n" .. ng:error_log():sub(-3000))
-    return cjson.decode(body)
-  end
+  local env
+  setup(function() env = RC.start() end)
+  teardown(function() if env then env:stop() end end)
+  before_each(function() env:reset() end)
 
   it("runs every queue call from a handler, with the C module's results", function()
-    local c = call("queue_upsert", 2, "rq", { parallelism = 1, paused = true })
+    local c = env:call("queue_upsert", 2, "rq", { parallelism = 1, paused = true })
     assert.equal("content", c.phase)
     assert.is_true(c.res)
-    c = call("enqueue", 4, "rq", sink.url .. "/a", "one", { retries = 0 })
+    c = env:call("enqueue", 4, "rq", env.sink.url .. "/a", "one", { retries = 0 })
     assert.is_string(c.res.messageId)
-    c = call("enqueue_json", 4, "rq", sink.url .. "/a", { n = 2 }, nil)
+    c = env:call("enqueue_json", 4, "rq", env.sink.url .. "/a", { n = 2 }, nil)
     assert.is_string(c.res.messageId)
-    local got = call("queue_get", 1, "rq").res
-    local want = client:queue_get("rq")
+    local got = env:call("queue_get", 1, "rq").res
+    local want = env.client:queue_get("rq")
     assert.same(cjson.decode(cjson.encode(want)), got)
     assert.equal(2, got.lag)
     assert.is_true(got.paused)
-    assert.same(cjson.decode(cjson.encode(client:queue_list())), call("queue_list", 0).res)
-    assert.is_true(call("queue_pause", 1, "rq").res)
-    assert.is_true(call("queue_resume", 1, "rq").res)
+    assert.same(cjson.decode(cjson.encode(env.client:queue_list())), env:call("queue_list", 0).res)
+    assert.is_true(env:call("queue_pause", 1, "rq").res)
+    assert.is_true(env:call("queue_resume", 1, "rq").res)
     local bodies = E.wait_for(function()
-      local r = sink:received()
+      local r = env.sink:received()
       if #r >= 2 then return { r[1].body, r[2].body } end
     end, 5, 0.02)
     assert.same({ "one", '{"n":2}' }, bodies)
-    assert.is_true(call("queue_delete", 1, "rq").res)
-    c = call("queue_get", 1, "rq")
+    assert.is_true(env:call("queue_delete", 1, "rq").res)
+    c = env:call("queue_get", 1, "rq")
     assert.is_false(c.ok)
     assert.equal("not_found", c.err.kind)
   end)
 
   it("raises an argument error for a bad queue name before sending anything", function()
-    local c = call("queue_get", 1, "a/b")
+    local c = env:call("queue_get", 1, "a/b")
     assert.matches("bad argument #1 to 'queue_get' (queue name may hold only", c.raised, 1, true)
-    c = call("queue_upsert", 2, "q", { parallelism = 0 })
+    c = env:call("queue_upsert", 2, "q", { parallelism = 0 })
     assert.matches("bad argument #2 to 'queue_upsert' (parallelism", c.raised, 1, true)
-    assert.same({}, client:queue_list())
+    assert.same({}, env.client:queue_list())
   end)
 
   it("does not block the worker while an answer is slow", function()
-    srv:reset()
-    srv:script{ { status = 200, delay = 1, json = { name = "slow", parallelism = 1, lag = 0,
-      paused = false, createdAt = 1, updatedAt = 1 } } }
-    local slow_conf = { base_url = srv.url, token = "t", retry = false, timeout = 5 }
-    local sock = socket.tcp()
-    sock:settimeout(15)
-    assert(sock:connect("127.0.0.1", ng.port))
-    local req = cjson.encode{ fn = "queue_get", n = 1, args = { ["1"] = "slow" }, conf = slow_conf }
-    assert(sock:send("POST /call HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" ..
-      "Content-Length: " .. #req .. "\r\n\r\n" .. req))
-    local served, t_end = 0, E.now() + 0.6
-    while E.now() < t_end do
-      local t1 = E.now()
-      local status = E.request(ng.url, "GET", "/fast")
-      assert.equal(200, status)
-      assert.is_true(E.now() - t1 < 0.3, "the worker was blocked")
-      served = served + 1
-      socket.sleep(0.05)
-    end
-    assert.is_true(served >= 3, "served " .. served)
-    local answer = sock:receive("*a")
-    sock:close()
-    local doc = cjson.decode(answer:match("\r\n\r\n(.*)$"))
+    local doc = env:slow_call("queue_get", 1, "slow", { name = "slow", parallelism = 1, lag = 0,
+      paused = false, createdAt = 1, updatedAt = 1 })
     assert.equal("slow", doc.res.name)
   end)
 end)
