@@ -92,6 +92,50 @@ describe("async", function()
       c:close()
     end)
 
+    -- client:async("dlq_retry") without follow runs as a plain job (as
+    -- dlq_retry_async's): every field of its result or error is the
+    -- synchronous call's, whatever the server does
+    it("async('dlq_retry'), dlq_retry_async and the synchronous call: the same outcome, field by field", function()
+      local function fields(v)
+        if type(v) ~= "table" then return v end
+        local out = {}
+        for k, x in pairs(v) do out[k] = fields(x) end
+        return out
+      end
+      local cases = {
+        { { status = 201, json = { messageId = "m1", deduplicated = true } } },
+        { { status = 503 }, { status = 201, json = { messageId = "m2" } } },
+        { { status = 404, json = { error = "message not found" } } },
+        { { status = 503 }, { status = 503 }, { status = 503 } },
+        { { status = 400, json = { error = "bad retries" } } },
+        { { fault = "close" }, { fault = "close" }, { fault = "close" } },
+        { { status = 200, body = "not json" } },
+        { { status = 429, headers = { ["Retry-After"] = "0" } }, { status = 201, json = { messageId = "m3" } } },
+      }
+      for i, script in ipairs(cases) do
+        local got = {}
+        for _, way in ipairs{ "sync", "async", "short" } do
+          srv:reset()
+          srv:script(script)
+          local c = new()
+          local res, err
+          if way == "sync" then
+            local ok, v = pcall(c.dlq_retry, c, "d" .. i, { retries = 1 })
+            if ok then res = v else err = v end
+          else
+            local cb = function(r, e) res, err = r, e end
+            if way == "async" then c:async("dlq_retry", "d" .. i, { retries = 1 }, cb)
+            else c:dlq_retry_async("d" .. i, { retries = 1 }, cb) end
+            c:wait()
+          end
+          c:close()
+          got[way] = { res = fields(res), err = fields(err), sent = #srv:requests() }
+        end
+        assert.same(got.sync, got.async, "case " .. i .. ": async")
+        assert.same(got.sync, got.short, "case " .. i .. ": dlq_retry_async")
+      end
+    end)
+
     it("cancel completes the request with a cancelled error", function()
       local c = new{ timeout = 5 }
       srv:script{ { fault = "hang" } }

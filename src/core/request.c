@@ -84,6 +84,17 @@ int qs_req_copy(qs_req *dst, const qs_req *src, int with_target)
     return 0;
 }
 
+void qs_req_move(qs_req *dst, qs_req *src)
+{
+    *dst = *src;
+    memset(&src->target, 0, sizeof src->target);
+    memset(&src->url, 0, sizeof src->url);
+    memset(&src->headers, 0, sizeof src->headers);
+    memset(&src->body, 0, sizeof src->body);
+    memset(&src->resp, 0, sizeof src->resp);
+    src->conf = NULL;
+}
+
 void qs_req_trim(qs_req *r)
 {
     qs_buf_free(&r->url);

@@ -87,6 +87,11 @@ long qs_req_attempt_ms(const qs_req *r, long limit_ms, double now);
  * memory: dst is then to be freed. */
 int qs_req_copy(qs_req *dst, const qs_req *src, int with_target);
 
+/* dst takes over what src owns (its buffers and configuration reference):
+ * src is left empty, freeing it frees nothing. For a request built once
+ * and sent from elsewhere (no copy of its buffers). */
+void qs_req_move(qs_req *dst, qs_req *src);
+
 /* Frees the bulky buffers of a finished request (URL, headers, bodies),
  * keeping its target, counts and configuration for the error it may be
  * part of. */

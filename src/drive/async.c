@@ -699,6 +699,21 @@ static void handle_push_client(lua_State *L, int hidx)
 #endif
 }
 
+/* Makes a job of the request of a call just built (taken over: the call
+ * keeps an empty one), and adds it to the set. C only. */
+static void add_job_taking(lua_State *L, qs_client *c, qs_req *r, lua_Integer id, int slot)
+{
+    qs_set *s = get_set(L, c);
+    qs_job *j = (qs_job *)calloc(1, sizeof *j);
+    if (!j) luaL_error(L, "not enough memory");
+    qs_req_move(&j->req, r);
+    j->id = id;
+    j->slot = slot;
+    j->state = J_WAITING;
+    j->start_at = 0; /* due at once */
+    link_job(s, j);
+}
+
 /* Registers the callback at cb under the key `slot` and pushes the handle
  * of a new number; returns the number. */
 static lua_Integer new_handle(lua_State *L, qs_client *c, int cidx, int cb, int slot)
@@ -760,7 +775,7 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
     /* the Lua side first: the callback and the handle */
     id = new_handle(L, c, cidx, cb, slot);
     /* then the job, in C only */
-    add_job(L, c, &k->req, 0, id, slot, 0, 0);
+    add_job_taking(L, c, &k->req, id, slot);
     notify(L, c, cidx, "changed");
     return 1;
 }
@@ -806,6 +821,15 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
     after_fork(L, c, get_set(L, c));
     slot = take_slot((qs_set *)c->ext);
     id = new_handle(L, c, cidx, a->base, slot);
+    /* One DLQ retry without a follow is one request and its retries: a
+     * plain job, as dlq_retry_async's, decided in C after each attempt,
+     * with no call to ask between them (the same result or error; without
+     * a token the call reports that through the callback, below). */
+    if (plan == &qs_plan_dlq_retry && !k->follow && c->conf->token) {
+        add_job_taking(L, c, &k->req, id, slot);
+        notify(L, c, cidx, "changed");
+        return 1;
+    }
     push_table(L, cidx, "calls");
     qs_pushint(L, slot);
     lua_pushvalue(L, kidx);
