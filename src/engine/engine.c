@@ -513,16 +513,14 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
     (void)socketp;
     for (i = 0; i < e->nwatch && e->watch[i].fd != fd; i++) {}
     if (what == CURL_POLL_REMOVE) {
-        int own = own_socket(e, fd);
         if (i < e->nwatch) e->watch[i] = e->watch[--e->nwatch];
+        if (!e->hooked) return 0;
         /* a socket libcurl keeps (an idle connection) stays the same socket
          * until on_close_socket says otherwise; of any other (a resolver's)
          * the engine cannot know when it closes: let go now */
-        if (e->iofd.fd >= 0) {
-            if (!own) qs_iofd_drop(&e->iofd, fd);
-            return 0;
-        }
-        return e->hooked ? note_change(e, fd, 0, !own) : 0;
+        if (e->iofd.fd < 0) return note_change(e, fd, 0, !own_socket(e, fd));
+        if (!own_socket(e, fd)) qs_iofd_drop(&e->iofd, fd);
+        return 0;
     }
     if (i == e->nwatch) {
         if (e->nwatch == e->capwatch) {
@@ -588,10 +586,6 @@ static int run_due(qs_engine *e)
     return due ? collect(e) : 0;
 }
 
-/* One round: polls the watched sockets for up to wait_ms (less when
- * libcurl's timer is due sooner; with none watched, it sleeps: the wait
- * before a retry), hands libcurl each ready socket with its events, runs
- * the due timers; how many transfers finished. */
 /* A round through the io fd: only the sockets ready come back. One the
  * engine no longer watches (an idle keep-alive socket left in the set, or
  * one libcurl let go in this round) leaves the set. */
@@ -608,6 +602,10 @@ static int round_io_fd(qs_engine *e, long timeout)
     return collect(e) + run_due(e);
 }
 
+/* One round: polls the watched sockets for up to wait_ms (less when
+ * libcurl's timer is due sooner; with none watched, it sleeps: the wait
+ * before a retry), hands libcurl each ready socket with its events, runs
+ * the due timers; how many transfers finished. */
 static int round_once(qs_engine *e, long wait_ms)
 {
     int i, n, nw = e->nwatch, running;
