@@ -73,14 +73,6 @@ local function poll_handle(st, fd)
   return p
 end
 
--- Applies what changed: watches made, changed or dropped; each watch on
--- only while something is in flight; the timer re-armed (or stopped). Only
--- the watches that changed are touched, all of them only when the client
--- turns busy or idle: no walk over every socket per event. A socket libcurl
--- keeps idle (a keep-alive connection between two requests) keeps its watch
--- as it was, so the next request on it costs the loop nothing; its watch
--- goes with its socket (`fresh`: the fd was closed, the number may be a new
--- socket now), when it fires, or when the client turns idle.
 -- The timer re-armed (or stopped) for what the client needs next.
 local function arm(st, busy)
   local t = busy and st.client:io_timeout() or nil
@@ -111,6 +103,14 @@ local function sync_io(st)
   arm(st, busy)
 end
 
+-- Applies what changed: watches made, changed or dropped; each watch on
+-- only while something is in flight; the timer re-armed (or stopped). Only
+-- the watches that changed are touched, all of them only when the client
+-- turns busy or idle: no walk over every socket per event. A socket libcurl
+-- keeps idle (a keep-alive connection between two requests) keeps its watch
+-- as it was, so the next request on it costs the loop nothing; its watch
+-- goes with its socket (`fresh`: the fd was closed, the number may be a new
+-- socket now), when it fires, or when the client turns idle.
 sync = function(st)
   local client = st.client
   local busy = client:pending() > 0
