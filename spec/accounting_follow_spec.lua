@@ -94,9 +94,15 @@ describe("chaos accounting for follows #issue24", function()
 
   local function count(what) tally[what] = (tally[what] or 0) + 1 end
 
+  -- (the tally in the message: what ended instead, when the chaos did not
+  -- reach an end)
   local function check_reach(min)
+    local seen = {}
+    for what, n in pairs(tally) do seen[#seen + 1] = ("%s %d"):format(what, n) end
+    table.sort(seen)
     for _, what in ipairs{ "done DELIVERED", "done FAILED", "done CANCELLED", "dlqId" } do
-      assert.is_true((tally[what] or 0) >= min, ("only %d follows ended as %q"):format(tally[what] or 0, what))
+      assert.is_true((tally[what] or 0) >= min, ("only %d follows ended as %q (all: %s)"):format(
+        tally[what] or 0, what, table.concat(seen, ", ")))
     end
   end
 
@@ -212,6 +218,7 @@ describe("chaos accounting for follows #issue24", function()
         broken[#broken + 1] = "no result"
       else
         local failed = qstash.is_error(r)
+        if failed then count("retry failed: " .. tostring(r.kind)) end
         check_retry(id, not failed, r, log, flog.messages, broken)
         if seen[id] and (seen[id].res or seen[id].err) ~= r then broken[#broken + 1] = "on_result saw another value" end
       end

@@ -74,12 +74,17 @@ describe("an error raised by a hook inside the JSON coder", function()
   end)
 
   it("passes it out of dlq_retry_each with requests in flight, and the client still works", function()
-    srv:script{ { status = 201, json = { messageId = "msg_a", via = { coder = true } } },
+    -- the first request to arrive waits for its answer: it is in flight
+    -- when the other's answer is decoded, and the server has both before
+    -- it is reset (a request arriving after the reset would take the
+    -- answer scripted for the call below)
+    srv:script{ { status = 201, json = { messageId = "msg_a", via = { coder = true } }, delay = 0.3 },
       { status = 201, json = { messageId = "msg_b", via = { coder = true } } } }
     local ok, err = hooked("interrupted!", client, "dlq_retry_each", { "1-0", "2-0" }, {}, {
       concurrency = 2, on_result = function() end })
     assert.is_false(ok)
     assert.are.equal("interrupted!", err)
+    srv:wait_requests(2)
     srv:reset()
     srv:script{ { status = 200, json = { deleted = 1 } } }
     assert.are.same({ deleted = 1 }, client:dlq_delete_many{ "3-0" })
