@@ -37,6 +37,15 @@ local function new_client()
     retry = { attempts = 2, base_delay = 0.01 } }
 end
 
+-- The forked child's part: fn runs under an 8 s alarm (never a hang), and
+-- the child exits 0, or 3 after saying on stderr what went wrong.
+local function as_child(fn)
+  unistd.alarm(8)
+  local ok, err = pcall(fn)
+  if not ok then io.stderr:write("child: ", tostring(err), "\n") end
+  os.exit(ok and 0 or 3)
+end
+
 -- Starts an async request and drives it until it is on the wire (the
 -- server answers it after a delay).
 local function in_flight(c, id)
@@ -111,8 +120,7 @@ describe("fork", function()
       local pid = unistd.fork()
       if pid == 0 then
         -- never hang here: the client's timeout is 2 s, this bound 8 s
-        unistd.alarm(8)
-        local ok, err = pcall(function()
+        as_child(function()
           local t0 = now()
           c:wait()
           local took = now() - t0
@@ -128,8 +136,6 @@ describe("fork", function()
           local res = c:dlq_retry("child-sync")
           check(res.messageId == "msg_test", "the child's own call: " .. tostring(res.messageId))
         end)
-        if not ok then io.stderr:write("child: ", tostring(err), "\n") end
-        os.exit(ok and 0 or 3)
       else
         local child = reap(pid)
         check(child == "exit 0", "the child ended with " .. child)
@@ -171,8 +177,7 @@ describe("fork", function()
       check(not got.done, "the request completed before the fork")
       local pid = unistd.fork()
       if pid == 0 then
-        unistd.alarm(8)
-        local ok, err = pcall(function()
+        as_child(function()
           local fd = c:io_fd()
           check(type(fd) == "number", "no descriptor in the child")
           -- the inherited request ends at once; a new one goes through the child's set
@@ -184,8 +189,6 @@ describe("fork", function()
           check(mine.res and mine.res.messageId == "msg_test", "the child's call: " .. tostring(mine.err))
           c:close()
         end)
-        if not ok then io.stderr:write("child: ", tostring(err), "\n") end
-        os.exit(ok and 0 or 3)
       else
         local child = reap(pid)
         check(child == "exit 0", "the child ended with " .. child)
