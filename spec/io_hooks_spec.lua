@@ -227,4 +227,39 @@ describe("event loop hooks", function()
     assert.equal("m", last.messageId)
     c:close()
   end)
+  it("the hook hears of the first new request between two drives; a cancel, a new hook and a drive, of the next", function()
+    local c = new()
+    srv:default{ status = 201, json = { messageId = "m" } }
+    local told = 0
+    c:on_io(function(_, what) if what == "changed" then told = told + 1 end end)
+    local ended = 0
+    local function cb() ended = ended + 1 end
+    -- a new request waits for the loop's next drive: io_timeout says now,
+    -- and a second one before that drive changes nothing the loop watches
+    c:async("dlq_retry", "n1", nil, cb)
+    assert.equal(1, told)
+    assert.equal(0, c:io_timeout())
+    c:dlq_retry_async("n2", nil, cb)
+    c:async("publish", "https://example.com/h", "x", nil, cb)
+    assert.equal(1, told)
+    assert.equal(0, c:io_timeout())
+    -- a cancel may drop a socket and changes the timer: always told
+    local h = c:async("dlq_retry", "n3", nil, cb)
+    assert.equal(1, told)
+    assert.is_true(h:cancel())
+    assert.equal(2, told)
+    -- a hook set anew hears of the next new request
+    c:on_io(function(_, what) if what == "changed" then told = told + 10 end end)
+    c:async("dlq_retry", "n4", nil, cb)
+    assert.equal(12, told)
+    c:async("dlq_retry", "n5", nil, cb)
+    assert.equal(12, told)
+    -- a drive: the next new request is told again
+    c:io_timer()
+    c:async("dlq_retry", "n6", nil, cb)
+    assert.equal(22, told)
+    drive_until(c, function() return ended == 7 end)
+    assert.equal(6, #srv:requests()) -- n1, n2, n4, n5, n6 and the publish: the cancelled n3 never went
+    c:close()
+  end)
 end)

@@ -69,6 +69,11 @@ typedef struct qs_set {
     int *free_slots;
     int nfree, capfree, top_slot;
     lua_Integer next_number;  /* the last number given to a handle or a batch */
+    /* The host loop's hook heard of a new request since the last drive: it
+     * armed its timer for now then, and another new request before that
+     * drive changes nothing it watches (no socket before the drive starts
+     * it, no timer sooner than now), so the hook is not called again. */
+    int told_new;
 } qs_set;
 
 /* ---- jobs and the set (C only) ------------------------------------------ */
@@ -604,6 +609,7 @@ static int drive(lua_State *L, qs_client *c, int cidx, double timeout, int hooke
     qs_set *s = get_set(L, c);
     int ran;
     after_fork(L, c, s);
+    s->told_new = 0; /* the hook hears of the next new request again */
     for (;;) {
         double now, wake = deadline, due;
         pass(L, c, cidx, !hooked);
@@ -732,12 +738,18 @@ static lua_Integer new_handle(lua_State *L, qs_client *c, int cidx, int cb, int 
 }
 
 /* Tells the host loop's hook (client:on_io) that the client's fds or timer
- * may have changed outside a drive call: a new request, a cancel. Not from
- * a callback: the drive call that runs it is the loop's, which looks again
- * afterwards. */
-static void notify(lua_State *L, qs_client *c, int cidx, const char *what)
+ * may have changed outside a drive call: a new request (`is_new`), a
+ * cancel. Not from a callback: the drive call that runs it is the loop's,
+ * which looks again afterwards. Of the new requests between two drives,
+ * only the first is told (qs_set.told_new). */
+static void notify(lua_State *L, qs_client *c, int cidx, int is_new)
 {
+    qs_set *s = (qs_set *)c->ext;
     if (in_poll(c) || c->closed) return;
+    if (is_new) {
+        if (s->told_new) return;
+        s->told_new = 1;
+    }
     qs_getuv(L, cidx);
     lua_getfield(L, -1, "io_hook");
     lua_remove(L, -2);
@@ -746,7 +758,7 @@ static void notify(lua_State *L, qs_client *c, int cidx, const char *what)
         return;
     }
     lua_pushvalue(L, cidx);
-    lua_pushstring(L, what);
+    lua_pushliteral(L, "changed");
     lua_call(L, 2, 0);
 }
 
@@ -776,7 +788,7 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
     id = new_handle(L, c, cidx, cb, slot);
     /* then the job, in C only */
     add_job_taking(L, c, &k->req, id, slot);
-    notify(L, c, cidx, "changed");
+    notify(L, c, cidx, 1);
     return 1;
 }
 
@@ -827,7 +839,7 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
      * a token the call reports that through the callback, below). */
     if (plan == &qs_plan_dlq_retry && !k->follow && c->conf->token) {
         add_job_taking(L, c, &k->req, id, slot);
-        notify(L, c, cidx, "changed");
+        notify(L, c, cidx, 1);
         return 1;
     }
     push_table(L, cidx, "calls");
@@ -846,7 +858,7 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
     j->is_call = 1;
     j->state = J_WAITING; /* its call says what comes first */
     link_job(get_set(L, c), j);
-    notify(L, c, cidx, "changed");
+    notify(L, c, cidx, 1);
     return 1;
 }
 
@@ -914,7 +926,7 @@ static int handle_cancel(lua_State *L)
     int done = j && cancel(c, j);
     if (done) {
         handle_push_client(L, 1);
-        notify(L, c, lua_gettop(L), "changed");
+        notify(L, c, lua_gettop(L), 0);
         lua_pop(L, 1);
     }
     lua_pushboolean(L, done);
@@ -1236,6 +1248,13 @@ int qs_async_drive_now(lua_State *L, qs_client *c, int cidx, const int *fds, con
 void qs_async_ready(lua_State *L, qs_client *c)
 {
     after_fork(L, c, get_set(L, c));
+}
+
+void qs_async_new_hook(lua_State *L, qs_client *c)
+{
+    qs_set *s = get_set(L, c);
+    after_fork(L, c, s);
+    s->told_new = 0;
 }
 
 int qs_async_pending(const qs_client *c)

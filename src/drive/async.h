@@ -20,6 +20,8 @@ size_t qs_each_options(lua_State *L, const qs_args *a, int cfg, int on_result, i
 /* For the host loop's hooks (loop_hooks.c): */
 /* Readies the client's set of requests (after a fork: this process's). */
 void qs_async_ready(lua_State *L, qs_client *c);
+/* The same, for a new hook (client:on_io): it hears of the next new request. */
+void qs_async_new_hook(lua_State *L, qs_client *c);
 /* Requests not yet delivered. */
 int qs_async_pending(const qs_client *c);
 /* When the requests next need a drive (monotonic seconds), or < 0: only

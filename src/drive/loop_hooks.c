@@ -22,7 +22,7 @@ static int on_io(lua_State *L, qs_client *c, const qs_args *a)
     if (on && lua_type(L, a->base) != LUA_TFUNCTION)
         qs_argerror(a, a->base, "expected a function or nil, got %s", luaL_typename(L, a->base));
     qs_client_check_open(L, c);
-    qs_async_ready(L, c); /* its close hook tells fn "closed" */
+    qs_async_new_hook(L, c); /* its close hook tells fn "closed" */
     qs_getuv(L, a->base - 1);
     lua_pushvalue(L, a->base);
     lua_setfield(L, -2, "io_hook");
