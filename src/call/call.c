@@ -37,9 +37,7 @@ qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_a
         qs_setuv(L, idx);
     }
     /* the configuration is shared by reference: the call keeps it alive */
-    if (qs_req_init(&k->req, c->conf, "GET", qs_client_seed(c)) != 0 ||
-        !(k->out = (qs_outcome *)malloc(sizeof *k->out)))
-        luaL_error(L, "not enough memory");
+    if (qs_req_init(&k->req, c->conf, "GET", qs_client_seed(c)) != 0) luaL_error(L, "not enough memory");
     k->plan = plan;
     k->state = QS_K_SEND;
     if (stateful) {
@@ -128,6 +126,9 @@ qs_call_state qs_call_next(lua_State *L, qs_call *k, int idx)
         k->state = QS_K_SEND;
         /* fall through */
     case QS_K_SEND:
+        /* the outcome of its attempts, made with the first: a call whose
+         * request goes out as a plain job (async.c) never needs one */
+        if (!k->out && !(k->out = (qs_outcome *)malloc(sizeof *k->out))) luaL_error(L, "not enough memory");
         now = qs_now();
         if (!k->started) {
             k->started = 1;

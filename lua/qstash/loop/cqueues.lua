@@ -14,6 +14,8 @@ local socket = require "cqueues.socket"
 
 local M = {}
 local unpack = table.unpack or unpack -- luacheck: ignore 143
+-- (looked up once: call() runs once per request)
+local select, running, cq_running, poll = select, coroutine.running, cqueues.running, cqueues.poll
 
 -- client -> its state, shared by the coroutines that call through it;
 -- holds no reference to the client (its hook gets it as an argument)
@@ -196,9 +198,9 @@ end
 -- coroutine of a cqueues controller (cq:wrap). `name` and the arguments are
 -- those of client:async (any API function prepare takes).
 function M.call(client, name, ...)
-  local st = state_of(client)
-  local co = coroutine.running()
-  if not (co and cqueues.running()) then
+  local st = states[client] or state_of(client)
+  local co = running()
+  if not (co and cq_running()) then
     error("qstash.loop.cqueues: call() runs inside a coroutine of a cqueues controller", 2)
   end
   local w = waiter_of[co]
@@ -231,7 +233,7 @@ function M.call(client, name, ...)
       st.waiting[w] = nil
       error("qstash: the client was closed before the call ended", 2)
     end
-    cqueues.poll(w.ended)
+    poll(w.ended)
   end
   st.waiting[w] = nil
   local res, err = w.res, w.err
