@@ -59,7 +59,7 @@ build = {
         "src/api/follow.c", "src/api/follow_lookup.c", "src/api/follow_track.c", "src/api/logs.c",
         "src/api/messages.c", "src/api/pages.c", "src/api/plan.c", "src/api/publish.c",
         "src/api/queues.c", "src/api/schedules.c", "src/api/signing_keys.c", "src/api/url_groups.c",
-        "src/base/buf.c", "src/base/clock.c",
+        "src/base/buf.c", "src/base/clock.c", "src/base/grow.c",
         "src/base/json_str.c", "src/call/call.c", "src/call/result.c", "src/call/sync.c",
         "src/client/client.c", "src/client/config.c", "src/core/args.c", "src/core/conf.c",
         "src/core/cron.c", "src/core/decide.c", "src/core/errors.c", "src/core/filters.c", "src/core/options.c",

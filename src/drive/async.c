@@ -22,6 +22,7 @@
 #include "call/call.h"
 #include "base/clock.h"
 #include "base/compat.h"
+#include "base/grow.h"
 #include "api/dlq.h"
 #include "engine/engine.h"
 #include "core/errors.h"
@@ -88,13 +89,9 @@ static int take_slot(qs_set *s)
  * again: a new one comes next). */
 static void give_slot(qs_set *s, int slot)
 {
-    if (s->nfree == s->capfree) {
-        int cap = s->capfree ? s->capfree * 2 : 64;
-        int *p = (int *)realloc(s->free_slots, (size_t)cap * sizeof *p);
-        if (!p) return;
-        s->free_slots = p;
-        s->capfree = cap;
-    }
+    int *p = (int *)qs_grow(s->free_slots, &s->capfree, s->nfree, sizeof *p, 64);
+    if (!p) return;
+    s->free_slots = p;
     s->free_slots[s->nfree++] = slot;
 }
 

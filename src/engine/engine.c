@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "base/clock.h"
+#include "base/grow.h"
 #include "engine/engine.h"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -85,13 +86,9 @@ static int own_socket(const qs_engine *e, curl_socket_t fd)
  * treated as let go whenever libcurl stops watching it (see on_socket). */
 static void note_open(qs_engine *e, curl_socket_t fd)
 {
-    if (e->nsocks == e->capsocks) {
-        int cap = e->capsocks ? e->capsocks * 2 : 16;
-        curl_socket_t *p = (curl_socket_t *)realloc(e->socks, (size_t)cap * sizeof *p);
-        if (!p) return;
-        e->socks = p;
-        e->capsocks = cap;
-    }
+    curl_socket_t *p = (curl_socket_t *)qs_grow(e->socks, &e->capsocks, e->nsocks, sizeof *p, 16);
+    if (!p) return;
+    e->socks = p;
     e->socks[e->nsocks++] = fd;
 }
 
@@ -466,13 +463,9 @@ static int note_change(qs_engine *e, curl_socket_t fd, short events, int removed
     int i;
     for (i = 0; i < e->nchg && e->chg[i].fd != fd; i++) {}
     if (i == e->nchg) {
-        if (e->nchg == e->capchg) {
-            int cap = e->capchg ? e->capchg * 2 : 8;
-            qs_change *c = (qs_change *)realloc(e->chg, (size_t)cap * sizeof *c);
-            if (!c) return -1;
-            e->chg = c;
-            e->capchg = cap;
-        }
+        qs_change *c = (qs_change *)qs_grow(e->chg, &e->capchg, e->nchg, sizeof *c, 8);
+        if (!c) return -1;
+        e->chg = c;
         e->chg[e->nchg].fd = fd;
         e->chg[e->nchg].fresh = 0;
         e->nchg++;
@@ -523,13 +516,9 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
         return 0;
     }
     if (i == e->nwatch) {
-        if (e->nwatch == e->capwatch) {
-            int cap = e->capwatch ? e->capwatch * 2 : 8;
-            qs_watch *w = (qs_watch *)realloc(e->watch, (size_t)cap * sizeof *w);
-            if (!w) return -1;
-            e->watch = w;
-            e->capwatch = cap;
-        }
+        qs_watch *w = (qs_watch *)qs_grow(e->watch, &e->capwatch, e->nwatch, sizeof *w, 8);
+        if (!w) return -1;
+        e->watch = w;
         e->watch[e->nwatch++].fd = fd;
     }
     e->watch[i].owner = mu;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "base/grow.h"
 #include "engine/io_fd.h"
 
 #ifdef __linux__
@@ -60,12 +61,10 @@ int qs_iofd_want(qs_iofd *s, curl_socket_t fd, int want)
         s->reg[i] = s->reg[--s->nreg];
         i = s->nreg;
     }
-    if (s->nreg == s->capreg) {
-        int cap = s->capreg ? s->capreg * 2 : 16;
-        qs_iofd_reg *r = (qs_iofd_reg *)realloc(s->reg, (size_t)cap * sizeof *r);
+    {
+        qs_iofd_reg *r = (qs_iofd_reg *)qs_grow(s->reg, &s->capreg, s->nreg, sizeof *r, 16);
         if (!r) return -1;
         s->reg = r;
-        s->capreg = cap;
     }
     if (ctl(s, EPOLL_CTL_ADD, fd, events) != 0 &&
         (errno != EEXIST || ctl(s, EPOLL_CTL_MOD, fd, events) != 0))
