@@ -5,6 +5,7 @@
 local has_cq, cqueues = pcall(require, "cqueues")
 local E = require "spec.support.emulator"
 local server = require "spec.support.server"
+local fds = require "spec.support.fds"
 local qstash = require "qstash"
 
 if not has_cq then
@@ -108,16 +109,8 @@ for _, mode in ipairs(MODES) do
     end)
 
     it("a socket closed in the last drive takes its duplicate with it: no descriptor left open", function()
-      -- the sockets this process has open (Linux: /proc/self/fd)
-      local function sockets()
-        local n = 0
-        local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null") -- ($PPID: this Lua process)
-        for line in p:lines() do
-          if line:find("socket:", 1, true) then n = n + 1 end
-        end
-        p:close()
-        return n
-      end
+      -- the sockets this process has open
+      local function sockets() return fds.count("socket:") end
       local c = new()
       srv:script{
         { status = 201, json = { messageId = "kept" } },
