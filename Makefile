@@ -161,7 +161,7 @@ VALGRIND_SPECS ?= spec/dlq_retry_spec.lua spec/errors_spec.lua spec/dlq_api_spec
   spec/faults_spec.lua spec/proxy_spec.lua spec/target_spec.lua spec/resend_spec.lua spec/scrub_spec.lua \
   spec/cursor_cycle_spec.lua spec/edges_spec.lua spec/http_version_spec.lua spec/follow_spec.lua spec/logs_spec.lua \
   spec/follow_leaks_spec.lua spec/queues_spec.lua spec/signing_keys_spec.lua spec/schedules_spec.lua \
-  spec/async_any_spec.lua spec/async_every_spec.lua spec/loop_luv_spec.lua spec/loop_cqueues_spec.lua spec/io_hooks_spec.lua spec/io_fd_spec.lua
+  spec/async_any_spec.lua spec/async_every_spec.lua spec/async_spare_spec.lua spec/loop_luv_spec.lua spec/loop_cqueues_spec.lua spec/io_hooks_spec.lua spec/io_fd_spec.lua
 valgrind: deps all
 	@$(SPEC_ENV) QSTASH_SPEC_VALGRIND=1 bash tools/run-specs "$(VALGRIND) $(LUA_BIN)" $(BUSTED) --exclude-tags=timing $(VALGRIND_SPECS)
 

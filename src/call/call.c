@@ -17,6 +17,11 @@ qs_call *qs_call_at(lua_State *L, int idx)
 
 qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a)
 {
+    return qs_call_new_into(L, c, plan, a, 0);
+}
+
+qs_call *qs_call_new_into(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a, int spare)
+{
     qs_call *k;
     int idx, uv = 0, stateful;
     /* arguments left out read as nil, not as the call pushed above them */
@@ -24,14 +29,25 @@ qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_a
     stateful = plan->stateful || (plan->wants_state && plan->wants_state(L, a));
     /* asking may have run a metamethod that closed the client */
     qs_client_check_open(L, c);
-    k = (qs_call *)(stateful ? qs_newudata_t(L, sizeof *k) : qs_newudata(L, sizeof *k));
-    idx = lua_gettop(L);
-    memset(k, 0, sizeof *k);
+    if (!stateful && spare && lua_type(L, spare) == LUA_TUSERDATA) {
+        /* a shell whose request was moved out: what is left of it goes */
+        lua_pushvalue(L, spare);
+        k = (qs_call *)lua_touserdata(L, -1);
+        qs_req_free(&k->req);
+        free(k->out);
+        luaL_unref(L, LUA_REGISTRYINDEX, k->end_ref);
+        idx = lua_gettop(L);
+        memset(k, 0, sizeof *k);
+    } else {
+        k = (qs_call *)(stateful ? qs_newudata_t(L, sizeof *k) : qs_newudata(L, sizeof *k));
+        idx = lua_gettop(L);
+        memset(k, 0, sizeof *k);
+        luaL_getmetatable(L, QS_CALL_MT);
+        lua_setmetatable(L, idx);
+    }
     k->end_ref = LUA_NOREF;
     k->has_state = stateful;
     k->max_requests = c->conf->max_requests;
-    luaL_getmetatable(L, QS_CALL_MT);
-    lua_setmetatable(L, idx);
     if (stateful) {
         lua_newtable(L);
         qs_setuv(L, idx);

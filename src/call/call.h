@@ -97,6 +97,13 @@ struct qs_call {
  * Raises argument errors. Returns the call; it is at the top. */
 qs_call *qs_call_new(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a);
 
+/* The same, built in the call at stack index `spare` when it is one (a
+ * call whose request a caller moved out, kept for the next: async.c) and
+ * the new call needs no Lua state; else (spare 0 or nil) in a new one. No
+ * userdata made, marked for collection and finalized per call for a
+ * caller that builds a request only to move it out. */
+qs_call *qs_call_new_into(lua_State *L, qs_client *c, const qs_plan *plan, const qs_args *a, int spare);
+
 /* What is next for the call k at stack index idx: asked first, and again
  * after each wait that qs_call_feed announced (the wait is over then).
  * QS_K_SEND: k->req is to be sent (the caller marks it sent, then feeds how

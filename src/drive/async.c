@@ -759,16 +759,45 @@ static void notify(lua_State *L, qs_client *c, int cidx, int is_new)
     lua_call(L, 2, 0);
 }
 
+/* The client's spare call (qs_call_new_into: a one-request retry's call is
+ * built only for its request to move into a job, and then kept for the
+ * next) into stack slot idx, or nil. It leaves the client's table while in
+ * use: a call made meanwhile (from a metamethod of the arguments) makes one
+ * of its own, and an argument error leaves it to the collector. */
+static void take_spare(lua_State *L, int cidx, int idx)
+{
+    qs_getuv(L, cidx);
+    lua_getfield(L, -1, "spare_call");
+    if (!lua_isnil(L, -1)) {
+        lua_pushnil(L);
+        lua_setfield(L, -3, "spare_call");
+    }
+    lua_replace(L, idx);
+    lua_pop(L, 1);
+}
+
+/* Keeps the call at idx, whose request was moved out, as the spare. */
+static void keep_spare(lua_State *L, int cidx, int idx)
+{
+    qs_getuv(L, cidx);
+    lua_pushvalue(L, idx);
+    lua_setfield(L, -2, "spare_call");
+    lua_pop(L, 1);
+}
+
 /* ---- the API -------------------------------------------------------------- */
 
 /* client:dlq_retry_async(id, opts, callback) -> handle; callback(res, err) runs from poll */
 static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int cb = a->base + 2, cidx = a->base - 1, slot;
+    int cb = a->base + 2, cidx = a->base - 1, spare = a->base + 4, kidx, slot;
     lua_Integer id;
     qs_call *k;
-    lua_settop(L, cb);
-    k = qs_call_new(L, c, &qs_plan_dlq_retry, a);
+    /* (the spare above every argument the plan reads) */
+    lua_settop(L, spare);
+    take_spare(L, cidx, spare);
+    k = qs_call_new_into(L, c, &qs_plan_dlq_retry, a, spare);
+    kidx = lua_gettop(L);
     if (k->follow)
         qs_argerror(a, a->base + 1, "option 'follow' applies to dlq_retry and dlq_retry_each "
                                     "(follow the messageId of the result with client:follow)");
@@ -785,6 +814,7 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
     id = new_handle(L, c, cidx, cb, slot);
     /* then the job, in C only */
     add_job_taking(L, c, &k->req, id, slot);
+    keep_spare(L, cidx, kidx);
     notify(L, c, cidx, 1);
     return 1;
 }
@@ -794,7 +824,7 @@ static int dlq_retry_async(lua_State *L, qs_client *c, const qs_args *a)
  * wait, io_ready, io_timer); callback(res, err) runs from them. */
 static int async_call(lua_State *L, qs_client *c, const qs_args *a)
 {
-    int cidx = a->base - 1, top = lua_gettop(L), kidx, slot;
+    int cidx = a->base - 1, top = lua_gettop(L), kidx, slot, spare;
     const qs_plan *plan;
     qs_call *k;
     qs_args fa;
@@ -821,10 +851,13 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
                     top > a->base ? luaL_typename(L, top) : "no value");
     /* the callback below the plan's arguments: they end where the stack does */
     lua_insert(L, a->base);
+    /* the name's slot (its plan is known): the spare call of a DLQ retry */
+    spare = a->base + 1;
+    if (plan == &qs_plan_dlq_retry) take_spare(L, cidx, spare);
     fa.L = L;
     fa.base = a->base + 2;
     fa.fname = plan->name;
-    k = qs_call_new(L, c, plan, &fa);
+    k = qs_call_new_into(L, c, plan, &fa, plan == &qs_plan_dlq_retry ? spare : 0);
     kidx = lua_gettop(L);
     qs_client_check_open(L, c);
     after_fork(L, c, get_set(L, c));
@@ -836,9 +869,13 @@ static int async_call(lua_State *L, qs_client *c, const qs_args *a)
      * a token the call reports that through the callback, below). */
     if (plan == &qs_plan_dlq_retry && !k->follow && c->conf->token) {
         add_job_taking(L, c, &k->req, id, slot);
+        keep_spare(L, cidx, kidx);
         notify(L, c, cidx, 1);
         return 1;
     }
+    /* (a spare the call did not use, a follow's having Lua state, stays) */
+    if (plan == &qs_plan_dlq_retry && lua_type(L, spare) == LUA_TUSERDATA && !lua_rawequal(L, spare, kidx))
+        keep_spare(L, cidx, spare);
     push_table(L, cidx, "calls");
     qs_pushint(L, slot);
     lua_pushvalue(L, kidx);
