@@ -73,13 +73,19 @@ local function io_of(st, client)
   if not st.io or st.io.pollfd ~= fd then st.io = { pollfd = fd, events = "r" } end
 end
 
+-- coroutine -> its waiter: the condition it sleeps on until its call
+-- ended, and the callback that ends the wait, made once per coroutine (a
+-- coroutine waits on one call at a time) rather than once per call; while
+-- it waits, `st` is the state of the client it waits on (a close wakes it).
+local waiter_of = setmetatable({}, { __mode = "k" })
+
 local function state_of(client, opts)
   local st = states[client]
   if st then return st end
   -- watch: fd -> the pollable the controller polls; wake: the driver's
-  -- condition (a new request, a cancel, a close); waiting: the waiters of
-  -- the callers whose calls have not ended
-  st = { watch = {}, wake = condition.new(), waiting = {}, closed = false, driving = false }
+  -- condition (a new request, a cancel, a close); async: client.async
+  -- (looked up once, not per call)
+  st = { watch = {}, wake = condition.new(), async = client.async, closed = false, driving = false }
   states[client] = st
   client:on_io(function(c, what)
     if what == "closed" then
@@ -87,8 +93,10 @@ local function state_of(client, opts)
       if st.io then cqueues.cancel(st.io.pollfd) end
       for _, w in pairs(st.watch) do unwatch(w) end
       st.watch, st.objs, st.closed = {}, nil, true
-      -- every caller still waiting wakes, and raises
-      for w in pairs(st.waiting) do w.ended:signal() end
+      -- every caller still waiting on this client wakes, and raises
+      for _, w in pairs(waiter_of) do
+        if w.st == st then w.ended:signal() end
+      end
     elseif st.io then
       return st.wake:signal()
     else
@@ -106,12 +114,14 @@ end
 -- client's timer, and drives the client once a turn (client:io_poll).
 local function drive_io(st, client)
   local ok, err = true, nil
+  -- (the client's methods looked up once per driver, not per turn)
+  local pending, io_timeout, io_poll = client.pending, client.io_timeout, client.io_poll
   io_of(st, client)
-  while ok and not st.closed and client:pending() > 0 do
-    local t = client:io_timeout()
-    if t then cqueues.poll(st.wake, st.io, t) else cqueues.poll(st.wake, st.io) end
+  while ok and not st.closed and pending(client) > 0 do
+    local t = io_timeout(client)
+    if t then poll(st.wake, st.io, t) else poll(st.wake, st.io) end
     if st.closed then break end
-    ok, err = pcall(client.io_poll, client)
+    ok, err = pcall(io_poll, client)
   end
   return ok, err
 end
@@ -165,22 +175,19 @@ local function drive(st, client)
   end
 end
 
-local function ensure_driver(st, client)
-  if st.driving or st.closed then return end
+local function start_driver(st, client)
   st.driving = true
   cqueues.running():wrap(drive, st, client)
 end
 
--- coroutine -> its waiter: the condition it sleeps on until its call
--- ended, and the callback that ends the wait, made once per coroutine (a
--- coroutine waits on one call at a time) rather than once per call.
-local waiter_of = setmetatable({}, { __mode = "k" })
+local signal = condition.new().signal -- (no method lookup per call)
 
 local function new_waiter()
-  local w = { ended = condition.new(), done = false }
+  local ended = condition.new()
+  local w = { ended = ended, done = false }
   w.cb = function(r, e)
     w.done, w.res, w.err = true, r, e
-    w.ended:signal()
+    signal(ended)
   end
   return w
 end
@@ -197,45 +204,42 @@ end
 --- call(client, name, ...) -> result; raises the call's error. Inside a
 -- coroutine of a cqueues controller (cq:wrap). `name` and the arguments are
 -- those of client:async (any API function prepare takes).
-function M.call(client, name, ...)
+function M.call(client, name, a, b, c, ...)
   local st = states[client] or state_of(client)
   local co = running()
-  if not (co and cq_running()) then
-    error("qstash.loop.cqueues: call() runs inside a coroutine of a cqueues controller", 2)
-  end
+  -- (a coroutine has its waiter once it was found to run in a controller)
   local w = waiter_of[co]
   if not w then
+    if not (co and cq_running()) then
+      error("qstash.loop.cqueues: call() runs inside a coroutine of a cqueues controller", 2)
+    end
     w = new_waiter()
     waiter_of[co] = w
   end
   -- (a call that raised before its end left nothing behind: the only such
   -- end is the client's close, after which no callback of it runs)
   w.done = false
-  local cb, n = w.cb, select("#", ...)
-  -- the callback after the arguments (no table for the usual counts)
-  if n == 1 then
-    client:async(name, ..., cb)
-  elseif n == 2 then
-    local a, b = ...
-    client:async(name, a, b, cb)
-  elseif n == 3 then
-    local a, b, c = ...
-    client:async(name, a, b, c, cb)
+  local cb, async = w.cb, st.async
+  -- the callback after the arguments; up to three of them without a table
+  -- (those left out go as nil, which every API function reads as absent)
+  if (...) == nil then
+    async(client, name, a, b, c, cb)
   else
-    local args = { ... }
+    local n = 3 + select("#", ...)
+    local args = { a, b, c, ... }
     args[n + 1] = cb
-    client:async(name, unpack(args, 1, n + 1))
+    async(client, name, unpack(args, 1, n + 1))
   end
-  ensure_driver(st, client)
-  st.waiting[w] = true
+  if not (st.driving or st.closed) then start_driver(st, client) end
+  w.st = st
   while not w.done do
     if st.closed then
-      st.waiting[w] = nil
+      w.st = nil
       error("qstash: the client was closed before the call ended", 2)
     end
     poll(w.ended)
   end
-  st.waiting[w] = nil
+  w.st = nil
   local res, err = w.res, w.err
   w.res, w.err = nil, nil -- (the waiter keeps no result alive)
   if err ~= nil then error(err, 0) end
