@@ -60,6 +60,7 @@ typedef struct qs_job {
 typedef struct qs_set {
     qs_job *head;
     int pending;              /* jobs not yet delivered */
+    int calls;                /* of them, jobs of a call (is_call): none, no walk asks them */
     double pause_until;       /* monotonic time before which none starts (429) */
     int in_poll;              /* poll is delivering */
     unsigned eng_gen;         /* the engine generation the jobs belong to */
@@ -108,6 +109,7 @@ static void link_job(qs_set *s, qs_job *j)
     if (s->head) s->head->prev = j;
     s->head = j;
     s->pending++;
+    s->calls += j->is_call;
 }
 
 static void unlink_job(qs_set *s, qs_job *j)
@@ -117,6 +119,7 @@ static void unlink_job(qs_set *s, qs_job *j)
     if (j->next) j->next->prev = j->prev;
     j->next = j->prev = NULL;
     s->pending--;
+    s->calls -= j->is_call;
 }
 
 /* Stops a job's transfer, if it has one (a transfer of another process is
@@ -505,7 +508,8 @@ static void advance_calls(lua_State *L, qs_client *c, int cidx, double now)
         qs_set *s = (qs_set *)c->ext;
         qs_job *j;
         int rc;
-        if (c->closed || !s) break;
+        /* (plain jobs only, as in a batch of retries: no walk) */
+        if (c->closed || !s || s->calls == 0) break;
         if (!(j = walk_next(&w, s, needs_advance, now))) break;
         if (!h) {
             h = (holder *)qs_newudata(L, sizeof *h);
