@@ -35,10 +35,29 @@ describe("async retries reusing their call", function()
     return table.concat(t, " ")
   end
 
-  it("sends nothing of one retry's options with the next, through async and dlq_retry_async", function()
-    local c = new()
-    local got = {}
+  -- a client, a callback noting each message id (or error) in `got`, and
+  -- `drain(n)`: polls until n callbacks ran, then gives the requests the
+  -- server had as target -> their Upstash-* headers, and their count
+  local function fixture()
+    local c, got = new(), {}
     local function cb(res, err) got[#got + 1] = res and res.messageId or tostring(err) end
+    local function drain(n)
+      for _ = 1, 100 do
+        if #got >= n then break end
+        c:poll(0.2)
+      end
+      local by, count = {}, 0
+      for _, r in ipairs(srv:requests()) do
+        count = count + 1
+        by[r.target] = upstash(r)
+      end
+      return by, count
+    end
+    return c, got, cb, drain
+  end
+
+  it("sends nothing of one retry's options with the next, through async and dlq_retry_async", function()
+    local c, got, cb, drain = fixture()
     local full = { retries = 2, delay = "10s", label = "x", headers = { ["X-A"] = "1" },
                    callback = "https://cb.example.com/a" }
     c:async("dlq_retry", "r1", full, cb)
@@ -47,13 +66,8 @@ describe("async retries reusing their call", function()
     c:dlq_retry_async("r4", nil, cb)
     c:async("dlq_retry", "r5", { retries = 0 }, cb)
     c:dlq_retry_async("r6", nil, cb)
-    for _ = 1, 100 do
-      if #got == 6 then break end
-      c:poll(0.2)
-    end
+    local by = drain(6)
     assert.same({ "m", "m", "m", "m", "m", "m" }, got)
-    local by = {}
-    for _, r in ipairs(srv:requests()) do by[r.target] = upstash(r) end
     local opts_sent = "upstash-callback=https://cb.example.com/a upstash-delay=10s upstash-forward-x-a=1 "
       .. "upstash-label=x upstash-retries=2"
     assert.same({
@@ -68,9 +82,7 @@ describe("async retries reusing their call", function()
   end)
 
   it("a retry made from a metamethod while another builds has its own call; both go, each once", function()
-    local c = new()
-    local got = {}
-    local function cb(res, err) got[#got + 1] = res and res.messageId or tostring(err) end
+    local c, got, cb, drain = fixture()
     -- warm: the client has a call kept from this one
     c:async("dlq_retry", "warm", nil, cb)
     local inner = 0
@@ -86,17 +98,9 @@ describe("async retries reusing their call", function()
     })
     c:async("dlq_retry", "outer", opts, cb)
     c:dlq_retry_async("after", nil, cb)
-    for _ = 1, 100 do
-      if #got == 5 then break end
-      c:poll(0.2)
-    end
+    local by, n = drain(5)
     assert.equal(5, #got)
     assert.equal(1, inner)
-    local by, n = {}, 0
-    for _, r in ipairs(srv:requests()) do
-      n = n + 1
-      by[r.target] = upstash(r)
-    end
     assert.equal(5, n)
     assert.same({
       ["/v2/dlq/retry/warm"] = "",
@@ -109,24 +113,14 @@ describe("async retries reusing their call", function()
   end)
 
   it("an argument error sends nothing and the next retry goes as asked", function()
-    local c = new()
-    local got = {}
-    local function cb(res, err) got[#got + 1] = res and res.messageId or tostring(err) end
+    local c, got, cb, drain = fixture()
     c:async("dlq_retry", "first", { delay = "1s" }, cb)
     assert.has_error(function() c:async("dlq_retry", "bad", { retries = -1 }, cb) end)
     assert.has_error(function() c:dlq_retry_async("bad2", { delay = "soon" }, cb) end)
     assert.has_error(function() c:dlq_retry_async("", nil, cb) end)
     c:async("dlq_retry", "second", nil, cb)
-    for _ = 1, 100 do
-      if #got == 2 then break end
-      c:poll(0.2)
-    end
+    local by, n = drain(2)
     assert.same({ "m", "m" }, got)
-    local by, n = {}, 0
-    for _, r in ipairs(srv:requests()) do
-      n = n + 1
-      by[r.target] = upstash(r)
-    end
     assert.equal(2, n)
     assert.same({ ["/v2/dlq/retry/first"] = "upstash-delay=1s", ["/v2/dlq/retry/second"] = "" }, by)
     c:close()
