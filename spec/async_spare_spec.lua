@@ -112,6 +112,34 @@ describe("async retries reusing their call", function()
     c:close()
   end)
 
+  it("a metamethod that collects garbage or closes the client while the kept call builds: no crash, nothing more sent", function()
+    local c, _, cb, drain = fixture()
+    c:async("dlq_retry", "warm", nil, cb) -- the client keeps a call from this one
+    -- a full collection while the kept call is out of the client's table
+    local gc_opts = setmetatable({}, { __index = function() collectgarbage("collect") end })
+    c:async("dlq_retry", "gc", gc_opts, cb)
+    c:dlq_retry_async("gc2", gc_opts, cb)
+    local by, n = drain(3)
+    assert.equal(3, n)
+    assert.same({ ["/v2/dlq/retry/warm"] = "", ["/v2/dlq/retry/gc"] = "", ["/v2/dlq/retry/gc2"] = "" }, by)
+    -- the client closed from inside the build: the call raises, nothing goes
+    local close_opts = setmetatable({}, { __index = function() c:close() end })
+    local ok, err = pcall(c.async, c, "dlq_retry", "closing", close_opts, cb)
+    assert.is_false(ok)
+    assert.matches("closed", tostring(err))
+    assert.equal(3, #srv:requests())
+    for _ = 1, 3 do collectgarbage("collect") end
+    local c2 = new()
+    local res
+    c2:async("dlq_retry", "fresh", nil, function(r) res = r end)
+    for _ = 1, 50 do
+      if res then break end
+      c2:poll(0.2)
+    end
+    assert.equal("m", res.messageId)
+    c2:close()
+  end)
+
   it("an argument error sends nothing and the next retry goes as asked", function()
     local c, got, cb, drain = fixture()
     c:async("dlq_retry", "first", { delay = "1s" }, cb)
