@@ -200,4 +200,29 @@ describe("fork", function()
       end
     ]==])
   end)
+  it("the child's loop hook hears of its first new request, whatever the parent's last report", function()
+    run([==[
+      local c = new_client()
+      local told = 0
+      c:on_io(function(_, what) if what == "changed" then told = told + 1 end end)
+      -- the parent's new request is reported and not yet driven: the next one before a drive is not
+      c:async("dlq_retry", "parent", nil, function() end)
+      check(told == 1, "the parent's first report")
+      local pid = unistd.fork()
+      if pid == 0 then
+        as_child(function()
+          c:async("dlq_retry", "child", nil, function() end)
+          check(told == 2, "the child's first new request was not reported (told " .. told .. ")")
+        end)
+      else
+        local child = reap(pid)
+        check(child == "exit 0", "the child ended with " .. child)
+        c:async("dlq_retry", "parent2", nil, function() end)
+        check(told == 1, "the parent's second request before a drive was reported")
+        c:wait()
+        c:close()
+        print("OK")
+      end
+    ]==])
+  end)
 end)

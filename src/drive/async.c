@@ -198,6 +198,7 @@ static void after_fork(lua_State *L, qs_client *c, qs_set *s)
         j->state = J_FINISHED;
     }
     s->eng_gen = c->eng->gen;
+    s->told_new = 0; /* what the parent's hook heard is not the child's */
 }
 
 static void decide_job(qs_set *s, qs_job *j, double now)
